@@ -1,0 +1,49 @@
+"""Stage fuse: data/fused/{train,val,test}/<class>/ and its manifest, linked, not copied."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from stages import atomic, manifest, params as params_mod
+from stages.errors import RebalanceError, run_main
+
+RAW_DIR = Path("data/raw")
+COUNTED = Path("data/counted")
+SYNTH = Path("data/synthesized")
+FLIPPED = Path("data/flipped")
+OUT_DIR = Path("data/fused")
+COUNTS = Path("metrics/fused.json")
+
+
+def main() -> None:
+    params = params_mod.load()
+    real = manifest.read(COUNTED / manifest.FILENAME)
+    files = {f"{r.split}/{r.path}": RAW_DIR / r.path for r in real.itertuples()}
+    real = real.assign(path=[f"{r.split}/{r.path}" for r in real.itertuples()])
+    parts = [real]
+    for folder in (SYNTH, FLIPPED):
+        df = manifest.read(folder / manifest.FILENAME)
+        files.update({p: folder / p for p in df.path})
+        parts.append(df)
+    fused = pd.concat(parts, ignore_index=True)
+    duplicated = fused.path[fused.path.duplicated()]
+    if not duplicated.empty:
+        raise RebalanceError(f"fuse: two files would land at data/fused/{duplicated.iloc[0]}; rename the raw file")
+    problems = manifest.check_invariants(fused, params["fuse"].get("synthetic_in_eval", False))
+    if problems:
+        raise RebalanceError(f"fuse: {len(problems)} leakage problems, first: {problems[0]}")
+    with atomic.output_dir(OUT_DIR) as out:
+        for path, src in files.items():
+            atomic.link_or_copy(src, out / path)
+        manifest.write(fused, out / manifest.FILENAME)
+    table = fused.groupby(["split", "label", "origin"]).size()
+    counts = {s: {c: {o: int(n) for o, n in table[s][c].items()} for c in table[s].index.get_level_values(0).unique()}
+              for s in table.index.get_level_values(0).unique()}
+    atomic.write_json(COUNTS, counts)
+    print(f"fuse: {len(fused)} files; " + ", ".join(f"{s} {int((fused.split == s).sum())}" for s in ("train", "val", "test")))
+
+
+if __name__ == "__main__":
+    run_main(main)

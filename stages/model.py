@@ -1,0 +1,136 @@
+"""The classifier: a small plain-torch CNN, its data loading, training loop and prediction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from stages.images import load_array
+
+
+class SmallCNN(nn.Module):
+    """Four conv blocks and global average pooling (lesion density survives the pooling)."""
+
+    def __init__(self, n_classes: int, width: int = 16):
+        super().__init__()
+
+        def block(c_in: int, c_out: int, pool: bool) -> list[nn.Module]:
+            layers = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+            return layers + ([nn.MaxPool2d(2)] if pool else [])
+
+        w = width
+        self.features = nn.Sequential(
+            *block(3, w, False), *block(w, w, True), *block(w, 2 * w, True),
+            *block(2 * w, 4 * w, True), *block(4 * w, 4 * w, False),
+        )
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(4 * w, n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def load_images(folder: Path, paths: list[str], size: int) -> torch.Tensor:
+    """Decode images into one uint8 N x 3 x size x size tensor."""
+    arrays = np.stack([load_array(folder / p, size) for p in paths]) if paths else np.zeros((0, size, size, 3), np.uint8)
+    return torch.from_numpy(arrays).permute(0, 3, 1, 2).contiguous()
+
+
+def to_input(batch_uint8: torch.Tensor) -> torch.Tensor:
+    return batch_uint8.float().div_(127.5).sub_(1.0)
+
+
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Online augmentation for the `real_aug` variant: flips, brightness/contrast, small shifts."""
+    n = x.shape[0]
+    flip = torch.rand(n, generator=gen) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    vflip = torch.rand(n, generator=gen) < 0.5
+    x = torch.where(vflip[:, None, None, None], x.flip(-2), x)
+    gain = 1 + 0.15 * (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1)
+    bias = 0.1 * (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1)
+    x = x * gain + bias
+    dy, dx = (int(v) for v in torch.randint(-4, 5, (2,), generator=gen))
+    return torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
+
+
+def class_weights(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights normalised to mean 1 (the W1 loss of seed 003)."""
+    counts = torch.bincount(labels, minlength=n_classes).float().clamp(min=1)
+    w = counts.sum() / (n_classes * counts)
+    return w / w.mean()
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+    model.eval()
+    out = [torch.softmax(model(to_input(images[i : i + batch_size])), 1) for i in range(0, len(images), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, 0))
+
+
+def fit(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    seed: int,
+    weighted: bool = False,
+    augmented: bool = False,
+    on_epoch: Callable[[int, float, nn.Module], None] | None = None,
+) -> nn.Module:
+    """Train with AdamW and a one-cycle schedule; call `on_epoch(epoch, loss, model)` after each epoch."""
+    gen = torch.Generator().manual_seed(seed)
+    n_classes = model.head[-1].out_features
+    loss_fn = nn.CrossEntropyLoss(weight=class_weights(y, n_classes) if weighted else None)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = epochs * max(1, -(-len(x) // batch_size))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(len(x), generator=gen)
+        total = 0.0
+        for i in range(0, len(x), batch_size):
+            idx = order[i : i + batch_size]
+            if len(idx) < 2:
+                continue
+            xb = to_input(x[idx])
+            if augmented:
+                xb = augment(xb, gen)
+            loss = loss_fn(model(xb), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        if on_epoch:
+            on_epoch(epoch, total / len(x), model)
+    return model
+
+
+def save(model: SmallCNN, path: Path, classes: list[str], image_size: int, width: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"state_dict": model.state_dict(), "classes": classes, "image_size": image_size, "width": width}, tmp)
+    tmp.replace(path)
+
+
+def load(path: Path) -> tuple[SmallCNN, dict]:
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    model = SmallCNN(len(ckpt["classes"]), ckpt["width"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval(), ckpt
+
+
+def split_rows(manifest_df: pd.DataFrame, split: str, origins: list[str] | None = None) -> pd.DataFrame:
+    rows = manifest_df[manifest_df.split == split]
+    if origins is not None:
+        rows = rows[rows.origin.isin(origins)]
+    return rows.sort_values("path").reset_index(drop=True)
