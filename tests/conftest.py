@@ -1,0 +1,89 @@
+"""Shared fixtures: a throw-away copy of the repository with tiny params, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+# A configuration small enough for a test to run the whole pipeline in about a minute.
+TINY = {
+    "raw": {"demo": {"scale": 0.05}},
+    "count": {"target": {"strategy": "fixed", "n": 24}},
+    "train": {"epochs": 1, "image_size": 32, "width": 8, "seeds": [0]},
+    "evaluate": {"bootstrap": 50},
+}
+
+
+def deep_update(base: dict, updates: dict) -> dict:
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def set_params(repo: Path, updates: dict) -> dict:
+    """Merge `updates` into repo/params.yaml (nested keys merge; lists and scalars replace)."""
+    path = repo / "params.yaml"
+    params = deep_update(yaml.safe_load(path.read_text()), updates)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return params
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a command; on unexpected failure show its output in the assertion message."""
+    full_env = {**os.environ, "DVC_NO_ANALYTICS": "1", **(env or {})}
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=full_env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def copy_repo(dst: Path) -> Path:
+    """Copy the project's tracked and untracked-but-not-ignored files into a fresh git repo."""
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    for name in filter(None, files):
+        src = REPO / name
+        if src.is_file() and not name.startswith(("data/", "models/", "dvclive/", "metrics/")) and name != "dvc.lock":
+            (dst / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / name)
+    run(["git", "init", "-q", "-b", "main"], dst)
+    run(["git", "config", "user.email", "test@example.com"], dst)
+    run(["git", "config", "user.name", "test"], dst)
+    return dst
+
+
+def commit_all(repo: Path, message: str = "test") -> None:
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", message], repo)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A fresh copy of this repository (no data, no metrics) with the tiny params, committed."""
+    dst = copy_repo(tmp_path / "repo")
+    set_params(dst, TINY)
+    commit_all(dst, "tiny copy")
+    return dst
+
+
+@pytest.fixture(scope="session")
+def built_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny `dvc repro` shared by the read-only end-to-end checks (do not modify it)."""
+    dst = copy_repo(tmp_path_factory.mktemp("built") / "repo")
+    set_params(dst, TINY)
+    commit_all(dst, "tiny copy")
+    run([sys.executable, "-m", "dvc", "repro"], dst)
+    return dst
