@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages import atomic, manifest, params as params_mod, plan
+from stages import atomic, manifest, plan
+from stages import params as params_mod
 from stages.errors import run_main
 from stages.images import sha256_file
 
@@ -18,8 +19,15 @@ def main() -> None:
     images = plan.real_images(params, RAW_DIR)
     the_plan = plan.build(params, images)
     rows = [
-        manifest.row(path=name, split=the_plan["assignment"][name], label=label, origin="real",
-                     source=name, root=name, sha256=sha256_file(RAW_DIR / name))
+        manifest.row(
+            path=name,
+            split=the_plan["assignment"][name],
+            label=label,
+            origin="real",
+            source=name,
+            root=name,
+            sha256=sha256_file(RAW_DIR / name),
+        )
         for name, label in images
     ]
     with atomic.output_dir(OUT_DIR) as out:

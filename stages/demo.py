@@ -25,8 +25,18 @@ SKIN_TONES = np.array(
     [[250, 222, 200], [238, 196, 165], [222, 170, 130], [196, 138, 100], [150, 100, 70], [98, 64, 44]],
     dtype=np.float32,
 )
-LABEL_COLUMNS = ["path", "label", "lesions", "papules", "pustules", "nodules", "freckles", "moles",
-                 "skin_tone", "non_skin"]
+LABEL_COLUMNS = [
+    "path",
+    "label",
+    "lesions",
+    "papules",
+    "pustules",
+    "nodules",
+    "freckles",
+    "moles",
+    "skin_tone",
+    "non_skin",
+]
 
 
 def class_sizes(classes: list[str], scale: float) -> dict[str, int]:

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages import atomic, manifest, model as model_mod, params as params_mod, scoring, summary
+from stages import atomic, manifest, scoring, summary
+from stages import model as model_mod
+from stages import params as params_mod
 from stages.errors import run_main
 
 FUSED = Path("data/fused")
@@ -42,19 +44,32 @@ def main() -> None:
             "per_seed": per_seed,
         }
         if variant == cfg["headline"]:
-            headline = per_seed[0] | {"variant": variant, "seed": cfg["seeds"][0], "n_test": len(y),
-                                      "ci95": table[variant]["ci"], "seeds": table[variant]["mean_std"]}
+            headline = per_seed[0] | {
+                "variant": variant,
+                "seed": cfg["seeds"][0],
+                "n_test": len(y),
+                "ci95": table[variant]["ci"],
+                "seeds": table[variant]["mean_std"],
+            }
             roc, pr = scoring.curve_rows(y, first, classes)
-            atomic.write_text(PLOTS / "confusion.csv",
-                              pd.DataFrame(scoring.confusion_rows(y, pred, classes)).to_csv(index=False))
+            atomic.write_text(
+                PLOTS / "confusion.csv",
+                pd.DataFrame(scoring.confusion_rows(y, pred, classes)).to_csv(index=False),
+            )
             atomic.write_text(PLOTS / "roc.csv", pd.DataFrame(roc).to_csv(index=False, float_format="%.4f"))
             atomic.write_text(PLOTS / "pr.csv", pd.DataFrame(pr).to_csv(index=False, float_format="%.4f"))
 
     atomic.write_json(METRICS / "eval.json", headline)
-    atomic.write_json(METRICS / "summary.json", {
-        "headline": cfg["headline"], "minority": minority, "n_test": len(y), "seeds": cfg["seeds"],
-        "variants": {v: {"mean_std": t["mean_std"], "ci95": t["ci"]} for v, t in table.items()},
-    })
+    atomic.write_json(
+        METRICS / "summary.json",
+        {
+            "headline": cfg["headline"],
+            "minority": minority,
+            "n_test": len(y),
+            "seeds": cfg["seeds"],
+            "variants": {v: {"mean_std": t["mean_std"], "ci95": t["ci"]} for v, t in table.items()},
+        },
+    )
     md = summary.markdown(table, minority, cfg["headline"], len(cfg["seeds"]), len(y))
     atomic.write_text(METRICS / "summary.md", md)
     print(md)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stages import atomic, manifest, params as params_mod
+from stages import atomic, manifest
+from stages import params as params_mod
 from stages.errors import run_main
 from stages.images import load_array, save_png
 
@@ -37,8 +38,17 @@ def main() -> None:
                     continue
                 path = flipped_path(fused_path)
                 sha = save_png(np.ascontiguousarray(load_array(file)[:, ::-1]), out / path)
-                rows.append(manifest.row(path=path, split=r.split, label=r.label, origin="flip",
-                                         source=source_name, root=r.root, sha256=sha))
+                rows.append(
+                    manifest.row(
+                        path=path,
+                        split=r.split,
+                        label=r.label,
+                        origin="flip",
+                        source=source_name,
+                        root=r.root,
+                        sha256=sha,
+                    )
+                )
         manifest.write(rows, out / manifest.FILENAME)
     print(f"flip: {len(rows)} flipped images")
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages import atomic, manifest, params as params_mod
+from stages import atomic, manifest
+from stages import params as params_mod
 from stages.errors import RebalanceError, run_main
 
 RAW_DIR = Path("data/raw")
@@ -30,7 +31,9 @@ def main() -> None:
     fused = pd.concat(parts, ignore_index=True)
     duplicated = fused.path[fused.path.duplicated()]
     if not duplicated.empty:
-        raise RebalanceError(f"fuse: two files would land at data/fused/{duplicated.iloc[0]}; rename the raw file")
+        raise RebalanceError(
+            f"fuse: two files would land at data/fused/{duplicated.iloc[0]}; rename the raw file"
+        )
     problems = manifest.check_invariants(fused, params["fuse"].get("synthetic_in_eval", False))
     if problems:
         raise RebalanceError(f"fuse: {len(problems)} leakage problems, first: {problems[0]}")
@@ -39,10 +42,18 @@ def main() -> None:
             atomic.link_or_copy(src, out / path)
         manifest.write(fused, out / manifest.FILENAME)
     table = fused.groupby(["split", "label", "origin"]).size()
-    counts = {s: {c: {o: int(n) for o, n in table[s][c].items()} for c in table[s].index.get_level_values(0).unique()}
-              for s in table.index.get_level_values(0).unique()}
+    counts = {
+        s: {
+            c: {o: int(n) for o, n in table[s][c].items()}
+            for c in table[s].index.get_level_values(0).unique()
+        }
+        for s in table.index.get_level_values(0).unique()
+    }
     atomic.write_json(COUNTS, counts)
-    print(f"fuse: {len(fused)} files; " + ", ".join(f"{s} {int((fused.split == s).sum())}" for s in ("train", "val", "test")))
+    print(
+        f"fuse: {len(fused)} files; "
+        + ", ".join(f"{s} {int((fused.split == s).sum())}" for s in ("train", "val", "test"))
+    )
 
 
 if __name__ == "__main__":

@@ -47,9 +47,7 @@ def open_rgb(path: str | Path) -> Image.Image:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Warning) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise BadImageError(
-            f"{path}: cannot read image ({reason}); replace or remove the file"
-        ) from None
+        raise BadImageError(f"{path}: cannot read image ({reason}); replace or remove the file") from None
 
 
 def load_array(path: str | Path, size: int | None = None) -> np.ndarray:

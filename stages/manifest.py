@@ -74,7 +74,9 @@ def check_invariants(df: pd.DataFrame, synthetic_in_eval: bool = False) -> list[
     derived = df[df.origin != "real"]
     if not synthetic_in_eval:
         bad = df[(df.split != "train") & (df.origin != "real")]
-        problems += [f"{r.path}: {r.origin} file in {r.split} (val/test must be real-only)" for r in bad.itertuples()]
+        problems += [
+            f"{r.path}: {r.origin} file in {r.split} (val/test must be real-only)" for r in bad.itertuples()
+        ]
         bad = derived[derived.split != "train"]
         problems += [f"{r.path}: derived file outside train" for r in bad.itertuples()]
     train_roots = set(real[real.split == "train"].root)
@@ -82,7 +84,9 @@ def check_invariants(df: pd.DataFrame, synthetic_in_eval: bool = False) -> list[
     if not synthetic_in_eval:
         problems += [f"{r.path}: root {r.root} is not a train real image" for r in bad.itertuples()]
     splits_per_raw = real.groupby("root").split.nunique()
-    problems += [f"{name}: raw image in more than one split" for name in splits_per_raw[splits_per_raw > 1].index]
+    problems += [
+        f"{name}: raw image in more than one split" for name in splits_per_raw[splits_per_raw > 1].index
+    ]
     split_of_path = dict(zip(df.path, df.split))
     split_of_root = dict(zip(real.root, real.split))
     for r in df[df.origin == "flip"].itertuples():

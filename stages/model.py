@@ -25,10 +25,15 @@ class SmallCNN(nn.Module):
 
         w = width
         self.features = nn.Sequential(
-            *block(3, w, False), *block(w, w, True), *block(w, 2 * w, True),
-            *block(2 * w, 4 * w, True), *block(4 * w, 4 * w, False),
+            *block(3, w, False),
+            *block(w, w, True),
+            *block(w, 2 * w, True),
+            *block(2 * w, 4 * w, True),
+            *block(4 * w, 4 * w, False),
         )
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(4 * w, n_classes))
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(4 * w, n_classes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
@@ -36,7 +41,11 @@ class SmallCNN(nn.Module):
 
 def load_images(folder: Path, paths: list[str], size: int) -> torch.Tensor:
     """Decode images into one uint8 N x 3 x size x size tensor."""
-    arrays = np.stack([load_array(folder / p, size) for p in paths]) if paths else np.zeros((0, size, size, 3), np.uint8)
+    arrays = (
+        np.stack([load_array(folder / p, size) for p in paths])
+        if paths
+        else np.zeros((0, size, size, 3), np.uint8)
+    )
     return torch.from_numpy(arrays).permute(0, 3, 1, 2).contiguous()
 
 
@@ -68,7 +77,10 @@ def class_weights(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
 @torch.no_grad()
 def predict_proba(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
     model.eval()
-    out = [torch.softmax(model(to_input(images[i : i + batch_size])), 1) for i in range(0, len(images), batch_size)]
+    out = [
+        torch.softmax(model(to_input(images[i : i + batch_size])), 1)
+        for i in range(0, len(images), batch_size)
+    ]
     return torch.cat(out).numpy() if out else np.zeros((0, 0))
 
 
@@ -118,7 +130,9 @@ def fit(
 def save(model: SmallCNN, path: Path, classes: list[str], image_size: int, width: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save({"state_dict": model.state_dict(), "classes": classes, "image_size": image_size, "width": width}, tmp)
+    torch.save(
+        {"state_dict": model.state_dict(), "classes": classes, "image_size": image_size, "width": width}, tmp
+    )
     tmp.replace(path)
 
 

@@ -46,55 +46,106 @@ def validate(p: dict[str, Any], where: str = "params.yaml") -> None:
     classes = ds.get("classes")
     _need(
         isinstance(classes, list) and len(classes) >= 2 and len(set(classes)) == len(classes),
-        where, "dataset.classes", "must list at least two distinct class names",
+        where,
+        "dataset.classes",
+        "must list at least two distinct class names",
     )
     for c in classes:
         _need(isinstance(c, str) and c and "/" not in c, where, "dataset.classes", f"has bad name {c!r}")
     bins = ds.get("lesion_bins")
     if bins is not None:
-        _need(isinstance(bins, dict) and set(bins) == set(classes), where, "dataset.lesion_bins",
-              "must give [low, high] for every class in dataset.classes (or be null)")
+        _need(
+            isinstance(bins, dict) and set(bins) == set(classes),
+            where,
+            "dataset.lesion_bins",
+            "must give [low, high] for every class in dataset.classes (or be null)",
+        )
         for c, b in bins.items():
-            _need(isinstance(b, list) and len(b) == 2 and isinstance(b[0], int)
-                  and (b[1] is None or (isinstance(b[1], int) and b[1] >= b[0])),
-                  where, f"dataset.lesion_bins.{c}", "must be [low, high] integers (high may be null)")
+            _need(
+                isinstance(b, list)
+                and len(b) == 2
+                and isinstance(b[0], int)
+                and (b[1] is None or (isinstance(b[1], int) and b[1] >= b[0])),
+                where,
+                f"dataset.lesion_bins.{c}",
+                "must be [low, high] integers (high may be null)",
+            )
 
     raw = p["raw"]
-    _need(isinstance(raw.get("source"), str) and raw["source"] != "", where, "raw.source",
-          "must be `demo` or a folder path")
-    _need(raw.get("on_bad_file", "skip") in ("skip", "error"), where, "raw.on_bad_file", "must be skip or error")
+    _need(
+        isinstance(raw.get("source"), str) and raw["source"] != "",
+        where,
+        "raw.source",
+        "must be `demo` or a folder path",
+    )
+    _need(
+        raw.get("on_bad_file", "skip") in ("skip", "error"), where, "raw.on_bad_file", "must be skip or error"
+    )
     if raw["source"] == "demo":
         demo = raw.get("demo") or {}
-        _need(isinstance(demo.get("scale", 1.0), (int, float)) and 0 < demo.get("scale", 1.0) <= 10,
-              where, "raw.demo.scale", "must be a number in (0, 10]")
+        _need(
+            isinstance(demo.get("scale", 1.0), (int, float)) and 0 < demo.get("scale", 1.0) <= 10,
+            where,
+            "raw.demo.scale",
+            "must be a number in (0, 10]",
+        )
         _need(bins is not None, where, "dataset.lesion_bins", "is required by the demo dataset")
 
     count = p["count"]
     split = count.get("split") or {}
     _need(set(split) == set(SPLITS), where, "count.split", "must give train, val and test fractions")
-    _need(all(isinstance(v, (int, float)) and v > 0 for v in split.values())
-          and math.isclose(sum(split.values()), 1.0, abs_tol=1e-6),
-          where, "count.split", "fractions must be positive and sum to 1")
+    _need(
+        all(isinstance(v, (int, float)) and v > 0 for v in split.values())
+        and math.isclose(sum(split.values()), 1.0, abs_tol=1e-6),
+        where,
+        "count.split",
+        "fractions must be positive and sum to 1",
+    )
     target = count.get("target") or {}
-    _need(target.get("strategy") in TARGET_STRATEGIES, where, "count.target.strategy",
-          f"must be one of {', '.join(TARGET_STRATEGIES)}")
+    _need(
+        target.get("strategy") in TARGET_STRATEGIES,
+        where,
+        "count.target.strategy",
+        f"must be one of {', '.join(TARGET_STRATEGIES)}",
+    )
     if target["strategy"] == "fixed":
-        _need(isinstance(target.get("n"), int) and target["n"] > 0, where, "count.target.n",
-              "must be a positive integer for strategy fixed")
+        _need(
+            isinstance(target.get("n"), int) and target["n"] > 0,
+            where,
+            "count.target.n",
+            "must be a positive integer for strategy fixed",
+        )
 
     methods = p["synthesize"].get("methods")
-    _need(isinstance(methods, dict) and methods, where, "synthesize.methods",
-          "must map method names to shares, e.g. {lesion_edit: 1.0}")
-    _need(all(isinstance(v, (int, float)) and v >= 0 for v in methods.values())
-          and math.isclose(sum(methods.values()), 1.0, abs_tol=1e-6),
-          where, "synthesize.methods", f"shares must be >= 0 and sum to 1 (got {sum(methods.values())})")
+    _need(
+        isinstance(methods, dict) and methods,
+        where,
+        "synthesize.methods",
+        "must map method names to shares, e.g. {lesion_edit: 1.0}",
+    )
+    _need(
+        all(isinstance(v, (int, float)) and v >= 0 for v in methods.values())
+        and math.isclose(sum(methods.values()), 1.0, abs_tol=1e-6),
+        where,
+        "synthesize.methods",
+        f"shares must be >= 0 and sum to 1 (got {sum(methods.values())})",
+    )
 
     flip = p["flip"]
     _need(isinstance(flip.get("enabled"), bool), where, "flip.enabled", "must be true or false")
-    _need(set(flip.get("splits", [])) <= set(SPLITS), where, "flip.splits", "must name splits among train, val, test")
+    _need(
+        set(flip.get("splits", [])) <= set(SPLITS),
+        where,
+        "flip.splits",
+        "must name splits among train, val, test",
+    )
     if not p["fuse"].get("synthetic_in_eval", False):
-        _need(set(flip.get("splits", [])) <= {"train"}, where, "flip.splits",
-              "may flip val/test only with fuse.synthetic_in_eval: true (they must stay real-only)")
+        _need(
+            set(flip.get("splits", [])) <= {"train"},
+            where,
+            "flip.splits",
+            "may flip val/test only with fuse.synthetic_in_eval: true (they must stay real-only)",
+        )
 
 
 def lesion_bins(params: dict[str, Any]) -> dict[str, tuple[int, float]] | None:

@@ -33,7 +33,9 @@ def split(images: list[tuple[str, str]], fractions: dict[str, float], seed: int)
     names = [n for n, _ in images]
     labels = [c for _, c in images]
     test_size = fractions["test"]
-    rest, test, rest_y, _ = train_test_split(names, labels, test_size=test_size, stratify=labels, random_state=seed)
+    rest, test, rest_y, _ = train_test_split(
+        names, labels, test_size=test_size, stratify=labels, random_state=seed
+    )
     val_share = fractions["val"] / (fractions["train"] + fractions["val"])
     train, val = train_test_split(rest, test_size=val_share, stratify=rest_y, random_state=seed)
     out = {n: "train" for n in train}

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages import atomic, demo, ingest, params as params_mod
+from stages import atomic, demo, ingest
+from stages import params as params_mod
 from stages.errors import run_main
 
 RAW_DIR = Path("data/raw")
@@ -20,8 +21,14 @@ def main() -> None:
     with atomic.output_dir(RAW_DIR) as out:
         if raw["source"] == "demo":
             cfg = raw.get("demo") or {}
-            rows = demo.write(out, classes, params_mod.lesion_bins(params), cfg.get("scale", 1.0),
-                              cfg.get("size", 128), cfg.get("seed", 0))
+            rows = demo.write(
+                out,
+                classes,
+                params_mod.lesion_bins(params),
+                cfg.get("scale", 1.0),
+                cfg.get("size", 128),
+                cfg.get("seed", 0),
+            )
             pd.DataFrame(rows, columns=demo.LABEL_COLUMNS).to_csv(out / "labels.csv", index=False)
             images, skipped = [(r["path"], r["label"]) for r in rows], []
         else:

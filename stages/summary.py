@@ -9,8 +9,12 @@ COLUMNS = ("balanced_accuracy", "macro_f1", "accuracy", "macro_auroc", "macro_au
 
 def aggregate(per_seed: list[dict], minority: list[str]) -> dict:
     """Mean and std over seeds of the table's columns and the minority classes' recall."""
+
     def stats(values: list[float]) -> dict[str, float]:
-        return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0}
+        return {
+            "mean": float(np.mean(values)),
+            "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+        }
 
     out = {k: stats([m[k] for m in per_seed]) for k in COLUMNS if per_seed[0].get(k) is not None}
     for c in minority:
@@ -20,7 +24,9 @@ def aggregate(per_seed: list[dict], minority: list[str]) -> dict:
 
 def markdown(rows: dict[str, dict], minority: list[str], headline: str, n_seeds: int, n_test: int) -> str:
     """One line per variant; minority-class recall first; mean ± std over seeds, 95% CI of seed 0."""
-    cols = [f"recall_{c}" for c in minority] + [c for c in COLUMNS if c in next(iter(rows.values()))["mean_std"]]
+    cols = [f"recall_{c}" for c in minority] + [
+        c for c in COLUMNS if c in next(iter(rows.values()))["mean_std"]
+    ]
     lines = [
         f"Test set: {n_test} real images, identical for every variant. Values: mean ± std over "
         f"{n_seeds} seed(s); [95% bootstrap interval of the first seed's model] for balanced accuracy "

@@ -11,10 +11,12 @@ import sys
 from pathlib import Path
 
 import torch
-from dvclive import Live
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
-from stages import manifest, model as model_mod, params as params_mod
+from dvclive import Live
+from stages import manifest
+from stages import model as model_mod
+from stages import params as params_mod
 from stages.errors import RebalanceError, run_main
 
 FUSED = Path("data/fused")
@@ -23,7 +25,9 @@ DATA_ORIGINS = {"real": ["real"], "balanced": None, "balanced_noflip": "not flip
 
 def training_rows(fused, data: str):
     if data not in DATA_ORIGINS:
-        raise RebalanceError(f"params.yaml: train variant data {data!r} unknown; use one of {', '.join(DATA_ORIGINS)}")
+        raise RebalanceError(
+            f"params.yaml: train variant data {data!r} unknown; use one of {', '.join(DATA_ORIGINS)}"
+        )
     rows = model_mod.split_rows(fused, "train")
     if data == "real":
         return rows[rows.origin == "real"].reset_index(drop=True)
@@ -67,9 +71,19 @@ def main() -> None:
                     best["score"] = bacc
                     best["state"] = {k: v.clone() for k, v in net.state_dict().items()}
 
-            model_mod.fit(net, x, y, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
-                          weight_decay=cfg["weight_decay"], seed=seed, weighted=spec.get("weighted", False),
-                          augmented=spec.get("augment", False), on_epoch=on_epoch)
+            model_mod.fit(
+                net,
+                x,
+                y,
+                epochs=cfg["epochs"],
+                batch_size=cfg["batch_size"],
+                lr=cfg["lr"],
+                weight_decay=cfg["weight_decay"],
+                seed=seed,
+                weighted=spec.get("weighted", False),
+                augmented=spec.get("augment", False),
+                on_epoch=on_epoch,
+            )
         net.load_state_dict(best["state"])
         model_mod.save(net, Path(f"models/{variant}/seed{seed}.pt"), classes, size, cfg["width"])
         print(f"train@{variant} seed {seed}: {len(x)} images, best val balanced accuracy {best['score']:.3f}")

@@ -17,7 +17,7 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 # A configuration small enough for a test to run the whole pipeline in about a minute.
 TINY = {
     "raw": {"demo": {"scale": 0.05}},
-    "count": {"target": {"strategy": "fixed", "n": 24}},
+    "count": {"target": {"strategy": "fixed", "n": 16}},
     "train": {"epochs": 1, "image_size": 32, "width": 8, "seeds": [0]},
     "evaluate": {"bootstrap": 50},
 }
@@ -40,7 +40,9 @@ def set_params(repo: Path, updates: dict) -> dict:
     return params
 
 
-def run(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+def run(
+    cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run a command; on unexpected failure show its output in the assertion message."""
     full_env = {**os.environ, "DVC_NO_ANALYTICS": "1", **(env or {})}
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=full_env)
@@ -52,11 +54,19 @@ def run(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None) 
 def copy_repo(dst: Path) -> Path:
     """Copy the project's tracked and untracked-but-not-ignored files into a fresh git repo."""
     files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, text=True, check=True
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split("\0")
     for name in filter(None, files):
         src = REPO / name
-        if src.is_file() and not name.startswith(("data/", "models/", "dvclive/", "metrics/")) and name != "dvc.lock":
+        if (
+            src.is_file()
+            and not name.startswith(("data/", "models/", "dvclive/", "metrics/"))
+            and name != "dvc.lock"
+        ):
             (dst / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst / name)
     run(["git", "init", "-q", "-b", "main"], dst)
