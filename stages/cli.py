@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from stages import params as params_mod, plan
+from stages import params as params_mod
+from stages import plan, registry
 from stages.errors import RebalanceError
 
 
@@ -46,26 +47,32 @@ def plan_cmd(params_path: str, fmt: str) -> None:
     click.echo(plan.split_table(counts))
 
 
-def _not_yet(name: str) -> None:
-    raise RebalanceError(f"`rebalance {name}` is not implemented yet")
-
-
 @main.command()
 @click.argument("version")
-def release(version: str) -> None:
-    """Gate, document, tag and push a release (not implemented yet)."""
-    _not_yet("release")
+@click.option("--message", "-m", default=None, help="Tag message and data card summary.")
+@click.option("--dry-run", is_flag=True, help="Check and print the data card; push, commit, tag nothing.")
+@click.option("--remote", "-r", default=None, help="DVC remote (default: release.remote, else the default).")
+def release(version: str, message: str | None, dry_run: bool, remote: str | None) -> None:
+    """Gate, document, push and tag release VERSION (semver) as <dataset.name>@vVERSION."""
+    registry.release(version, message=message, dry_run=dry_run, remote=remote, echo=click.echo)
 
 
 @main.command()
-def releases() -> None:
-    """List published releases with headline metrics (not implemented yet)."""
-    _not_yet("releases")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+def releases(fmt: str) -> None:
+    """List release tags with date and headline metrics (read from git at each tag)."""
+    found = registry.list_releases()
+    click.echo(json.dumps(found, indent=2) if fmt == "json" else registry.releases_table(found))
 
 
 @main.command()
 @click.argument("rev_a")
 @click.argument("rev_b")
-def compare(rev_a: str, rev_b: str) -> None:
-    """Counts, params and metrics of two revisions side by side (not implemented yet)."""
-    _not_yet("compare")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+def compare(rev_a: str, rev_b: str, fmt: str) -> None:
+    """Counts, params and metrics of two revisions (tags, commits) side by side, B - A deltas."""
+    result = registry.compare(rev_a, rev_b)
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(registry.compare_markdown(result), nl=False)

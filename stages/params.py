@@ -146,6 +146,55 @@ def validate(p: dict[str, Any], where: str = "params.yaml") -> None:
             "flip.splits",
             "may flip val/test only with fuse.synthetic_in_eval: true (they must stay real-only)",
         )
+    if "release" in p:
+        _validate_release(p["release"], where)
+
+
+# `release` (optional): the DVC remote and quality gate of `rebalance release`.
+RELEASE_DEFAULTS: dict[str, Any] = {
+    "remote": None,  # None: the default remote of .dvc/config
+    "gate": {
+        "min_metrics": {"balanced_accuracy": 0.6},  # metrics/eval.json key -> minimum
+        "max_imbalance": 2.0,  # largest / smallest class among data/fused train files
+        "invariants": True,  # CONTRACT invariants of data/fused/manifest.csv
+        "checksums": True,  # every data/fused file matches its manifest sha256
+    },
+}
+
+
+def _validate_release(r: Any, where: str) -> None:
+    _need(isinstance(r, dict), where, "release", "must be a mapping (remote, gate)")
+    _need(
+        r.get("remote") is None or isinstance(r["remote"], str),
+        where,
+        "release.remote",
+        "must be a DVC remote name or null (the default remote)",
+    )
+    gate = r.get("gate") or {}
+    _need(isinstance(gate, dict), where, "release.gate", "must be a mapping")
+    mins = gate.get("min_metrics") or {}
+    _need(
+        isinstance(mins, dict) and all(isinstance(v, (int, float)) for v in mins.values()),
+        where,
+        "release.gate.min_metrics",
+        "must map metrics/eval.json keys to minimum numbers",
+    )
+    imb = gate.get("max_imbalance")
+    _need(
+        imb is None or (isinstance(imb, (int, float)) and imb >= 1),
+        where,
+        "release.gate.max_imbalance",
+        "must be a number >= 1 (or null to skip)",
+    )
+    for key in ("invariants", "checksums"):
+        _need(isinstance(gate.get(key, True), bool), where, f"release.gate.{key}", "must be true or false")
+
+
+def release_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """The `release` group with defaults filled in."""
+    r = params.get("release") or {}
+    gate = {**RELEASE_DEFAULTS["gate"], **(r.get("gate") or {})}
+    return {"remote": r.get("remote", RELEASE_DEFAULTS["remote"]), "gate": gate}
 
 
 def lesion_bins(params: dict[str, Any]) -> dict[str, tuple[int, float]] | None:
