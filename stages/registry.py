@@ -588,12 +588,20 @@ def _resolve(root: Path, rev: str) -> str:
     return proc.stdout.strip()
 
 
+def _at(shown: dict[str, Any], rev: str) -> dict[str, Any]:
+    """One revision's entry of a DVC show result (DVC joins names of one commit: "tag,sha")."""
+    for key, value in shown.items():
+        if rev in [k.strip() for k in key.split(",")]:
+            return (value or {}).get("data") or {}
+    return {}
+
+
 def _metrics_at(repo, revs: list[str], targets: list[str]) -> dict[str, dict[str, Any]]:
     """{rev: {file: data}} through DVC's metrics API (reads git, pulls nothing)."""
     shown = repo.metrics.show(targets=targets, revs=revs, on_error="return")
     out = {}
     for rev in revs:
-        files = (shown.get(rev) or {}).get("data") or {}
+        files = _at(shown, rev)
         out[rev] = {f: (files.get(f) or {}).get("data") or {} for f in targets}
     return out
 
@@ -607,9 +615,7 @@ def compare(rev_a: str, rev_b: str, root: str | Path = ".") -> dict[str, Any]:
     with _open_repo(root) as repo:
         metrics = _metrics_at(repo, revs, targets)
         shown = repo.params.show(revs=revs, targets=["params.yaml"], on_error="return")
-    params = {
-        r: (((shown.get(r) or {}).get("data") or {}).get("params.yaml") or {}).get("data") or {} for r in revs
-    }
+    params = {r: (_at(shown, r).get("params.yaml") or {}).get("data") or {} for r in revs}
     a, b = metrics[rev_a], metrics[rev_b]
     if not a[EVAL] and not a[COUNTS]:
         raise RebalanceError(f"{rev_a}: no {EVAL} or {COUNTS} in git at that revision")

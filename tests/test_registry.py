@@ -186,7 +186,7 @@ def test_gate_dry_run_and_tracked_credentials(builds: dict, tmp_path: Path):
     commit_all(reg, "impossible gate")
     proc = rebalance(["release", "1.0.0"], reg, env, check=False)
     assert proc.returncode == 1 and "release gate failed: balanced_accuracy >= 1.01" in proc.stderr
-    run(["git", "revert", "-q", "--no-edit", "HEAD"], reg, env=env)
+    run(["git", "revert", "--no-edit", "HEAD"], reg, env=env)
 
     with open(reg / ".dvc" / "config", "a") as f:  # a credential in the tracked config: refused
         f.write("['remote \"leaky\"']\n    url = s3://bucket/path\n    secret_access_key = hunter2\n")
