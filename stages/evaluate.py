@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -27,6 +28,7 @@ def main() -> None:
     x = model_mod.load_images(FUSED, list(test.path), cfg["image_size"])
     y = np.array([classes.index(c) for c in test.label])
     counts = json.loads((METRICS / "counts.json").read_text())
+    test_set = hashlib.sha256("".join(f"{r.path}:{r.sha256}\n" for r in test.itertuples()).encode()).hexdigest()
     minority = [c for c in classes if counts["target"][c] > counts["splits"]["train"][c]]
 
     table = {}
@@ -48,6 +50,7 @@ def main() -> None:
                 "variant": variant,
                 "seed": cfg["seeds"][0],
                 "n_test": len(y),
+                "test_set": test_set,
                 "ci95": table[variant]["ci"],
                 "seeds": table[variant]["mean_std"],
             }
@@ -66,6 +69,7 @@ def main() -> None:
             "headline": cfg["headline"],
             "minority": minority,
             "n_test": len(y),
+            "test_set": test_set,
             "seeds": cfg["seeds"],
             "variants": {v: {"mean_std": t["mean_std"], "ci95": t["ci"]} for v, t in table.items()},
         },

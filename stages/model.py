@@ -89,41 +89,44 @@ def fit(
     x: torch.Tensor,
     y: torch.Tensor,
     *,
-    epochs: int,
+    steps: int,
     batch_size: int,
     lr: float,
     weight_decay: float,
     seed: int,
     weighted: bool = False,
     augmented: bool = False,
-    on_epoch: Callable[[int, float, nn.Module], None] | None = None,
+    eval_every: int = 50,
+    on_eval: Callable[[int, float, nn.Module], None] | None = None,
 ) -> nn.Module:
-    """Train with AdamW and a one-cycle schedule; call `on_epoch(epoch, loss, model)` after each epoch."""
+    """Train for a fixed number of optimizer steps (equal compute whatever the data size),
+    with AdamW and a one-cycle schedule; call `on_eval(step, mean loss, model)` every
+    `eval_every` steps and at the end."""
     gen = torch.Generator().manual_seed(seed)
     n_classes = model.head[-1].out_features
     loss_fn = nn.CrossEntropyLoss(weight=class_weights(y, n_classes) if weighted else None)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    steps = epochs * max(1, -(-len(x) // batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    for epoch in range(epochs):
+    batch_size = min(batch_size, len(x))
+    order, cursor, running = torch.randperm(len(x), generator=gen), 0, []
+    for step in range(1, steps + 1):
+        if cursor + batch_size > len(x):  # next epoch
+            order, cursor = torch.randperm(len(x), generator=gen), 0
+        idx = order[cursor : cursor + batch_size]
+        cursor += batch_size
         model.train()
-        order = torch.randperm(len(x), generator=gen)
-        total = 0.0
-        for i in range(0, len(x), batch_size):
-            idx = order[i : i + batch_size]
-            if len(idx) < 2:
-                continue
-            xb = to_input(x[idx])
-            if augmented:
-                xb = augment(xb, gen)
-            loss = loss_fn(model(xb), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-        if on_epoch:
-            on_epoch(epoch, total / len(x), model)
+        xb = to_input(x[idx])
+        if augmented:
+            xb = augment(xb, gen)
+        loss = loss_fn(model(xb), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        running.append(loss.item())
+        if on_eval and (step % eval_every == 0 or step == steps):
+            on_eval(step, sum(running) / len(running), model)
+            running = []
     return model
 
 

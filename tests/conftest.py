@@ -18,14 +18,29 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 TINY = {
     "raw": {"demo": {"scale": 0.05}},
     "count": {"target": {"strategy": "fixed", "n": 16}},
-    "train": {"epochs": 1, "image_size": 32, "width": 8, "seeds": [0]},
+    "train": {
+        "steps": 8,
+        "eval_every": 4,
+        "image_size": 32,
+        "width": 8,
+        "seeds": [0],
+        "variants": {  # two of the default six
+            "real": {"data": "real", "augment": False, "weighted": False},
+            "balanced": {"data": "balanced", "augment": False, "weighted": False},
+        },
+    },
     "evaluate": {"bootstrap": 50},
 }
 
 
+# Mappings that are a choice, not defaults: an update replaces them whole (method shares must
+# sum to 1; a variant list is the set of models to train).
+REPLACED_WHOLE = {"methods", "variants"}
+
+
 def deep_update(base: dict, updates: dict) -> dict:
     for key, value in updates.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
+        if isinstance(value, dict) and isinstance(base.get(key), dict) and key not in REPLACED_WHOLE:
             deep_update(base[key], value)
         else:
             base[key] = value
