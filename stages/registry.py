@@ -10,11 +10,13 @@ Everything here reads revisions through git and DVC's Python API; nothing pulls 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import re
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -430,13 +432,6 @@ def release(
         evalm = json.loads((root / EVAL).read_text())
         fused = manifest.read(root / FUSED / manifest.FILENAME)
         rows = gate(root, params, evalm, fused)
-        failed = [r for r in rows if not r["ok"]]
-        if failed:
-            raise RebalanceError(
-                f"release gate failed: {failed[0]['check']} (got {failed[0]['value']})"
-                + (f" and {len(failed) - 1} more" if len(failed) > 1 else "")
-                + "; see `release.gate` in params.yaml"
-            )
         artifacts = {
             n: (a.type or "artifact", a.path)
             for arts in repo.artifacts.read().values()
@@ -460,8 +455,16 @@ def release(
         )
         if dry_run:
             echo(card)
+        failed = [r for r in rows if not r["ok"]]
+        if failed:
+            raise RebalanceError(
+                f"release gate failed: {failed[0]['check']} (got {failed[0]['value']})"
+                + (f" and {len(failed) - 1} more" if len(failed) > 1 else "")
+                + "; see `release.gate` in params.yaml"
+            )
+        if dry_run:
             echo(
-                f"dry run: all checks pass; would push to DVC remote {remote!r}, "
+                f"dry run: checks pass; would push to DVC remote {remote!r}, "
                 f"commit {card_path(tag)} and tag {tag}"
             )
             return tag
@@ -487,16 +490,30 @@ def release(
     return tag
 
 
+@contextlib.contextmanager
+def _quiet_dvc() -> Iterator[None]:
+    """DVC logs each failed transfer; the release reports one line instead."""
+    log = logging.getLogger("dvc")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def push_and_verify(repo, remote: str, tag: str) -> int:
     """Push every output of the workspace and the run cache; then the remote must hold them all."""
     try:
-        pushed = repo.push(remote=remote, run_cache=True)
+        with _quiet_dvc():
+            pushed = repo.push(remote=remote, run_cache=True)
     except Exception as err:  # noqa: BLE001 - any failure of the push refuses the release
         raise RebalanceError(
             f"push to DVC remote {remote!r} failed ({_one_line(err)}); no commit, no tag {tag}"
         ) from None
     try:
-        missing = repo.status(cloud=True, remote=remote)
+        with _quiet_dvc():
+            missing = repo.status(cloud=True, remote=remote)
     except Exception as err:  # noqa: BLE001
         raise RebalanceError(
             f"cannot verify DVC remote {remote!r} ({_one_line(err)}); no tag {tag}"

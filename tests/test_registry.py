@@ -113,15 +113,20 @@ def test_default_remote_is_a_local_folder_outside_the_repo():
     assert not registry.tracked_secrets({"remote": {"local": {"url": "~/.cache/rebalance/dvc-remote"}}})
 
 
-def test_cli_help_and_one_line_errors(repo: Path, tmp_path: Path):
-    env = home_env(tmp_path)
+def test_cli_help_and_one_line_errors(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from click.testing import CliRunner
+
+    from stages.cli import main
+
+    monkeypatch.chdir(repo)
+    runner = CliRunner()
     for cmd in ("release", "releases", "compare"):
-        assert "Usage" in rebalance([cmd, "--help"], repo, env).stdout
-    proc = rebalance(["release", "1.0"], repo, env, check=False)
+        assert "Usage" in runner.invoke(main, [cmd, "--help"]).output
+    assert "no releases yet" in runner.invoke(main, ["releases"]).output
+    result = runner.invoke(main, ["compare", "nope", "HEAD"])
+    assert result.exit_code == 1 and "unknown revision 'nope'" in result.stderr
+    proc = rebalance(["release", "1.0"], repo, home_env(tmp_path), check=False)
     assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0 and "semver" in proc.stderr
-    proc = rebalance(["compare", "nope", "HEAD"], repo, env, check=False)
-    assert proc.returncode == 1 and "unknown revision 'nope'" in proc.stderr
-    assert "no releases yet" in rebalance(["releases"], repo, env).stdout
 
 
 # --------------------------------------------------------------------------- slow: one build
@@ -186,6 +191,8 @@ def test_gate_dry_run_and_tracked_credentials(builds: dict, tmp_path: Path):
     commit_all(reg, "impossible gate")
     proc = rebalance(["release", "1.0.0"], reg, env, check=False)
     assert proc.returncode == 1 and "release gate failed: balanced_accuracy >= 1.01" in proc.stderr
+    proc = rebalance(["release", "1.0.0", "--dry-run"], reg, env, check=False)
+    assert proc.returncode == 1 and "| balanced_accuracy >= 1.01 |" in proc.stdout and "FAIL" in proc.stdout
     run(["git", "revert", "--no-edit", "HEAD"], reg, env=env)
 
     with open(reg / ".dvc" / "config", "a") as f:  # a credential in the tracked config: refused
@@ -305,6 +312,7 @@ def test_round_trip_s3_on_moto(builds: dict, tmp_path: Path, moto_s3: dict):
     dvc(["remote", "add", "-d", "s3", "s3://registry/acne"], reg, env)
     dvc(["remote", "modify", "s3", "endpointurl", moto_s3["endpoint"]], reg, env)
     dvc(["remote", "modify", "s3", "region", "us-east-1"], reg, env)
+    dvc(["remote", "modify", "--local", "s3", "access_key_id", "local-key-id"], reg, env)
     dvc(["remote", "modify", "--local", "s3", "secret_access_key", SECRET], reg, env)
     commit_all(reg, "remote: S3")
     # config.local wins for the registry; moto accepts any secret, consumers use the environment
@@ -324,6 +332,7 @@ def test_round_trip_s3_on_moto(builds: dict, tmp_path: Path, moto_s3: dict):
     proc = rebalance(["release", "1.2.0"], reg, env | {"AWS_MAX_ATTEMPTS": "1"}, check=False)
     assert proc.returncode == 1, proc.stdout
     assert "push to DVC remote 's3' failed" in proc.stderr and "no tag" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr  # one line, DVC's own log kept quiet
     assert set(tags(reg)) == {TAG1, TAG2}
     assert run(["git", "rev-parse", "HEAD"], reg).stdout == head
     assert not (reg / "releases" / f"{NAME}@v1.2.0.md").exists()
