@@ -41,14 +41,7 @@ def main() -> None:
         for path, src in files.items():
             atomic.link_or_copy(src, out / path)
         manifest.write(fused, out / manifest.FILENAME)
-    table = fused.groupby(["split", "label", "origin"]).size()
-    counts = {
-        s: {
-            c: {o: int(n) for o, n in table[s][c].items()}
-            for c in table[s].index.get_level_values(0).unique()
-        }
-        for s in table.index.get_level_values(0).unique()
-    }
+    counts = manifest.nested_counts(fused, ["split", "label", "origin"])
     atomic.write_json(COUNTS, counts)
     print(
         f"fuse: {len(fused)} files; "

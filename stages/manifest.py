@@ -67,6 +67,18 @@ def write(df: pd.DataFrame | list[dict[str, str]], path: str | Path) -> None:
     write_text(path, df.to_csv(index=False, lineterminator="\n"))
 
 
+def nested_counts(df: pd.DataFrame, columns: list[str]) -> dict:
+    """Row counts nested by `columns`, e.g. ["split", "label", "origin"] -> {split: {label: {origin: n}}}."""
+    out: dict = {}
+    for keys, n in df.groupby(columns).size().items():
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        node = out
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = int(n)
+    return out
+
+
 def check_invariants(df: pd.DataFrame, synthetic_in_eval: bool = False) -> list[str]:
     """The CONTRACT invariants; returns the violations (empty list when all hold)."""
     problems: list[str] = []

@@ -75,3 +75,10 @@ def test_round_trip(tmp_path):
     manifest.write(df, tmp_path / "m.csv")
     back = manifest.read(tmp_path / "m.csv")
     assert back.equals(df)
+
+
+def test_nested_counts():
+    assert manifest.nested_counts(rows(), ["split", "label", "origin"]) == {
+        "test": {"a": {"real": 1}},
+        "train": {"a": {"flip": 1, "lesion_edit": 1, "real": 1}},
+    }
