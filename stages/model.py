@@ -96,22 +96,19 @@ def fit(
     seed: int,
     weighted: bool = False,
     augmented: bool = False,
-    eval_every: int = 50,
-    on_eval: Callable[[int, float, nn.Module], None] | None = None,
+    on_epoch: Callable[[int, int, float, nn.Module], None] | None = None,
 ) -> nn.Module:
-    """Train for a fixed number of optimizer steps (equal compute whatever the data size),
-    with AdamW and a one-cycle schedule; call `on_eval(step, mean loss, model)` every
-    `eval_every` steps and at the end."""
+    """Train for a fixed number of optimizer steps (equal compute whatever the data size), with
+    AdamW and a one-cycle schedule. After each pass over the data (and after the last step)
+    call `on_epoch(epoch, step, mean loss, model)`."""
     gen = torch.Generator().manual_seed(seed)
     n_classes = model.head[-1].out_features
     loss_fn = nn.CrossEntropyLoss(weight=class_weights(y, n_classes) if weighted else None)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     batch_size = min(batch_size, len(x))
-    order, cursor, running = torch.randperm(len(x), generator=gen), 0, []
+    order, cursor, running, epoch = torch.randperm(len(x), generator=gen), 0, [], 0
     for step in range(1, steps + 1):
-        if cursor + batch_size > len(x):  # next epoch
-            order, cursor = torch.randperm(len(x), generator=gen), 0
         idx = order[cursor : cursor + batch_size]
         cursor += batch_size
         model.train()
@@ -124,9 +121,12 @@ def fit(
         opt.step()
         sched.step()
         running.append(loss.item())
-        if on_eval and (step % eval_every == 0 or step == steps):
-            on_eval(step, sum(running) / len(running), model)
+        epoch_done = cursor + batch_size > len(x)
+        if on_epoch and (epoch_done or step == steps):
+            on_epoch(epoch, step, sum(running) / len(running), model)
             running = []
+        if epoch_done:
+            order, cursor, epoch = torch.randperm(len(x), generator=gen), 0, epoch + 1
     return model
 
 

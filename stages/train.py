@@ -4,7 +4,7 @@ Variants (params `train.variants`) choose the training data (`real`: real images
 `balanced`: real + synthetic + flips; `balanced_noflip`: without the flips), online
 augmentation and a class-weighted loss. Every variant trains for the same number of optimizer
 steps, so a bigger training set does not also buy more compute. Each seed in `train.seeds`
-trains one model; DVCLive logs the training loss and validation metrics.
+trains one model; DVCLive logs the training loss and validation metrics every epoch.
 """
 
 from __future__ import annotations
@@ -27,9 +27,15 @@ DATA = ("real", "balanced", "balanced_noflip")
 def training_rows(fused: pd.DataFrame, data: str) -> pd.DataFrame:
     """The train-split rows a variant learns from."""
     if data not in DATA:
-        raise RebalanceError(f"params.yaml: train variant data {data!r} unknown; use one of {', '.join(DATA)}")
+        raise RebalanceError(
+            f"params.yaml: train variant data {data!r} unknown; use one of {', '.join(DATA)}"
+        )
     rows = model_mod.split_rows(fused, "train")
-    keep = {"real": rows.origin == "real", "balanced_noflip": rows.origin != "flip", "balanced": rows.origin != ""}
+    keep = {
+        "real": rows.origin == "real",
+        "balanced_noflip": rows.origin != "flip",
+        "balanced": rows.origin != "",
+    }
     return rows[keep[data]].reset_index(drop=True)
 
 
@@ -40,10 +46,11 @@ class BestOnVal:
         self.live, self.x_val, self.y_val = live, x_val, y_val
         self.score, self.state = -1.0, None
 
-    def __call__(self, step: int, loss: float, net: torch.nn.Module) -> None:
+    def __call__(self, epoch: int, step: int, loss: float, net: torch.nn.Module) -> None:
         pred = model_mod.predict_proba(net, self.x_val).argmax(1)
         score = balanced_accuracy_score(self.y_val, pred)
-        self.live.step = step
+        self.live.step = epoch
+        self.live.log_metric("train/optimizer_step", step)
         self.live.log_metric("train/loss", loss)
         self.live.log_metric("val/balanced_accuracy", score)
         self.live.log_metric("val/macro_f1", f1_score(self.y_val, pred, average="macro"))
@@ -77,7 +84,7 @@ def main() -> None:
             model_mod.fit(
                 net, x, y, steps=cfg["steps"], batch_size=cfg["batch_size"], lr=cfg["lr"],
                 weight_decay=cfg["weight_decay"], seed=seed, weighted=spec.get("weighted", False),
-                augmented=spec.get("augment", False), eval_every=cfg.get("eval_every", 50), on_eval=best,
+                augmented=spec.get("augment", False), on_epoch=best,
             )  # fmt: skip
         net.load_state_dict(best.state)
         model_mod.save(net, Path(f"models/{variant}/seed{seed}.pt"), classes, cfg["image_size"], cfg["width"])

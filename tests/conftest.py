@@ -20,7 +20,6 @@ TINY = {
     "count": {"target": {"strategy": "fixed", "n": 16}},
     "train": {
         "steps": 8,
-        "eval_every": 4,
         "image_size": 32,
         "width": 8,
         "seeds": [0],

@@ -21,7 +21,6 @@ MEDIUM = deep_update(
         "count": {"target": {"strategy": "fixed", "n": 60}},
         "train": {
             "steps": 120,
-            "eval_every": 40,
             "seeds": [0, 1],
             "headline": "balanced",
             "variants": {
