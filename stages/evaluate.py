@@ -9,14 +9,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages import atomic, manifest, scoring, summary
-from stages import model as model_mod
-from stages import params as params_mod
+from stages import atomic, manifest, model as model_mod, params as params_mod, scoring, summary
 from stages.errors import run_main
 
 FUSED = Path("data/fused")
 METRICS = Path("metrics")
 PLOTS = METRICS / "plots"
+
+
+def write_csv_dir(folder: Path, tables: dict[str, list[dict]]) -> None:
+    """One CSV per variant in `folder` (a `dvc plots` directory), replaced as a whole."""
+    with atomic.output_dir(folder) as out:
+        for variant, rows in tables.items():
+            (out / f"{variant}.csv").write_text(pd.DataFrame(rows).to_csv(index=False, float_format="%.4f"))
 
 
 def main() -> None:
@@ -25,57 +30,53 @@ def main() -> None:
     ordinal = params["evaluate"].get("ordinal", params["dataset"].get("lesion_bins") is not None)
     fused = manifest.read(FUSED / manifest.FILENAME)
     test = model_mod.split_rows(fused, "test", ["real"])
+    test_set = hashlib.sha256(
+        "".join(f"{r.path}:{r.sha256}\n" for r in test.itertuples()).encode()
+    ).hexdigest()
     x = model_mod.load_images(FUSED, list(test.path), cfg["image_size"])
     y = np.array([classes.index(c) for c in test.label])
     counts = json.loads((METRICS / "counts.json").read_text())
-    test_set = hashlib.sha256("".join(f"{r.path}:{r.sha256}\n" for r in test.itertuples()).encode()).hexdigest()
     minority = [c for c in classes if counts["target"][c] > counts["splits"]["train"][c]]
 
-    table = {}
+    table, confusion, roc, pr = {}, {}, {}, {}
     for variant in cfg["variants"]:
-        per_seed, first = [], None
+        probas = []
         for seed in cfg["seeds"]:
             net, _ = model_mod.load(Path(f"models/{variant}/seed{seed}.pt"))
-            proba = model_mod.predict_proba(net, x, params["evaluate"]["batch_size"])
-            per_seed.append(scoring.evaluate(y, proba, classes, ordinal))
-            first = proba if first is None else first
-        pred = first.argmax(1)
+            probas.append(model_mod.predict_proba(net, x, params["evaluate"]["batch_size"]))
+        per_seed = [scoring.evaluate(y, p, classes, ordinal) for p in probas]
+        pred = probas[0].argmax(1)  # intervals and plots: the first seed's model
         table[variant] = {
             "mean_std": summary.aggregate(per_seed, minority),
-            "ci": scoring.bootstrap(y, pred, params["evaluate"].get("bootstrap", 1000)),
-            "per_seed": per_seed,
+            "ci95": scoring.bootstrap(y, pred, params["evaluate"].get("bootstrap", 1000)),
+            "first_seed": per_seed[0],
         }
-        if variant == cfg["headline"]:
-            headline = per_seed[0] | {
-                "variant": variant,
-                "seed": cfg["seeds"][0],
-                "n_test": len(y),
-                "test_set": test_set,
-                "ci95": table[variant]["ci"],
-                "seeds": table[variant]["mean_std"],
-            }
-            roc, pr = scoring.curve_rows(y, first, classes)
-            atomic.write_text(
-                PLOTS / "confusion.csv",
-                pd.DataFrame(scoring.confusion_rows(y, pred, classes)).to_csv(index=False),
-            )
-            atomic.write_text(PLOTS / "roc.csv", pd.DataFrame(roc).to_csv(index=False, float_format="%.4f"))
-            atomic.write_text(PLOTS / "pr.csv", pd.DataFrame(pr).to_csv(index=False, float_format="%.4f"))
+        confusion[variant] = scoring.confusion_rows(y, pred, classes)
+        roc[variant], pr[variant] = scoring.curve_rows(y, probas[0], classes)
 
-    atomic.write_json(METRICS / "eval.json", headline)
+    head = cfg["headline"]
+    atomic.write_json(
+        METRICS / "eval.json",
+        table[head]["first_seed"]
+        | {"variant": head, "seed": cfg["seeds"][0], "n_test": len(y), "test_set": test_set}
+        | {"ci95": table[head]["ci95"], "seeds": table[head]["mean_std"]},
+    )
     atomic.write_json(
         METRICS / "summary.json",
         {
-            "headline": cfg["headline"],
+            "headline": head,
             "minority": minority,
             "n_test": len(y),
             "test_set": test_set,
             "seeds": cfg["seeds"],
-            "variants": {v: {"mean_std": t["mean_std"], "ci95": t["ci"]} for v, t in table.items()},
-        },
+        }
+        | {"variants": {v: {"mean_std": t["mean_std"], "ci95": t["ci95"]} for v, t in table.items()}},
     )
-    md = summary.markdown(table, minority, cfg["headline"], len(cfg["seeds"]), len(y))
+    md = summary.markdown(table, minority, head, len(cfg["seeds"]), len(y))
     atomic.write_text(METRICS / "summary.md", md)
+    write_csv_dir(PLOTS / "confusion", confusion)
+    write_csv_dir(PLOTS / "roc", roc)
+    write_csv_dir(PLOTS / "pr", pr)
     print(md)
 
 

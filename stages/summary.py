@@ -40,8 +40,8 @@ def markdown(rows: dict[str, dict], minority: list[str], headline: str, n_seeds:
         for c in cols:
             s = r["mean_std"][c]
             cell = f"{s['mean']:.3f} ± {s['std']:.3f}"
-            if c in r.get("ci", {}):
-                lo, hi = r["ci"][c]
+            if c in r.get("ci95", {}):
+                lo, hi = r["ci95"][c]
                 cell += f" [{lo:.3f}, {hi:.3f}]"
             cells.append(cell)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")

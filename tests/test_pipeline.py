@@ -62,7 +62,7 @@ def test_train_is_balanced_to_target_and_counts_json_follows_contract(built_repo
 
 def test_eval_metrics_follow_contract(built_repo):
     ev = json.loads((built_repo / "metrics/eval.json").read_text())
-    classes = pd.read_csv(built_repo / "metrics/plots/confusion.csv").actual.unique()
+    classes = pd.read_csv(built_repo / "metrics/plots/confusion/balanced.csv").actual.unique()
     assert {"accuracy", "balanced_accuracy", "macro_f1", "per_class"} <= set(ev)
     assert set(classes) <= set(ev["per_class"])
     for m in ev["per_class"].values():
