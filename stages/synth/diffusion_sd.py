@@ -1,0 +1,233 @@
+"""The `sd_inpaint` backend of the diffusion method: local Stable Diffusion inpainting.
+
+Loads a `StableDiffusionInpaintPipeline` from a local folder (`local_files_only=True`; nothing is
+ever downloaded), optionally with LoRA weights (needs `peft`), and inpaints random blob masks on
+real train images of the target class. Prompts are built per image, as in seed 003, from
+attributes in a CSV (`synthesize.diffusion.sd.attributes`, keyed by the `path` column relative
+to data/raw): lesion colour, size/shape, border and surrounding skin tone. Columns used when
+present: `lesion_colour`/`lesion_color`, `size_shape`, `border`, `skin_tone` (text, or a number
+0..1 from light to dark, as the demo's labels.csv), and lesion counts `papules`/`pustules`/
+`nodules` (the demo's), from which colour, size/shape and border are derived. After inpainting,
+every pixel outside the mask is restored to the original's bytes.
+
+Settings under `synthesize.diffusion.sd`: model_dir (required), lora, attributes, prompt
+(a template with {severity}, {label}, {colour}, {size_shape}, {border}, {skin}), negative_prompt,
+resolution (512 for SD 1.5), steps, guidance, strength.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from stages.errors import RebalanceError
+from stages.images import load_array, save_png
+from stages.synth import Context, image_seed, output_path
+
+SD_DEFAULTS: dict[str, Any] = {
+    "model_dir": None,
+    "lora": None,
+    "attributes": None,
+    "prompt": (
+        "a clinical close-up photo of {skin} skin with {severity} acne ({label}): {colour}, "
+        "{size_shape}, {border} borders"
+    ),
+    "negative_prompt": "blurry, text, watermark, cartoon",
+    "resolution": 512,
+    "steps": 25,
+    "guidance": 7.5,
+    "strength": 1.0,
+}
+SKIN_WORDS = ["very light", "light", "light-medium", "medium", "brown", "dark brown"]  # Fitzpatrick I..VI
+SEVERITY_WORDS = ["clear to almost clear", "mild", "moderate", "severe", "very severe"]
+KIND_WORDS = {  # dominant lesion kind -> (colour, size/shape, border)
+    "papules": ("red", "small raised round papules", "well-defined"),
+    "pustules": ("yellow-white pus-filled with red rims", "small dome-shaped pustules", "well-defined"),
+    "nodules": ("deep red to purple", "large deep nodules", "diffuse"),
+}
+
+
+def sd_settings(cfg: dict) -> dict[str, Any]:
+    given = cfg.get("sd") or {}
+    unknown = set(given) - set(SD_DEFAULTS)
+    if unknown:
+        raise RebalanceError(
+            f"params.yaml: synthesize.diffusion.sd has unknown keys {sorted(unknown)}; "
+            f"known: {', '.join(SD_DEFAULTS)}"
+        )
+    sd = {**SD_DEFAULTS, **given}
+    if not sd["model_dir"]:
+        raise RebalanceError(
+            "params.yaml: synthesize.diffusion.backend sd_inpaint needs "
+            "synthesize.diffusion.sd.model_dir (a local diffusers inpainting folder)"
+        )
+    return sd
+
+
+def describe(cfg: dict) -> dict[str, Any]:
+    sd = sd_settings(cfg)
+    return {
+        "checkpoint": _fingerprint(str(sd["model_dir"]), str(sd["lora"] or "")),
+        "steps": sd["steps"],
+        "scheduler": _pipeline(str(sd["model_dir"]), str(sd["lora"] or "")).scheduler.__class__.__name__,
+        "guidance": sd["guidance"],
+        "strength": sd["strength"],
+        "resolution": sd["resolution"],
+        "prompt_template": sd["prompt"],
+    }
+
+
+@functools.lru_cache(maxsize=2)
+def _fingerprint(model_dir: str, lora: str) -> str:
+    """Hash of the pipeline's weight files and configs (and the LoRA file), 16 hex digits."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for root in filter(None, [model_dir, lora]):
+        root_path = Path(root)
+        files = sorted(root_path.rglob("*")) if root_path.is_dir() else [root_path]
+        for f in files:
+            if f.is_file() and f.suffix in (".safetensors", ".bin", ".json", ".txt"):
+                h.update(str(f.relative_to(root_path) if root_path.is_dir() else f.name).encode())
+                h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=2)
+def _pipeline(model_dir: str, lora: str):
+    from diffusers import StableDiffusionInpaintPipeline
+
+    if not Path(model_dir).is_dir():
+        raise RebalanceError(
+            f"{model_dir}: no such folder; synthesize.diffusion.sd.model_dir must be a local "
+            "diffusers StableDiffusionInpaintPipeline (saved with save_pretrained)"
+        )
+    try:
+        pipe = StableDiffusionInpaintPipeline.from_pretrained(
+            model_dir,
+            local_files_only=True,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
+    except (OSError, ValueError) as err:
+        raise RebalanceError(
+            f"{model_dir}: cannot load an inpainting pipeline ({str(err).splitlines()[0]})"
+        ) from None
+    if lora:
+        try:
+            pipe.load_lora_weights(lora, local_files_only=True)
+        except (ImportError, ValueError, OSError) as err:
+            raise RebalanceError(
+                f"{lora}: cannot load LoRA weights ({str(err).splitlines()[0]}); "
+                "LoRA needs the `peft` package"
+            ) from None
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def skin_word(value: Any) -> str:
+    """Skin tone as words: a number 0..1 (light..dark) maps onto six Fitzpatrick-like steps."""
+    try:
+        tone = float(value)
+    except (TypeError, ValueError):
+        return str(value) if value not in (None, "") and not pd.isna(value) else "natural"
+    return SKIN_WORDS[min(len(SKIN_WORDS) - 1, max(0, int(tone * len(SKIN_WORDS))))]
+
+
+def prompt_for(attrs: dict[str, Any], label: str, classes: list[str], template: str) -> str:
+    """The seed-003 style prompt for one image: colour, size/shape, border, skin tone, severity."""
+    grade = classes.index(label) / max(1, len(classes) - 1)
+    severity = SEVERITY_WORDS[round(grade * (len(SEVERITY_WORDS) - 2)) + (1 if grade > 0 else 0)]
+    counts = {k: float(attrs[k]) for k in KIND_WORDS if k in attrs and str(attrs[k]) not in ("", "nan")}
+    colour, size_shape, border = (
+        KIND_WORDS[max(counts, key=counts.get)]
+        if any(counts.values())
+        else ("red", "small papules", "well-defined")
+    )
+    words = {
+        "severity": severity,
+        "label": label,
+        "skin": skin_word(attrs.get("skin_tone")),
+        "colour": attrs.get("lesion_colour") or attrs.get("lesion_color") or colour,
+        "size_shape": attrs.get("size_shape") or size_shape,
+        "border": attrs.get("border") or border,
+    }
+    return template.format(**{k: str(v) for k, v in words.items()})
+
+
+def attributes(path: str | None) -> dict[str, dict]:
+    if not path:
+        return {}
+    if not Path(path).exists():
+        raise RebalanceError(f"{path}: attributes CSV not found (synthesize.diffusion.sd.attributes)")
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "path" not in table.columns:
+        raise RebalanceError(f"{path}: attributes CSV needs a `path` column (relative to data/raw)")
+    return {r["path"]: r for r in table.to_dict("records")}
+
+
+def generate(ctx: Context, label: str, indices: list[int], cfg: dict) -> list[dict]:
+    from stages import manifest
+    from stages.synth import diffusion as method
+
+    sd = sd_settings(cfg)
+    pipe = _pipeline(str(sd["model_dir"]), str(sd["lora"] or ""))
+    detail = method.describe(cfg)
+    attrs = attributes(sd["attributes"])
+    classes = ctx.params["dataset"]["classes"]
+    sources = method.local_sources(ctx, label)
+    size = method.output_size(ctx, cfg)
+    res = int(sd["resolution"])
+    rows = []
+    for index in indices:
+        seed = image_seed(ctx.params["dataset"]["name"], label, method.METHOD, index)
+        src = sources.iloc[index % len(sources)]
+        original = load_array(ctx.raw_dir / src.path, size)
+        mask = method.blob_mask(
+            np.random.default_rng(seed), size, cfg["mask"]["blobs"], cfg["mask"]["fraction"]
+        )
+        prompt = prompt_for(attrs.get(src.path, {}), label, classes, sd["prompt"])
+        mask_low = Image.fromarray(method.downsample_mask(mask, res).astype(np.uint8) * 255)
+        out = pipe(
+            prompt=prompt,
+            negative_prompt=sd["negative_prompt"] or None,
+            image=Image.fromarray(method.resize(original, res)),
+            mask_image=mask_low,
+            height=res,
+            width=res,
+            num_inference_steps=sd["steps"],
+            guidance_scale=sd["guidance"],
+            strength=sd["strength"],
+            generator=torch.Generator().manual_seed(seed),
+            output_type="np",
+        ).images[0]
+        generated = np.clip(np.rint(out * 255), 0, 255).astype(np.uint8)
+        image = method.compose(original, method.resize(generated, size), mask)
+        path = output_path(method.METHOD, label, index)
+        sha = save_png(image, ctx.out_dir / path)
+        rows.append(
+            manifest.row(
+                path=path,
+                split="train",
+                label=label,
+                origin=method.METHOD,
+                seed=seed,
+                sha256=sha,
+                source=src.path,
+                root=src.root,
+                detail={
+                    **detail,
+                    "prompt": prompt,
+                    "size": size,
+                    "mask_fraction": round(float(mask.mean()), 4),
+                },
+            )
+        )
+    return rows

@@ -1,0 +1,116 @@
+"""Stage train_diffusion: train the class-conditional diffusion UNet on train-split real images.
+
+Its own stage (and output, models/diffusion) so that changing how many images are sampled never
+retrains. Reads data/counted/manifest.csv (real images with their split; files in data/raw),
+params group `diffusion_train`; writes the model with `save_pretrained` and
+metrics/diffusion_train.json (loss, time, throughput, checkpoint hash).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stages import atomic, manifest, params as params_mod
+from stages.errors import RebalanceError, run_main
+from stages.images import load_array
+from stages.synth import diffusion_core as core
+
+RAW_DIR = Path("data/raw")
+COUNTED = Path("data/counted")
+OUT_DIR = Path("models/diffusion")
+METRICS = Path("metrics/diffusion_train.json")
+DEFAULTS = {
+    "seed": 0,
+    "resolution": 32,
+    "channels": [32, 64, 64],
+    "layers_per_block": 1,
+    "attention": True,
+    "steps": 600,
+    "batch_size": 32,
+    "lr": 0.002,
+    "ema_decay": 0.995,
+    "class_dropout": 0.1,
+    "hflip": True,
+    "threads": None,
+}
+
+
+def settings(params: dict) -> dict:
+    given = params.get("diffusion_train") or {}
+    unknown = set(given) - set(DEFAULTS)
+    if unknown:
+        raise RebalanceError(
+            f"params.yaml: diffusion_train has unknown keys {sorted(unknown)}; known: {', '.join(DEFAULTS)}"
+        )
+    cfg = {**DEFAULTS, **given}
+    res, ch = cfg["resolution"], cfg["channels"]
+    if not (isinstance(res, int) and res >= 8 and res % 2 ** (len(ch) - 1) == 0):
+        raise RebalanceError(
+            f"params.yaml: diffusion_train.resolution must be an integer >= 8 divisible by "
+            f"{2 ** (len(ch) - 1)} (one halving per extra entry of channels)"
+        )
+    for key in ("steps", "batch_size"):
+        if not (isinstance(cfg[key], int) and cfg[key] >= 1):
+            raise RebalanceError(f"params.yaml: diffusion_train.{key} must be a positive integer")
+    return cfg
+
+
+def main() -> None:
+    params = params_mod.load()
+    cfg = settings(params)
+    if cfg["threads"]:
+        torch.set_num_threads(int(cfg["threads"]))
+    classes = params["dataset"]["classes"]
+    real = manifest.read(COUNTED / manifest.FILENAME)
+    train = real[real.split == "train"].sort_values("path")
+    if train.empty:
+        raise RebalanceError(
+            "train_diffusion: no train-split real images in data/counted; run `dvc repro count`"
+        )
+    images = torch.from_numpy(np.stack([load_array(RAW_DIR / p, cfg["resolution"]) for p in train.path]))
+    labels = torch.tensor([classes.index(c) for c in train.label])
+    unet = core.build_unet(
+        cfg["resolution"], len(classes), cfg["channels"], cfg["layers_per_block"], cfg["attention"]
+    )
+    cpu0 = time.process_time()
+    summary = core.train(
+        unet,
+        images,
+        labels,
+        steps=cfg["steps"],
+        batch_size=cfg["batch_size"],
+        lr=cfg["lr"],
+        seed=cfg["seed"],
+        ema_decay=cfg["ema_decay"],
+        class_dropout=cfg["class_dropout"],
+        hflip=cfg["hflip"],
+        log=lambda step, loss: print(
+            f"train_diffusion: step {step}/{cfg['steps']} loss {loss:.4f}", flush=True
+        ),
+    )
+    with atomic.output_dir(OUT_DIR) as out:
+        ckpt = core.save(unet, out)
+    atomic.write_json(
+        METRICS,
+        {
+            **summary,
+            "cpu_seconds": round(time.process_time() - cpu0, 1),
+            "threads": torch.get_num_threads(),
+            "train_images": len(train),
+            "parameters": sum(p.numel() for p in unet.parameters()),
+            "resolution": cfg["resolution"],
+            "checkpoint": ckpt,
+        },
+    )
+    print(
+        f"train_diffusion: {summary['steps']} steps in {summary['seconds']} s, loss {summary['loss']}, "
+        f"checkpoint {ckpt}"
+    )
+
+
+if __name__ == "__main__":
+    run_main(main)

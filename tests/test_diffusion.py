@@ -1,0 +1,303 @@
+"""The diffusion method: tiny class-conditional training + sampling, determinism, locality, the
+offline Stable Diffusion inpainting path, quality metrics. Tiny models, 16 px, few steps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from stages.errors import RebalanceError
+from stages.images import load_array, save_png
+from stages.synth import Context, diffusion, diffusion_core as core, image_seed, quality
+
+RES = 16
+CLASSES = ["dark", "bright"]
+
+
+def make_raw(folder: Path, n: int = 6, size: int = RES) -> pd.DataFrame:
+    """Dark and bright noisy patches, `n` per class, as a train_real frame."""
+    rows = []
+    rng = np.random.default_rng(0)
+    for label, level in zip(CLASSES, (50, 200)):
+        for i in range(n):
+            path = f"{label}/{label}_{i}.png"
+            img = np.clip(level + rng.normal(0, 20, (size, size, 3)), 0, 255).astype(np.uint8)
+            save_png(img, folder / path)
+            rows.append({"path": path, "label": label, "root": path, "split": "train", "origin": "real"})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny class-conditional UNet trained briefly on dark vs bright patches, saved."""
+    root = tmp_path_factory.mktemp("diff")
+    train_real = make_raw(root / "raw")
+    images = torch.from_numpy(np.stack([load_array(root / "raw" / p) for p in train_real.path]))
+    labels = torch.tensor([CLASSES.index(c) for c in train_real.label])
+    torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model gains nothing from threads on a shared CPU
+    try:
+        unet = core.build_unet(RES, len(CLASSES), channels=(16, 32), attention=False)
+        summary = core.train(unet, images, labels, steps=120, batch_size=16, lr=3e-3, seed=0, ema_decay=0.9)
+    finally:
+        torch.set_num_threads(threads)
+    ckpt = core.save(unet, root / "model")
+    return root, train_real, ckpt, summary
+
+
+def context(root: Path, train_real: pd.DataFrame, out: Path, **diff) -> Context:
+    params = {
+        "dataset": {"name": "t", "classes": CLASSES},
+        "synthesize": {"diffusion": {"model_dir": str(root / "model"), "steps": 6, "batch_size": 4, **diff}},
+    }
+    diffusion._model.cache_clear()
+    return Context(params=params, train_real=train_real, raw_dir=root / "raw", out_dir=out)
+
+
+def test_class_conditional_training_and_sampling(trained):
+    root, _, ckpt, summary = trained
+    assert summary["steps"] == 120 and np.isfinite(summary["loss"])
+    unet, config = core.load(root / "model")
+    assert unet.config.num_class_embeds == len(CLASSES) + 1 and len(ckpt) == 16
+    out = core.sample(unet, core.sampler(config, "ddim"), [0] * 4 + [1] * 4, list(range(8)), steps=8)
+    assert out.shape == (8, RES, RES, 3) and out.dtype == torch.uint8
+    dark, bright = out[:4].float().mean(), out[4:].float().mean()
+    assert bright - dark > 40, f"class conditioning not learnt: dark {dark:.0f}, bright {bright:.0f}"
+
+
+def test_unet_evaluations_per_image(trained):
+    root, *_ = trained
+    unet, config = core.load(root / "model")
+    calls = []
+    unet.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    core.sample(unet, core.sampler(config, "dpm"), [0, 1, 0], [1, 2, 3], steps=5)
+    assert calls == [3] * 5  # one batched call per step
+    calls.clear()
+    core.sample(unet, core.sampler(config, "ddim"), [0, 1, 0], [1, 2, 3], steps=5, guidance=2.0)
+    assert calls == [6] * 5  # cond + uncond in one call: 2 evaluations per image and step
+    assert diffusion.evaluations_per_image({"steps": 5, "guidance": 2.0}) == 10
+
+
+def test_generate_full_is_deterministic_and_recorded(trained, tmp_path):
+    root, train_real, ckpt, _ = trained
+    rows_a = diffusion.generate(context(root, train_real, tmp_path / "a"), "bright", [0, 1, 2, 5])
+    rows_b = diffusion.generate(context(root, train_real, tmp_path / "b"), "bright", [5, 0])
+    bytes_a = {r["path"]: (tmp_path / "a" / r["path"]).read_bytes() for r in rows_a}
+    for r in rows_b:  # same seed -> identical bytes, whatever else is generated in the same call
+        assert (tmp_path / "b" / r["path"]).read_bytes() == bytes_a[r["path"]]
+    assert len(set(bytes_a.values())) == 4  # different indices, different images
+    row = rows_a[0]
+    assert row["origin"] == "diffusion" and row["source"] == "" and row["root"] == ""
+    assert int(row["seed"]) == image_seed("t", "bright", "diffusion", 0)
+    detail = json.loads(row["detail"])
+    assert detail["checkpoint"] == ckpt and detail["steps"] == 6 and detail["scheduler"] == "ddim"
+    assert detail["mode"] == "full"
+
+
+def test_local_mode_keeps_unmasked_pixels(trained, tmp_path):
+    root, train_real, _, _ = trained
+    ctx = context(root, train_real, tmp_path, mode="local", mask={"blobs": 2, "fraction": 0.3})
+    rows = diffusion.generate(ctx, "dark", [0, 1, 2])
+    changed = 0
+    for r in rows:
+        assert r["source"] in set(train_real.path) and r["root"] == r["source"]
+        assert train_real.set_index("path").label[r["source"]] == "dark"
+        original = load_array(root / "raw" / r["source"])
+        made = load_array(tmp_path / r["path"])
+        mask = diffusion.blob_mask(np.random.default_rng(int(r["seed"])), RES, 2, 0.3)
+        assert 0 < mask.mean() < 0.6
+        assert np.array_equal(made[~mask], original[~mask]), "pixels outside the mask changed"
+        changed += int((made[mask] != original[mask]).any())
+    assert changed == len(rows)
+
+
+def test_cache_key_tracks_what_determines_the_image(trained, tmp_path):
+    root, train_real, _, _ = trained
+    key = diffusion.cache_key(context(root, train_real, tmp_path), "dark", 3)
+    assert key == diffusion.cache_key(context(root, train_real, tmp_path), "dark", 3)
+    assert key != diffusion.cache_key(context(root, train_real, tmp_path), "dark", 4)
+    assert key != diffusion.cache_key(context(root, train_real, tmp_path, steps=7), "dark", 3)
+    assert json.loads(key)["checkpoint"] == trained[2]
+
+
+def test_settings_errors_name_the_key():
+    with pytest.raises(RebalanceError, match="synthesize.diffusion.mode"):
+        diffusion.settings({"synthesize": {"diffusion": {"mode": "everywhere"}}})
+    with pytest.raises(RebalanceError, match="unknown keys"):
+        diffusion.settings({"synthesize": {"diffusion": {"stepz": 3}}})
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    train_real = make_raw(tmp_path / "raw", n=2)
+    ctx = Context(
+        params={
+            "dataset": {"name": "t", "classes": CLASSES},
+            "synthesize": {"diffusion": {"model_dir": str(tmp_path / "nope")}},
+        },
+        train_real=train_real,
+        raw_dir=tmp_path / "raw",
+        out_dir=tmp_path / "out",
+    )
+    with pytest.raises(RebalanceError, match="train_diffusion"):
+        diffusion.generate(ctx, "dark", [0])
+
+
+# --- the local Stable Diffusion inpainting path, on a tiny random pipeline built here ---------
+
+
+def tiny_sd_pipeline(folder: Path) -> Path:
+    """A randomly initialised SD inpainting pipeline (9-channel UNet), saved; nothing downloaded."""
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(0)
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    vocab = ["<|startoftext|>", "<|endoftext|>", "!"] + letters + [c + "</w>" for c in letters]
+    (folder / "tok").mkdir(parents=True)
+    (folder / "tok" / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
+    (folder / "tok" / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = CLIPTokenizer(
+        str(folder / "tok" / "vocab.json"), str(folder / "tok" / "merges.txt"), model_max_length=16
+    )
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+            hidden_size=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            vocab_size=len(vocab),
+            max_position_embeddings=16,
+            projection_dim=32,
+        )
+    )
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 32),
+        layers_per_block=1,
+        sample_size=8,
+        in_channels=9,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        norm_num_groups=8,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(16, 16),
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        norm_num_groups=8,
+        sample_size=16,
+    )
+    pipe = StableDiffusionInpaintPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=DDIMScheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(folder / "sd")
+    return folder / "sd"
+
+
+def test_sd_inpaint_offline_with_attribute_prompts(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    sd_dir = tiny_sd_pipeline(tmp_path / "pipe")
+    train_real = make_raw(tmp_path / "raw", n=3, size=32)
+    attrs = tmp_path / "labels.csv"
+    pd.DataFrame(
+        {
+            "path": train_real.path,
+            "skin_tone": [0.05, 0.95, 0.5] * 2,
+            "papules": [0, 0, 9] * 2,
+            "pustules": [0] * 6,
+            "nodules": [5, 5, 0] * 2,
+        }
+    ).to_csv(attrs, index=False)
+    sd = {"model_dir": str(sd_dir), "attributes": str(attrs), "resolution": 16, "steps": 3, "guidance": 2.0}
+    params = {
+        "dataset": {"name": "t", "classes": CLASSES},
+        "synthesize": {
+            "diffusion": {"backend": "sd_inpaint", "mask": {"blobs": 2, "fraction": 0.3}, "sd": sd}
+        },
+    }
+    ctx = Context(params=params, train_real=train_real, raw_dir=tmp_path / "raw", out_dir=tmp_path / "out")
+    rows = diffusion.generate(ctx, "bright", [0, 1, 2])
+    prompts = set()
+    for r in rows:
+        detail = json.loads(r["detail"])
+        prompts.add(detail["prompt"])
+        assert detail["backend"] == "sd_inpaint" and len(detail["checkpoint"]) == 16
+        original = load_array(tmp_path / "raw" / r["source"])
+        made = load_array(tmp_path / "out" / r["path"])
+        mask = diffusion.blob_mask(np.random.default_rng(int(r["seed"])), 32, 2, 0.3)
+        assert np.array_equal(made[~mask], original[~mask]), "pixels outside the mask changed"
+        assert (made[mask] != original[mask]).any()
+    assert len(prompts) == 3 and any("dark brown skin" in p for p in prompts)
+    assert any("very light skin" in p and "nodules" in p for p in prompts)
+    again = diffusion.generate(
+        Context(params=params, train_real=train_real, raw_dir=tmp_path / "raw", out_dir=tmp_path / "again"),
+        "bright",
+        [1],
+    )
+    assert again[0]["sha256"] == rows[1]["sha256"]
+
+
+def test_sd_inpaint_missing_folder_is_a_clear_error(tmp_path):
+    params = {
+        "dataset": {"name": "t", "classes": CLASSES},
+        "synthesize": {
+            "diffusion": {"backend": "sd_inpaint", "sd": {"model_dir": str(tmp_path / "nowhere")}}
+        },
+    }
+    ctx = Context(
+        params=params,
+        train_real=make_raw(tmp_path / "raw", n=1),
+        raw_dir=tmp_path / "raw",
+        out_dir=tmp_path / "out",
+    )
+    with pytest.raises(RebalanceError, match="nowhere"):
+        diffusion.generate(ctx, "dark", [0])
+
+
+# --- quality metrics --------------------------------------------------------------------------
+
+
+def test_quality_metrics_separate_identical_from_disjoint_sets():
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 1, (200, 8))
+    p, r = quality.precision_recall(a, a.copy())
+    assert p == 1.0 and r == 1.0
+    assert quality.frechet_distance(a, a.copy()) < 1e-3
+    b = rng.normal(6, 1, (200, 8))
+    p, r = quality.precision_recall(a, b)
+    assert p < 0.05 and r < 0.05
+    assert quality.frechet_distance(a, b) > 100
+    assert quality.real_vs_synthetic_auc(a, b) > 0.95
+    c = rng.normal(0, 1, (200, 8))  # same distribution, new samples
+    assert abs(quality.real_vs_synthetic_auc(a, c) - 0.5) < 0.15
+    p, r = quality.precision_recall(a, c)
+    assert p > 0.7 and r > 0.7
+
+
+def test_memorisation_check_finds_near_copies():
+    rng = np.random.default_rng(1)
+    real = rng.integers(0, 255, (5, 64, 64, 3), dtype=np.uint8)
+    fake = np.concatenate([real[2:3] // 2 + 60, rng.integers(0, 255, (1, 64, 64, 3), dtype=np.uint8)])
+    dist, nearest = quality.nearest_hash(quality.phash(fake), quality.phash(real))
+    assert nearest[0] == 2 and dist[0] <= 4 and dist[1] > 10
