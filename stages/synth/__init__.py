@@ -37,9 +37,9 @@ def output_path(method: str, label: str, index: int) -> str:
 
 def get(method: str):
     """The module implementing `method`."""
-    from stages.synth import lesion_edit
+    from stages.synth import diffusion, lesion_edit
 
-    methods = {"lesion_edit": lesion_edit}
+    methods = {"lesion_edit": lesion_edit, "diffusion": diffusion}
     if method not in methods:
         raise RebalanceError(
             f"params.yaml: synthesize.methods names unknown method {method!r}; "
