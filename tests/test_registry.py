@@ -31,7 +31,8 @@ TAG1, TAG2 = f"{NAME}@v1.0.0", f"{NAME}@v1.1.0"
 LENIENT = {"release": {"gate": {"min_metrics": {"balanced_accuracy": 0.0}, "max_imbalance": 3.0}}}
 N1 = TINY["count"]["target"]["n"]
 N2 = max(1, N1 - 4)  # lowering the target is always feasible (no class needs images it cannot get)
-SECRET = f"local-only-{uuid.uuid4().hex}"  # made at run time: the source itself is in the copies
+# Made at run time: this source file itself is committed in the registry copies.
+KEY_ID, SECRET = f"local-key-{uuid.uuid4().hex}", f"local-secret-{uuid.uuid4().hex}"
 
 
 def rebalance(args: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
@@ -315,7 +316,7 @@ def test_round_trip_s3_on_moto(builds: dict, tmp_path: Path, moto_s3: dict):
     dvc(["remote", "add", "-d", "s3", "s3://registry/acne"], reg, env)
     dvc(["remote", "modify", "s3", "endpointurl", moto_s3["endpoint"]], reg, env)
     dvc(["remote", "modify", "s3", "region", "us-east-1"], reg, env)
-    dvc(["remote", "modify", "--local", "s3", "access_key_id", "local-key-id"], reg, env)
+    dvc(["remote", "modify", "--local", "s3", "access_key_id", KEY_ID], reg, env)
     dvc(["remote", "modify", "--local", "s3", "secret_access_key", SECRET], reg, env)
     commit_all(reg, "remote: S3")
     # config.local wins for the registry; moto accepts any secret, consumers use the environment
@@ -325,7 +326,8 @@ def test_round_trip_s3_on_moto(builds: dict, tmp_path: Path, moto_s3: dict):
     assert not (tmp_path / "home" / ".cache" / "rebalance").exists()  # nothing went to the folder
 
     history = run(["git", "log", "--all", "-p", "--format=%H"], reg).stdout
-    assert SECRET not in history and "local-key-id" not in history
+    assert SECRET not in history
+    assert KEY_ID not in history
     assert SECRET not in run(["git", "grep", "-I", "-e", SECRET, "--", "."], reg, check=False).stdout
 
     # A push that fails leaves no commit and no tag.
