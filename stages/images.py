@@ -58,6 +58,20 @@ def load_array(path: str | Path, size: int | None = None) -> np.ndarray:
     return np.asarray(im, dtype=np.uint8)
 
 
+def load_thumbnail(path: str | Path, size: int) -> np.ndarray:
+    """A quick approximate size x size RGB array (JPEG decoded at reduced scale), for statistics."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.draft("RGB", (size, size))
+            im = im.convert("RGB")
+            if im.size != (size, size):
+                im = im.resize((size, size), Image.BILINEAR)
+            return np.asarray(im, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise BadImageError(f"{path}: cannot read image ({err}); replace or remove the file") from None
+
+
 def encode_png(array: np.ndarray) -> bytes:
     """Encode an HxWx3 uint8 array as PNG, byte-for-byte deterministic (no metadata)."""
     buf = io.BytesIO()

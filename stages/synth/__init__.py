@@ -2,12 +2,19 @@
 
 A method is a module with `generate(ctx, label, indices) -> list[manifest row]`, writing one file
 per index under `ctx.out_dir / "train" / label /` (paths as they will be in data/fused).
+
+Optional reuse hook: a method that also defines `cache_key(ctx, label, index) -> str` opts into
+incremental runs. The key must change whenever anything that determines image `index` changes
+(method params, source file checksum, seed, a method version string, model checksum, ...). The
+synthesize stage stores it as `key` in the row's `detail` JSON and, on the next run, hard-links
+the old file instead of calling `generate` for every index whose path, key and sha256 still match;
+`generate` is then called with only the remaining indices. Methods without the hook regenerate all.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +29,7 @@ class Context:
     train_real: pd.DataFrame  # manifest rows of the train split's real images
     raw_dir: Path  # where train_real's paths live
     out_dir: Path  # data/synthesized (temporary while the stage runs)
+    cache: dict[str, Any] = field(default_factory=dict)  # per-run memo a method may share across calls
 
 
 def image_seed(*parts: object) -> int:
