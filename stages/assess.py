@@ -130,11 +130,12 @@ def main() -> None:
     y_train = torch.tensor([classes.index(c) for c in train.label])
     torch.manual_seed(cfg["seed"])
     net = model_mod.SmallCNN(len(classes), cfg["width"])
+    steps = cfg["epochs"] * -(-len(x_train) // cfg["batch_size"])
     model_mod.fit(
         net,
         torch.from_numpy(x_train).permute(0, 3, 1, 2).contiguous(),
         y_train,
-        epochs=cfg["epochs"],
+        steps=steps,
         batch_size=cfg["batch_size"],
         lr=cfg["lr"],
         weight_decay=1e-4,

@@ -73,6 +73,7 @@ def main() -> None:
         )
     images = torch.from_numpy(np.stack([load_array(RAW_DIR / p, cfg["resolution"]) for p in train.path]))
     labels = torch.tensor([classes.index(c) for c in train.label])
+    torch.manual_seed(cfg["seed"])  # the initial weights, too, come from the seed
     unet = core.build_unet(
         cfg["resolution"], len(classes), cfg["channels"], cfg["layers_per_block"], cfg["attention"]
     )

@@ -30,6 +30,7 @@ from stages.images import load_array, save_png
 from stages.synth import Context, image_seed, output_path
 
 METHOD = "diffusion"
+VERSION = 1  # bump when a code change alters the images
 DEFAULTS: dict[str, Any] = {
     "backend": "unet",
     "model_dir": "models/diffusion",
@@ -134,22 +135,26 @@ def compose(original: np.ndarray, generated: np.ndarray, mask: np.ndarray) -> np
 def output_size(ctx: Context, cfg: dict) -> int:
     if cfg["output_size"]:
         return int(cfg["output_size"])
-    first = ctx.train_real.sort_values("path").iloc[0]
-    return int(load_array(ctx.raw_dir / first.path).shape[0])
+    if "diffusion.output_size" not in ctx.cache:
+        first = ctx.train_real.sort_values("path").iloc[0]
+        ctx.cache["diffusion.output_size"] = int(load_array(ctx.raw_dir / first.path).shape[0])
+    return ctx.cache["diffusion.output_size"]
 
 
 def local_sources(ctx: Context, label: str):
     """Train real images of `label`, in a per-class seeded order (index i uses entry i mod n)."""
+    memo = f"diffusion.sources.{label}"
+    if memo in ctx.cache:
+        return ctx.cache[memo]
     sources = ctx.train_real[ctx.train_real.label == label].sort_values("path").reset_index(drop=True)
     if sources.empty:
         raise RebalanceError(
             f"diffusion: mode local needs train images of {label!r} and there are none; "
             "use synthesize.diffusion.mode: full"
         )
-    order = np.random.default_rng(image_seed(ctx.params["dataset"]["name"], label, METHOD)).permutation(
-        len(sources)
-    )
-    return sources.iloc[order].reset_index(drop=True)
+    rng = np.random.default_rng(image_seed(ctx.params["dataset"]["name"], label, METHOD))
+    ctx.cache[memo] = sources.iloc[rng.permutation(len(sources))].reset_index(drop=True)
+    return ctx.cache[memo]
 
 
 def describe(cfg: dict) -> dict[str, Any]:
@@ -172,21 +177,29 @@ def describe(cfg: dict) -> dict[str, Any]:
 
 
 def cache_key(ctx: Context, label: str, index: int) -> str:
-    """Everything that determines image `index` of `label`: reuse an existing file iff it matches."""
+    """Everything that determines image `index` of `label`: reuse an existing file iff it matches.
+
+    Includes the checkpoint hash (unet) or pipeline fingerprint (sd_inpaint), sampler settings,
+    seed, output size, the index's batch block and, in local mode, the source image's checksum.
+    """
     import json
 
     cfg = settings(ctx.params)
+    if "diffusion.describe" not in ctx.cache:
+        ctx.cache["diffusion.describe"] = describe(cfg)
     seed = image_seed(ctx.params["dataset"]["name"], label, METHOD, index)
     key = {
+        "version": VERSION,
         "label": label,
         "seed": seed,
         "size": output_size(ctx, cfg),
-        "batch_size": cfg["batch_size"],
-        "block": index // cfg["batch_size"],
-        **describe(cfg),
+        "block": [index // cfg["batch_size"], cfg["batch_size"]],
+        **ctx.cache["diffusion.describe"],
     }
     if cfg["backend"] == "sd_inpaint" or cfg["mode"] == "local":
-        key["source"] = local_sources(ctx, label).path.iloc[index % len(local_sources(ctx, label))]
+        sources = local_sources(ctx, label)
+        src = sources.iloc[index % len(sources)]
+        key["source"] = [src.path, src.get("sha256", "")]
     return json.dumps(key, sort_keys=True)
 
 

@@ -163,7 +163,7 @@ def save(unet: UNet2DModel, folder: Path) -> str:
 
 def load(folder: Path) -> tuple[UNet2DModel, dict]:
     """Load a saved UNet (local files only) and its training scheduler config."""
-    unet = UNet2DModel.from_pretrained(folder, local_files_only=True).eval()
+    unet = UNet2DModel.from_pretrained(folder, local_files_only=True, low_cpu_mem_usage=False).eval()
     config = DDPMScheduler.load_config(Path(folder) / "scheduler", local_files_only=True)
     return unet, config
 
