@@ -24,8 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from stages import manifest, plan
-from stages import params as params_mod
+from stages import manifest, params as params_mod, plan
 from stages.errors import RebalanceError
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-/]*[a-z0-9])?$")  # GTO artifact names
@@ -492,14 +491,13 @@ def release(
 
 @contextlib.contextmanager
 def _quiet_dvc() -> Iterator[None]:
-    """DVC logs each failed transfer; the release reports one line instead."""
-    log = logging.getLogger("dvc")
-    level = log.level
-    log.setLevel(logging.CRITICAL)
+    """DVC (dvc, dvc_data, dvc_objects) logs each failed transfer; the release reports one line."""
+    before = logging.root.manager.disable
+    logging.disable(logging.ERROR)
     try:
         yield
     finally:
-        log.setLevel(level)
+        logging.disable(before)
 
 
 def push_and_verify(repo, remote: str, tag: str) -> int:
