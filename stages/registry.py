@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import subprocess
+import warnings
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -506,6 +507,8 @@ def push_and_verify(repo, remote: str, tag: str) -> int:
         with _quiet_dvc():
             pushed = repo.push(remote=remote, run_cache=True)
     except Exception as err:  # noqa: BLE001 - any failure of the push refuses the release
+        # s3fs leaves coroutines behind when its endpoint is unreachable; Python warns at exit.
+        warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
         raise RebalanceError(
             f"push to DVC remote {remote!r} failed ({_one_line(err)}); no commit, no tag {tag}"
         ) from None
