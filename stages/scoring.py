@@ -51,15 +51,35 @@ def evaluate(y: np.ndarray, proba: np.ndarray, classes: list[str], ordinal: bool
     return out
 
 
+def _headline_from_confusion(cm: np.ndarray) -> dict[str, float]:
+    """accuracy, balanced accuracy and macro-F1 from a confusion matrix (rows: true), with
+    scikit-learn's conventions: recall averaged over classes present in the truth, F1 over
+    classes present in truth or prediction, 0 where undefined."""
+    tp = np.diag(cm).astype(float)
+    true_n, pred_n = cm.sum(1), cm.sum(0)
+    present = true_n > 0
+    recall = np.divide(tp, true_n, out=np.zeros_like(tp), where=present)
+    f1 = np.divide(2 * tp, true_n + pred_n, out=np.zeros_like(tp), where=(true_n + pred_n) > 0)
+    return {
+        "accuracy": float(tp.sum() / cm.sum()),
+        "balanced_accuracy": float(recall[present].mean()),
+        "macro_f1": float(f1[(true_n + pred_n) > 0].mean()),
+    }
+
+
 def bootstrap(y: np.ndarray, pred: np.ndarray, n: int = 1000, seed: int = 0) -> dict[str, list[float]]:
-    """Percentile 95% intervals of the headline metrics, resampling the test set."""
+    """Percentile 95% intervals of the headline metrics, resampling the test set with replacement."""
     rng = np.random.default_rng(seed)
-    samples = {k: [] for k in HEADLINE}
+    k = int(max(y.max(), pred.max())) + 1
+    cell = y * k + pred
+    samples = {name: [] for name in HEADLINE}
     for _ in range(n):
-        idx = rng.integers(0, len(y), len(y))
-        for k, v in _headline(y[idx], pred[idx]).items():
-            samples[k].append(v)
-    return {k: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] for k, v in samples.items()}
+        cm = np.bincount(cell[rng.integers(0, len(y), len(y))], minlength=k * k).reshape(k, k)
+        for name, value in _headline_from_confusion(cm).items():
+            samples[name].append(value)
+    return {
+        name: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] for name, v in samples.items()
+    }
 
 
 def confusion_rows(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> list[dict[str, str]]:
