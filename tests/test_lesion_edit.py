@@ -158,13 +158,15 @@ def test_target_range_respects_bins():
 
 @pytest.mark.slow
 def test_pipeline_reuses_and_handles_lowest_grade_deficit(repo):
-    """synthesize twice: identical bytes, everything reused; `max` strategy works."""
-    set_params(repo, {"count": {"target": {"strategy": "max"}}})
+    """dvc repro with strategy `max` (a level0 deficit); a forced re-run reuses every image."""
+    set_params(
+        repo, {"count": {"target": {"strategy": "max"}}, "synthesize": {"methods": {"lesion_edit": 1.0}}}
+    )
     commit_all(repo)
-    # the stage commands themselves (dvc repro synthesize would also train other methods' models)
-    for stage in ("raw", "count", "detect"):
-        run([sys.executable, "-m", f"stages.{stage}"], repo)
-    out = run([sys.executable, "-m", "stages.synthesize"], repo).stdout
+    assert yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]["synthesize"]["outs"][0][
+        "data/synthesized"
+    ]["persist"]
+    out = run([sys.executable, "-m", "dvc", "repro", "synthesize", "detect"], repo).stdout
     assert "level0" in out
     first = (repo / "data/synthesized/manifest.csv").read_bytes()
     counts = json.loads((repo / "metrics/counts.json").read_text())
@@ -172,9 +174,6 @@ def test_pipeline_reuses_and_handles_lowest_grade_deficit(repo):
     assert (repo / "metrics/plots/lesion_edit_grid.png").stat().st_size > 0
     det = json.loads((repo / "metrics/detector.json").read_text())
     assert det["measured"] and det["train"]["grade_agreement"] >= 0.7
-    again = run([sys.executable, "-m", "stages.synthesize"], repo).stdout
+    again = run([sys.executable, "-m", "dvc", "repro", "--force", "--single-item", "synthesize"], repo).stdout
     assert " 0 generated" in again and "reused" in again
     assert (repo / "data/synthesized/manifest.csv").read_bytes() == first
-    assert yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]["synthesize"]["outs"][0][
-        "data/synthesized"
-    ]["persist"]
