@@ -7,8 +7,7 @@ import sys
 
 import click
 
-from stages import params as params_mod
-from stages import plan, registry
+from stages import params as params_mod, plan, registry
 from stages.errors import RebalanceError
 
 
@@ -39,10 +38,14 @@ def plan_cmd(params_path: str, fmt: str) -> None:
         click.echo(json.dumps(counts, indent=2))
         return
     est = counts["estimate"]
-    click.echo(f"Balancing plan for {params['dataset']['name']} (train split, target "
-               f"{params['count']['target']['strategy']})\n")
+    click.echo(
+        f"Balancing plan for {params['dataset']['name']} (train split, target "
+        f"{params['count']['target']['strategy']})\n"
+    )
     click.echo(plan.balance_table(counts))
-    click.echo(f"\nTo generate: {est['images']} images, estimated {est['seconds']:.0f} s, ${est['dollars']:.2f}\n")
+    click.echo(
+        f"\nTo generate: {est['images']} images, estimated {est['seconds']:.0f} s, ${est['dollars']:.2f}\n"
+    )
     click.echo("Real images per split\n")
     click.echo(plan.split_table(counts))
 

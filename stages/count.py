@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages import atomic, manifest, plan
-from stages import params as params_mod
+from stages import atomic, manifest, params as params_mod, plan
 from stages.errors import run_main
 from stages.images import sha256_file
 

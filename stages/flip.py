@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages import atomic, manifest
-from stages import params as params_mod
+from stages import atomic, manifest, params as params_mod
 from stages.errors import run_main
 from stages.images import load_array, save_png
 

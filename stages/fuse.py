@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages import atomic, manifest
-from stages import params as params_mod
+from stages import atomic, manifest, params as params_mod
 from stages.errors import RebalanceError, run_main
 
 RAW_DIR = Path("data/raw")

@@ -135,8 +135,18 @@ def validate(p: dict[str, Any], where: str = "params.yaml") -> None:
     variants = train.get("variants")
     _need(isinstance(variants, dict) and variants, where, "train.variants", "must name at least one variant")
     _need(train.get("headline") in variants, where, "train.headline", "must name one of train.variants")
-    _need(isinstance(train.get("steps"), int) and train["steps"] > 0, where, "train.steps", "must be a positive integer")
-    _need(isinstance(train.get("seeds"), list) and train["seeds"], where, "train.seeds", "must list at least one seed")
+    _need(
+        isinstance(train.get("steps"), int) and train["steps"] > 0,
+        where,
+        "train.steps",
+        "must be a positive integer",
+    )
+    _need(
+        isinstance(train.get("seeds"), list) and train["seeds"],
+        where,
+        "train.seeds",
+        "must list at least one seed",
+    )
 
     flip = p["flip"]
     _need(isinstance(flip.get("enabled"), bool), where, "flip.enabled", "must be true or false")

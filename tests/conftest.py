@@ -31,7 +31,11 @@ TINY = {
     "evaluate": {"bootstrap": 50},
     # a 16 px diffusion UNet trained for a few seconds, few sampler steps, a short assess classifier
     "diffusion_train": {
-        "resolution": 16, "channels": [16, 32], "steps": 40, "batch_size": 16, "attention": False,
+        "resolution": 16,
+        "channels": [16, 32],
+        "steps": 40,
+        "batch_size": 16,
+        "attention": False,
     },
     "synthesize": {"diffusion": {"steps": 4}},
     "assess": {"epochs": 2},
