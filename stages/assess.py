@@ -169,7 +169,9 @@ def main() -> None:
             f = space(x)
             real_f = f_train[(train.label == label).to_numpy()]
             precision, recall = quality.precision_recall(real_f, f, cfg["k"])
-            dist, nearest = quality.nearest_hash(quality.phash(load(folder, sel.path, None)), h_train)
+            own_source = sel.source.to_numpy()[:, None] == train.path.to_numpy()[None, :]
+            hashes = quality.phash(load(folder, sel.path, None))
+            dist, nearest = quality.nearest_hash(hashes, h_train, exclude=own_source)
             copies = [
                 {"image": p, "nearest_train": train.path[j], "bits": int(d)}
                 for p, d, j in zip(sel.path, dist, nearest)

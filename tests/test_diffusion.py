@@ -301,3 +301,15 @@ def test_memorisation_check_finds_near_copies():
     fake = np.concatenate([real[2:3] // 2 + 60, rng.integers(0, 255, (1, 64, 64, 3), dtype=np.uint8)])
     dist, nearest = quality.nearest_hash(quality.phash(fake), quality.phash(real))
     assert nearest[0] == 2 and dist[0] <= 4 and dist[1] > 10
+
+
+def test_memorisation_check_skips_only_the_edit_own_source():
+    rng = np.random.default_rng(2)
+    real = rng.integers(0, 255, (4, 64, 64, 3), dtype=np.uint8)
+    fake = np.stack([real[1], real[3]])  # an edit of 1 (excluded), and a copy of 3 (not its source)
+    own = np.zeros((2, 4), bool)
+    own[0, 1] = True
+    own[1, 0] = True
+    dist, nearest = quality.nearest_hash(quality.phash(fake), quality.phash(real), exclude=own)
+    assert dist[0] > 10  # its own source does not count
+    assert nearest[1] == 3 and dist[1] == 0  # a copy of another train image is still caught

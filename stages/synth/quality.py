@@ -84,9 +84,16 @@ def phash(images: np.ndarray) -> np.ndarray:
     )
 
 
-def nearest_hash(fake_hashes: np.ndarray, real_hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each synthetic image, the Hamming distance to and index of the nearest real image."""
+def nearest_hash(
+    fake_hashes: np.ndarray, real_hashes: np.ndarray, exclude: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each synthetic image, the Hamming distance to and index of the nearest real image.
+
+    `exclude` (N_fake x N_real booleans) marks pairs not to count, e.g. a local edit and its own
+    source, which it resembles by design; a copy of any *other* train image is still found."""
     dist = (fake_hashes[:, None, :] != real_hashes[None, :, :]).sum(-1)
+    if exclude is not None:
+        dist = np.where(exclude, fake_hashes.shape[1] + 1, dist)
     return dist.min(1), dist.argmin(1)
 
 
