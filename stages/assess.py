@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from stages import atomic, manifest, model as model_mod, params as params_mod
-from stages.errors import RebalanceError, run_main
+from stages.errors import run_main
 from stages.images import load_array
 from stages.synth import quality
 
@@ -39,13 +39,7 @@ DEFAULTS = {
 
 
 def settings(params: dict) -> dict:
-    given = params.get("assess") or {}
-    unknown = set(given) - set(DEFAULTS)
-    if unknown:
-        raise RebalanceError(
-            f"params.yaml: assess has unknown keys {sorted(unknown)}; known: {', '.join(DEFAULTS)}"
-        )
-    return {**DEFAULTS, **given}
+    return params_mod.with_defaults(params.get("assess"), DEFAULTS, "assess")
 
 
 def load(folder: Path, paths, size: int | None) -> np.ndarray:

@@ -214,6 +214,17 @@ def release_settings(params: dict[str, Any]) -> dict[str, Any]:
     return {"remote": r.get("remote", RELEASE_DEFAULTS["remote"]), "gate": gate}
 
 
+def with_defaults(given: dict[str, Any] | None, defaults: dict[str, Any], key: str) -> dict[str, Any]:
+    """A params group (`key`, dotted) merged over its owner's defaults; unknown keys are an error."""
+    given = given or {}
+    unknown = set(given) - set(defaults)
+    if unknown:
+        raise ParamsError(
+            f"params.yaml: `{key}` has unknown keys {sorted(unknown)}; known: {', '.join(defaults)}"
+        )
+    return {**defaults, **given}
+
+
 def lesion_bins(params: dict[str, Any]) -> dict[str, tuple[int, float]] | None:
     """Per-class inclusive lesion-count bins, with an open upper end as infinity; None if ungraded."""
     bins = params["dataset"].get("lesion_bins")

@@ -40,13 +40,7 @@ DEFAULTS = {
 
 
 def settings(params: dict) -> dict:
-    given = params.get("diffusion_train") or {}
-    unknown = set(given) - set(DEFAULTS)
-    if unknown:
-        raise RebalanceError(
-            f"params.yaml: diffusion_train has unknown keys {sorted(unknown)}; known: {', '.join(DEFAULTS)}"
-        )
-    cfg = {**DEFAULTS, **given}
+    cfg = params_mod.with_defaults(params.get("diffusion_train"), DEFAULTS, "diffusion_train")
     res, ch = cfg["resolution"], cfg["channels"]
     if not (isinstance(res, int) and res >= 8 and res % 2 ** (len(ch) - 1) == 0):
         raise RebalanceError(

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from stages import params as params_mod
 from stages.errors import RebalanceError
 from stages.images import load_array, save_png
 from stages.synth import Context, image_seed, output_path
@@ -50,13 +51,8 @@ MODES = ("full", "local")
 def settings(params: dict) -> dict[str, Any]:
     """synthesize.diffusion merged over the defaults, checked (errors name the key and the fix)."""
     given = params.get("synthesize", {}).get("diffusion") or {}
-    unknown = set(given) - set(DEFAULTS)
-    if unknown:
-        raise RebalanceError(
-            f"params.yaml: synthesize.diffusion has unknown keys {sorted(unknown)}; "
-            f"known: {', '.join(DEFAULTS)}"
-        )
-    cfg = {**DEFAULTS, **given, "mask": {**DEFAULTS["mask"], **(given.get("mask") or {})}}
+    cfg = params_mod.with_defaults(given, DEFAULTS, "synthesize.diffusion")
+    cfg["mask"] = {**DEFAULTS["mask"], **(given.get("mask") or {})}
     checks = [
         (cfg["backend"] in BACKENDS, "backend", f"must be one of {', '.join(BACKENDS)}"),
         (cfg["mode"] in MODES, "mode", f"must be one of {', '.join(MODES)}"),

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from stages import params as params_mod
 from stages.errors import RebalanceError
 from stages.images import load_array, save_png
 from stages.synth import Context, image_seed, output_path
@@ -54,14 +55,7 @@ KIND_WORDS = {  # dominant lesion kind -> (colour, size/shape, border)
 
 
 def sd_settings(cfg: dict) -> dict[str, Any]:
-    given = cfg.get("sd") or {}
-    unknown = set(given) - set(SD_DEFAULTS)
-    if unknown:
-        raise RebalanceError(
-            f"params.yaml: synthesize.diffusion.sd has unknown keys {sorted(unknown)}; "
-            f"known: {', '.join(SD_DEFAULTS)}"
-        )
-    sd = {**SD_DEFAULTS, **given}
+    sd = params_mod.with_defaults(cfg.get("sd"), SD_DEFAULTS, "synthesize.diffusion.sd")
     if not sd["model_dir"]:
         raise RebalanceError(
             "params.yaml: synthesize.diffusion.backend sd_inpaint needs "

@@ -56,14 +56,9 @@ DEFAULTS: dict[str, Any] = {
 
 def settings(params: dict) -> dict[str, Any]:
     """synthesize.lesion_edit merged over the defaults, unknown keys rejected."""
-    given = params["synthesize"].get("lesion_edit") or {}
-    unknown = set(given) - set(DEFAULTS)
-    if unknown:
-        raise RebalanceError(
-            f"params.yaml: synthesize.lesion_edit has unknown keys {sorted(unknown)}; "
-            f"known: {', '.join(DEFAULTS)}"
-        )
-    cfg = {**DEFAULTS, **given}
+    cfg = params_mod.with_defaults(
+        params["synthesize"].get("lesion_edit"), DEFAULTS, "synthesize.lesion_edit"
+    )
     if cfg["sources"] not in ("lower", "lower_or_equal"):
         raise RebalanceError("params.yaml: synthesize.lesion_edit.sources must be lower or lower_or_equal")
     return cfg
