@@ -8,7 +8,7 @@ from typing import Any
 
 from sklearn.model_selection import train_test_split
 
-from stages import demo
+from stages import demo, ingest
 from stages.params import SPLITS
 
 
@@ -18,7 +18,6 @@ def real_images(params: dict[str, Any], raw_dir: Path | None = None) -> list[tup
     Reads `raw_dir` when given (the ingested data/raw); otherwise works from the source alone:
     the demo's file list, or the user's folder (so `rebalance plan` runs before `dvc repro`).
     """
-    from stages import ingest  # local: ingest imports plan's neighbours only
 
     classes = params["dataset"]["classes"]
     raw = params["raw"]
