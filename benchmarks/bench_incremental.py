@@ -15,18 +15,22 @@ import tempfile
 import time
 from pathlib import Path
 
-from stages import manifest, params as params_mod, synth
+from stages.core import manifest, params as params_mod, paths
+from stages.synth import methods
+from stages.synth.base import Context
 from stages.synthesize import fill
 
 
 def run(label: str, n: int, old_dir: Path | None, old: dict) -> tuple[float, Path, dict]:
     params = params_mod.load()
-    real = manifest.read(Path("data/counted") / manifest.FILENAME)
+    real = manifest.read(paths.COUNTED / manifest.FILENAME)
     train = real[real.split == "train"].reset_index(drop=True)
     out = Path(tempfile.mkdtemp(prefix="bench_inc_"))
-    ctx = synth.Context(params=params, train_real=train, raw_dir=Path("data/raw"), out_dir=out)
+    ctx = Context(params=params, train_real=train, raw_dir=paths.RAW, out_dir=out)
     start = time.perf_counter()
-    rows, reused = fill(ctx, "lesion_edit", label, n, old, old_dir or out)
+    rows, reused = fill(
+        methods.prepare("lesion_edit", ctx), "lesion_edit", label, n, old, old_dir or out, out
+    )
     elapsed = time.perf_counter() - start
     return elapsed, out, {r["path"]: r for r in rows}
 

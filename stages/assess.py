@@ -9,118 +9,31 @@ a t-SNE map of real vs synthetic and one sample grid per class.
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
-
 import numpy as np
 import torch
 
-from stages import atomic, manifest, model as model_mod, params as params_mod
-from stages.errors import run_main
-from stages.images import load_array
-from stages.synth import quality
-
-RAW_DIR = Path("data/raw")
-COUNTED = Path("data/counted")
-SYNTH_DIR = Path("data/synthesized")
-METRICS = Path("metrics/synthesis_quality.json")
-PLOTS = Path("metrics/plots/synthesis")
-DEFAULTS = {
-    "seed": 0,
-    "image_size": 32,
-    "epochs": 15,
-    "batch_size": 64,
-    "lr": 0.003,
-    "width": 16,
-    "k": 3,
-    "near_copy_bits": 4,
-    "grid": 6,
-}
-
-
-def settings(params: dict) -> dict:
-    return params_mod.with_defaults(params.get("assess"), DEFAULTS, "assess")
-
-
-def load(folder: Path, paths, size: int | None) -> np.ndarray:
-    return (
-        np.stack([load_array(folder / p, size) for p in paths])
-        if len(paths)
-        else np.zeros((0, size, size, 3), np.uint8)
-    )
+from stages.core import atomic, manifest, params as params_mod, paths
+from stages.core.errors import run_main
+from stages.core.images import load_stack
+from stages.learn import classifier as model_mod
+from stages.synth import quality, quality_plots
 
 
 def r4(x: float) -> float | None:
     return None if x != x else round(float(x), 4)
 
 
-def save_figure(fig, path: Path) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, metadata={"Software": None})
-    atomic.write_bytes(path, buf.getvalue())
-
-
-def tsne_plot(features: np.ndarray, groups: list[str], seed: int, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.manifold import TSNE
-
-    xy = TSNE(
-        n_components=2, perplexity=min(30, max(2, len(features) // 4)), init="pca", random_state=seed
-    ).fit_transform(features)
-    fig, ax = plt.subplots(figsize=(7, 6))
-    for g in sorted(set(groups)):
-        sel = np.array([x == g for x in groups])
-        ax.scatter(
-            xy[sel, 0],
-            xy[sel, 1],
-            s=6 if g.startswith("real") else 10,
-            alpha=0.6,
-            label=g,
-            marker="o" if g.startswith("real") else "x",
-        )
-    ax.legend(fontsize=6, markerscale=2, ncol=2)
-    ax.set_title("t-SNE of real vs synthetic train images (CNN + colour features)")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
-
-
-def grid_plot(label: str, blocks: dict[str, np.ndarray], n: int, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(blocks), n, figsize=(1.3 * n, 1.4 * len(blocks)), squeeze=False)
-    for r, (name, images) in enumerate(blocks.items()):
-        for c in range(n):
-            ax = axes[r][c]
-            ax.axis("off")
-            if c < len(images):
-                ax.imshow(images[c])
-        axes[r][0].set_title(name, fontsize=8, loc="left")
-    fig.suptitle(f"{label}: real train images and synthetic ones, by method", fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
-
-
 def main() -> None:
     params = params_mod.load()
-    cfg = settings(params)
+    cfg = params["assess"]
     classes = params["dataset"]["classes"]
     size = cfg["image_size"]
-    real = manifest.read(COUNTED / manifest.FILENAME)
-    synth = manifest.read(SYNTH_DIR / manifest.FILENAME)
+    real = manifest.read(paths.COUNTED / manifest.FILENAME)
+    synth = manifest.read(paths.SYNTHESIZED / manifest.FILENAME)
     train = real[real.split == "train"].sort_values("path").reset_index(drop=True)
     val = real[real.split == "val"].sort_values("path").reset_index(drop=True)
 
-    x_train = load(RAW_DIR, train.path, size)
+    x_train = load_stack(paths.RAW, train.path, size)
     y_train = torch.tensor([classes.index(c) for c in train.label])
     torch.manual_seed(cfg["seed"])
     net = model_mod.SmallCNN(len(classes), cfg["width"])
@@ -142,10 +55,13 @@ def main() -> None:
         return model_mod.predict_proba(net, tensor).argmax(1) if len(images) else np.zeros(0, int)
 
     f_train = space(x_train)
-    h_train = quality.phash(load(RAW_DIR, train.path, None))
-    groups = {"real_val": (val, RAW_DIR)}
+    h_train = quality.phash(load_stack(paths.RAW, train.path, None))
+    groups = {"real_val": (val, paths.RAW)}
     for method in sorted(set(synth.origin)):
-        groups[method] = (synth[synth.origin == method].sort_values("path").reset_index(drop=True), SYNTH_DIR)
+        groups[method] = (
+            synth[synth.origin == method].sort_values("path").reset_index(drop=True),
+            paths.SYNTHESIZED,
+        )
 
     report: dict = {
         "feature_space": "SmallCNN penultimate + colour mean/std, z-scored on real train",
@@ -159,12 +75,12 @@ def main() -> None:
             sel = rows[rows.label == label]
             if sel.empty:
                 continue
-            x = load(folder, sel.path, size)
+            x = load_stack(folder, sel.path, size)
             f = space(x)
             real_f = f_train[(train.label == label).to_numpy()]
             precision, recall = quality.precision_recall(real_f, f, cfg["k"])
             own_source = sel.source.to_numpy()[:, None] == train.path.to_numpy()[None, :]
-            hashes = quality.phash(load(folder, sel.path, None))
+            hashes = quality.phash(load_stack(folder, sel.path, None))
             dist, nearest = quality.nearest_hash(hashes, h_train, exclude=own_source)
             copies = [
                 {"image": p, "nearest_train": train.path[j], "bits": int(d)}
@@ -185,7 +101,7 @@ def main() -> None:
             if name != "real_val":
                 tsne_feats.append(f)
                 tsne_groups += [f"{name}/{label}"] * len(sel)
-                samples.setdefault(label, {})[name] = load(folder, sel.path[: cfg["grid"]], None)
+                samples.setdefault(label, {})[name] = load_stack(folder, sel.path[: cfg["grid"]], None)
         report["per_method"][name] = per_class
     report["classifier"]["real_val_accuracy"] = report["per_method"]["real_val"] and r4(
         np.average(
@@ -193,15 +109,15 @@ def main() -> None:
             weights=[v["n"] for v in report["per_method"]["real_val"].values()],
         )
     )
-    atomic.write_json(METRICS, report)
+    atomic.write_json(paths.SYNTHESIS_QUALITY, report)
 
-    with atomic.output_dir(PLOTS) as out:
-        tsne_plot(np.concatenate(tsne_feats), tsne_groups, cfg["seed"], out / "tsne.png")
+    with atomic.output_dir(paths.SYNTHESIS_PLOTS) as out:
+        quality_plots.tsne_plot(np.concatenate(tsne_feats), tsne_groups, cfg["seed"], out / "tsne.png")
         for label in classes:
             real_rows = train[train.label == label].path[: cfg["grid"]]
-            grid_plot(
+            quality_plots.grid_plot(
                 label,
-                {"real": load(RAW_DIR, real_rows, None), **samples.get(label, {})},
+                {"real": load_stack(paths.RAW, real_rows, None), **samples.get(label, {})},
                 cfg["grid"],
                 out / f"samples_{label}.png",
             )

@@ -7,8 +7,10 @@ import sys
 
 import click
 
-from stages import params as params_mod, plan, registry
-from stages.errors import RebalanceError
+from stages import registry
+from stages.core import params as params_mod
+from stages.core.errors import RebalanceError
+from stages.dataset import plan
 
 
 class Group(click.Group):

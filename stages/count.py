@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from stages import atomic, manifest, params as params_mod, plan
-from stages.errors import run_main
-from stages.images import sha256_file
-
-RAW_DIR = Path("data/raw")
-OUT_DIR = Path("data/counted")
-COUNTS = Path("metrics/counts.json")
+from stages.core import atomic, manifest, params as params_mod, paths
+from stages.core.errors import run_main
+from stages.core.hashing import sha256_file
+from stages.dataset import plan
 
 
 def main() -> None:
     params = params_mod.load()
-    images = plan.real_images(params, RAW_DIR)
+    images = plan.real_images(params, paths.RAW)
     the_plan = plan.build(params, images)
     rows = [
         manifest.row(
@@ -25,15 +20,16 @@ def main() -> None:
             origin="real",
             source=name,
             root=name,
-            sha256=sha256_file(RAW_DIR / name),
+            sha256=sha256_file(paths.RAW / name),
         )
         for name, label in images
     ]
-    with atomic.output_dir(OUT_DIR) as out:
+    counts = plan.counts_json(the_plan)
+    with atomic.output_dir(paths.COUNTED) as out:
         manifest.write(rows, out / manifest.FILENAME)  # paths relative to data/raw
-        atomic.write_json(out / "plan.json", plan.counts_json(the_plan))
-    atomic.write_json(COUNTS, plan.counts_json(the_plan))
-    print(plan.balance_table(plan.counts_json(the_plan)))
+        atomic.write_json(out / paths.PLAN.name, counts)
+    atomic.write_json(paths.COUNTS, counts)
+    print(plan.balance_table(counts))
 
 
 if __name__ == "__main__":

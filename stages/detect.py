@@ -7,38 +7,34 @@ lesion-edit method relies on) and, as a held-out check, on val. Folders without 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
-from stages import atomic, detector, manifest, params as params_mod
-from stages.errors import run_main
-from stages.images import load_array
+from stages.core import atomic, manifest, params as params_mod, paths
+from stages.core.errors import run_main
+from stages.core.images import load_array
+from stages.dataset import grading
+from stages.synth import detector
 
-RAW_DIR = Path("data/raw")
-COUNTED = Path("data/counted")
-METRICS = Path("metrics/detector.json")
 SPLITS = ("train", "val")
 
 
 def main() -> None:
     params = params_mod.load()
-    bins = params_mod.lesion_bins(params)
-    labels_csv = RAW_DIR / "labels.csv"
-    if bins is None or not labels_csv.exists():
-        why = "dataset.lesion_bins is null" if bins is None else f"{labels_csv} is absent (no true counts)"
-        atomic.write_json(METRICS, {"measured": False, "note": f"detector not measured: {why}"})
+    bins = grading.lesion_bins(params)
+    if bins is None or not paths.LABELS.exists():
+        why = "dataset.lesion_bins is null" if bins is None else f"{paths.LABELS} is absent (no true counts)"
+        atomic.write_json(paths.DETECTOR, {"measured": False, "note": f"detector not measured: {why}"})
         print(f"detect: skipped, {why}")
         return
-    truth = pd.read_csv(labels_csv, dtype={"path": str})
-    real = manifest.read(COUNTED / manifest.FILENAME)
+    truth = pd.read_csv(paths.LABELS, dtype={"path": str})
+    real = manifest.read(paths.COUNTED / manifest.FILENAME)
     rows = truth.merge(real[["path", "split"]], on="path")
     result: dict = {"measured": True, "detector": detector.VERSION}
     for split in SPLITS:
         part = rows[rows.split == split]
-        counts = [detector.count(load_array(RAW_DIR / p)) for p in part.path]
+        counts = [detector.count(load_array(paths.RAW / p)) for p in part.path]
         result[split] = detector.measure(counts, list(part.lesions), list(part.label), bins)
-    atomic.write_json(METRICS, result)
+    atomic.write_json(paths.DETECTOR, result)
     tr = result["train"]
     print(f"detect: train grade agreement {tr['grade_agreement']:.3f}, count MAE {tr['count_mae']:.2f}")
 

@@ -6,14 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from stages import atomic, manifest, params as params_mod
-from stages.errors import run_main
-from stages.images import load_array, save_png
-
-RAW_DIR = Path("data/raw")
-COUNTED = Path("data/counted")
-SYNTH = Path("data/synthesized")
-OUT_DIR = Path("data/flipped")
+from stages.core import atomic, manifest, params as params_mod, paths
+from stages.core.errors import run_main
+from stages.core.images import load_array, save_png
 
 
 def flipped_path(fused_path: str) -> str:
@@ -24,13 +19,13 @@ def flipped_path(fused_path: str) -> str:
 def main() -> None:
     params = params_mod.load()
     flip = params["flip"]
-    real = manifest.read(COUNTED / manifest.FILENAME)
-    synthetic = manifest.read(SYNTH / manifest.FILENAME)
+    real = manifest.read(paths.COUNTED / manifest.FILENAME)
+    synthetic = manifest.read(paths.SYNTHESIZED / manifest.FILENAME)
     # (file on disk, its path in data/fused, its name as a source, its row)
-    inputs = [(RAW_DIR / r.path, f"{r.split}/{r.path}", r.path, r) for r in real.itertuples()]
-    inputs += [(SYNTH / r.path, r.path, r.path, r) for r in synthetic.itertuples()]
+    inputs = [(paths.RAW / r.path, f"{r.split}/{r.path}", r.path, r) for r in real.itertuples()]
+    inputs += [(paths.SYNTHESIZED / r.path, r.path, r.path, r) for r in synthetic.itertuples()]
     rows = []
-    with atomic.output_dir(OUT_DIR) as out:
+    with atomic.output_dir(paths.FLIPPED) as out:
         if flip["enabled"]:
             for file, fused_path, source_name, r in inputs:
                 if r.split not in flip["splits"]:

@@ -1,9 +1,10 @@
 """Stage synthesize: fill each class's train deficit with generated images, per method share.
 
-Incremental: data/synthesized is a persistent output (dvc.yaml `persist: true`). A method that
-exposes `cache_key(ctx, label, index)` has each row's key stored in its `detail` JSON; on the
-next run a file whose key, path and checksum still match is hard-linked into the new output
-instead of being regenerated. Everything else is generated, files no longer planned disappear,
+Each method (stages/synth/) is prepared once, when a class first needs it. Incremental:
+data/synthesized is a persistent output (dvc.yaml `persist: true`); each row's
+`method.cache_key(label, index)` is stored in its `detail` JSON, and on the next run a file whose
+key, path and checksum still match is hard-linked into the new output instead of being
+regenerated. Everything else is generated, files no longer planned disappear,
 and the new folder replaces the old one atomically. Also writes the lesion-edit sample grid.
 """
 
@@ -12,14 +13,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from stages import atomic, manifest, params as params_mod, synth
-from stages.errors import run_main
-from stages.images import save_png, sha256_file
-
-RAW_DIR = Path("data/raw")
-COUNTED = Path("data/counted")
-OUT_DIR = Path("data/synthesized")
-GRID = Path("metrics/plots/lesion_edit_grid.png")
+from stages.core import atomic, manifest, params as params_mod, paths
+from stages.core.errors import run_main
+from stages.core.hashing import sha256_file
+from stages.core.images import save_png
+from stages.synth import methods as synth_methods
+from stages.synth.base import Context, Method, output_path
 
 
 def previous_rows(out_dir: Path) -> dict[str, dict]:
@@ -46,16 +45,13 @@ def with_key(row: dict, key: str) -> dict:
 
 
 def fill(
-    ctx: synth.Context, method: str, label: str, n: int, old: dict[str, dict], old_dir: Path
+    method: Method, name: str, label: str, n: int, old: dict[str, dict], old_dir: Path, out_dir: Path
 ) -> tuple[list, int]:
     """Rows for images 0..n-1 of `label` by `method`, reusing unchanged files; (rows, reused)."""
-    module = synth.get(method)
-    if not hasattr(module, "cache_key"):
-        return module.generate(ctx, label, list(range(n))), 0
-    keys = {i: module.cache_key(ctx, label, i) for i in range(n)}
+    keys = {i: method.cache_key(label, i) for i in range(n)}
     rows, todo = [], []
     for i, key in keys.items():
-        path = synth.output_path(method, label, i)
+        path = output_path(name, label, i)
         prev = old.get(path)
         if (
             prev
@@ -63,36 +59,44 @@ def fill(
             and (old_dir / path).is_file()
             and sha256_file(old_dir / path) == prev["sha256"]
         ):
-            atomic.link_or_copy(old_dir / path, ctx.out_dir / path)
+            atomic.link_or_copy(old_dir / path, out_dir / path)
             rows.append(prev)
         else:
             todo.append(i)
-    made = module.generate(ctx, label, todo) if todo else []
-    by_path = {synth.output_path(method, label, i): keys[i] for i in todo}
+    made = method.generate(label, todo) if todo else []
+    by_path = {output_path(name, label, i): keys[i] for i in todo}
     rows += [with_key(r, by_path[r["path"]]) for r in made]
     return rows, n - len(todo)
 
 
 def main() -> None:
     params = params_mod.load()
-    real = manifest.read(COUNTED / manifest.FILENAME)
-    quota = json.loads((COUNTED / "plan.json").read_text())["generated"]
+    real = manifest.read(paths.COUNTED / manifest.FILENAME)
+    quota = json.loads(paths.PLAN.read_text())["generated"]
     train_real = real[real.split == "train"].reset_index(drop=True)
-    old = previous_rows(OUT_DIR)
+    old = previous_rows(paths.SYNTHESIZED)
     rows: list[dict] = []
-    with atomic.output_dir(OUT_DIR) as out:
-        ctx = synth.Context(params=params, train_real=train_real, raw_dir=RAW_DIR, out_dir=out)
+    with atomic.output_dir(paths.SYNTHESIZED) as out:
+        ctx = Context(params=params, train_real=train_real, raw_dir=paths.RAW, out_dir=out)
+        methods: dict[str, Method] = {}  # each prepared once, when first needed
         for label, per_method in quota.items():
-            for method, n in per_method.items():
+            for name, n in per_method.items():
                 if n > 0:
-                    made, reused = fill(ctx, method, label, n, old, OUT_DIR)
+                    if name not in methods:
+                        methods[name] = synth_methods.prepare(name, ctx)
+                    made, reused = fill(methods[name], name, label, n, old, paths.SYNTHESIZED, out)
                     rows += made
-                    print(f"synthesize: {label}: {n} by {method} ({reused} reused, {n - reused} generated)")
+                    print(f"synthesize: {label}: {n} by {name} ({reused} reused, {n - reused} generated)")
         manifest.write(rows, out / manifest.FILENAME)
-        from stages.synth import lesion_edit  # the grid is lesion_edit's picture; blank without it
+        grid = lesion_edit_grid(rows, out, params["dataset"]["classes"])
+    save_png(grid, paths.LESION_EDIT_GRID)
 
-        grid = lesion_edit.sample_grid(rows, RAW_DIR, out, params["dataset"]["classes"])
-    save_png(grid, GRID)
+
+def lesion_edit_grid(rows: list[dict], out: Path, classes: list[str]):
+    """Sources beside their lesion edits (a blank tile when there are none)."""
+    from stages.synth.lesion_edit import sample_grid
+
+    return sample_grid(rows, paths.RAW, out, classes)
 
 
 if __name__ == "__main__":

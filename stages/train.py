@@ -10,25 +10,23 @@ trains one model; DVCLive logs the training loss and validation metrics every ep
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pandas as pd
 import torch
 from dvclive import Live
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
-from stages import manifest, model as model_mod, params as params_mod
-from stages.errors import RebalanceError, run_main
-
-FUSED = Path("data/fused")
-DATA = ("real", "balanced", "balanced_noflip")
+from stages.core import manifest, params as params_mod, paths
+from stages.core.errors import RebalanceError, run_main
+from stages.core.schema import TRAIN_DATA
+from stages.learn import classifier as model_mod
 
 
 def training_rows(fused: pd.DataFrame, data: str) -> pd.DataFrame:
     """The train-split rows a variant learns from."""
-    if data not in DATA:
+    if data not in TRAIN_DATA:
         raise RebalanceError(
-            f"params.yaml: train variant data {data!r} unknown; use one of {', '.join(DATA)}"
+            f"params.yaml: train variant data {data!r} unknown; use one of {', '.join(TRAIN_DATA)}"
         )
     rows = model_mod.split_rows(fused, "train")
     keep = {
@@ -64,30 +62,32 @@ def main() -> None:
     params = params_mod.load()
     cfg, classes = params["train"], params["dataset"]["classes"]
     spec = cfg["variants"][variant]
-    torch.set_num_threads(cfg.get("threads", 2))
-    fused = manifest.read(FUSED / manifest.FILENAME)
+    torch.set_num_threads(cfg["threads"])
+    fused = manifest.read(paths.FUSED / manifest.FILENAME)
     train_rows = training_rows(fused, spec["data"])
     val_rows = model_mod.split_rows(fused, "val", ["real"])
-    x = model_mod.load_images(FUSED, list(train_rows.path), cfg["image_size"])
+    x = model_mod.load_images(paths.FUSED, list(train_rows.path), cfg["image_size"])
     y = torch.tensor([classes.index(c) for c in train_rows.label])
-    if spec.get("shuffle_labels", False):  # a guard rail: such a model must score at chance
+    if spec["shuffle_labels"]:  # a guard rail: such a model must score at chance
         y = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(1234))]
-    x_val = model_mod.load_images(FUSED, list(val_rows.path), cfg["image_size"])
+    x_val = model_mod.load_images(paths.FUSED, list(val_rows.path), cfg["image_size"])
     y_val = [classes.index(c) for c in val_rows.label]
 
     for seed in cfg["seeds"]:
         torch.manual_seed(seed)
         net = model_mod.SmallCNN(len(classes), cfg["width"])
-        with Live(dir=f"dvclive/{variant}/seed{seed}", save_dvc_exp=False, dvcyaml=False) as live:
+        with Live(
+            dir=str(paths.DVCLIVE / variant / f"seed{seed}"), save_dvc_exp=False, dvcyaml=False
+        ) as live:
             live.log_params({"variant": variant, "seed": seed, "n_train": len(x), **spec})
             best = BestOnVal(live, x_val, y_val)
             model_mod.fit(
                 net, x, y, steps=cfg["steps"], batch_size=cfg["batch_size"], lr=cfg["lr"],
-                weight_decay=cfg["weight_decay"], seed=seed, weighted=spec.get("weighted", False),
-                augmented=spec.get("augment", False), on_epoch=best,
+                weight_decay=cfg["weight_decay"], seed=seed, weighted=spec["weighted"],
+                augmented=spec["augment"], on_epoch=best,
             )  # fmt: skip
         net.load_state_dict(best.state)
-        model_mod.save(net, Path(f"models/{variant}/seed{seed}.pt"), classes, cfg["image_size"], cfg["width"])
+        model_mod.save(net, paths.classifier(variant, seed), classes, cfg["image_size"], cfg["width"])
         print(f"train@{variant} seed {seed}: {len(x)} images, best val balanced accuracy {best.score:.3f}")
 
 

@@ -9,63 +9,29 @@ metrics/diffusion_train.json (loss, time, throughput, checkpoint hash).
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from stages import atomic, manifest, params as params_mod
-from stages.errors import RebalanceError, run_main
-from stages.images import load_array
+from stages.core import atomic, manifest, params as params_mod, paths
+from stages.core.errors import RebalanceError, run_main
+from stages.core.images import load_array
 from stages.synth import diffusion_core as core
-
-RAW_DIR = Path("data/raw")
-COUNTED = Path("data/counted")
-OUT_DIR = Path("models/diffusion")
-METRICS = Path("metrics/diffusion_train.json")
-DEFAULTS = {
-    "seed": 0,
-    "resolution": 32,
-    "channels": [32, 64, 64],
-    "layers_per_block": 1,
-    "attention": True,
-    "steps": 600,
-    "batch_size": 32,
-    "lr": 0.002,
-    "ema_decay": 0.995,
-    "class_dropout": 0.1,
-    "hflip": True,
-    "threads": None,
-}
-
-
-def settings(params: dict) -> dict:
-    cfg = params_mod.with_defaults(params.get("diffusion_train"), DEFAULTS, "diffusion_train")
-    res, ch = cfg["resolution"], cfg["channels"]
-    if not (isinstance(res, int) and res >= 8 and res % 2 ** (len(ch) - 1) == 0):
-        raise RebalanceError(
-            f"params.yaml: diffusion_train.resolution must be an integer >= 8 divisible by "
-            f"{2 ** (len(ch) - 1)} (one halving per extra entry of channels)"
-        )
-    for key in ("steps", "batch_size"):
-        if not (isinstance(cfg[key], int) and cfg[key] >= 1):
-            raise RebalanceError(f"params.yaml: diffusion_train.{key} must be a positive integer")
-    return cfg
 
 
 def main() -> None:
     params = params_mod.load()
-    cfg = settings(params)
+    cfg = params["diffusion_train"]
     if cfg["threads"]:
         torch.set_num_threads(int(cfg["threads"]))
     classes = params["dataset"]["classes"]
-    real = manifest.read(COUNTED / manifest.FILENAME)
+    real = manifest.read(paths.COUNTED / manifest.FILENAME)
     train = real[real.split == "train"].sort_values("path")
     if train.empty:
         raise RebalanceError(
             "train_diffusion: no train-split real images in data/counted; run `dvc repro count`"
         )
-    images = torch.from_numpy(np.stack([load_array(RAW_DIR / p, cfg["resolution"]) for p in train.path]))
+    images = torch.from_numpy(np.stack([load_array(paths.RAW / p, cfg["resolution"]) for p in train.path]))
     labels = torch.tensor([classes.index(c) for c in train.label])
     torch.manual_seed(cfg["seed"])  # the initial weights, too, come from the seed
     unet = core.build_unet(
@@ -87,10 +53,10 @@ def main() -> None:
             f"train_diffusion: step {step}/{cfg['steps']} loss {loss:.4f}", flush=True
         ),
     )
-    with atomic.output_dir(OUT_DIR) as out:
+    with atomic.output_dir(paths.DIFFUSION_MODEL) as out:
         ckpt = core.save(unet, out)
     atomic.write_json(
-        METRICS,
+        paths.DIFFUSION_TRAIN,
         {
             **summary,
             "cpu_seconds": round(time.process_time() - cpu0, 1),

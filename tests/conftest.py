@@ -56,6 +56,25 @@ def deep_update(base: dict, updates: dict) -> dict:
     return base
 
 
+def make_params(updates: dict) -> dict:
+    """This repository's params.yaml with `updates` merged in, validated, every default filled."""
+    from stages.core import params
+
+    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    return params.validate(deep_update(base, updates))
+
+
+def folder_params(classes: list[str], synthesize: dict | None = None) -> dict:
+    """Validated params of an ungraded folder dataset with `classes` (for method unit tests)."""
+    return make_params(
+        {
+            "dataset": {"name": "t", "classes": classes, "lesion_bins": None},
+            "raw": {"source": "images"},
+            "synthesize": {"methods": {"diffusion": 1.0}, **(synthesize or {})},
+        }
+    )
+
+
 def set_params(repo: Path, updates: dict) -> dict:
     """Merge `updates` into repo/params.yaml (nested keys merge; lists and scalars replace)."""
     path = repo / "params.yaml"

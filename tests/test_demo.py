@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import demo, params
-from stages.images import load_array, sha256_file
+from stages.core.hashing import sha256_file
+from stages.core.images import load_array
+from stages.dataset import demo, grading
 
 CLASSES = ["level0", "level1", "level2", "level3"]
 BINS = {"level0": (0, 5), "level1": (6, 20), "level2": (21, 50), "level3": (51, np.inf)}
@@ -28,7 +29,7 @@ def test_class_sizes_follow_acne04():
 def test_lesion_counts_fall_in_their_grade_bins(small_demo):
     _, labels = small_demo
     for r in labels.itertuples():
-        assert params.grade_of(r.lesions, BINS) == r.label, (r.path, r.lesions)
+        assert grading.grade_of(r.lesions, BINS) == r.label, (r.path, r.lesions)
         assert r.papules + r.pustules + r.nodules == r.lesions
 
 

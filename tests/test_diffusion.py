@@ -10,10 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import folder_params
 
-from stages.errors import RebalanceError
-from stages.images import load_array, save_png
-from stages.synth import Context, diffusion, diffusion_core as core, image_seed, quality
+from stages.core.errors import RebalanceError
+from stages.core.images import load_array, save_png
+from stages.synth import diffusion, diffusion_core as core, quality
+from stages.synth.base import Context, image_seed
 
 RES = 16
 CLASSES = ["dark", "bright"]
@@ -52,11 +54,9 @@ def trained(tmp_path_factory):
 
 
 def context(root: Path, train_real: pd.DataFrame, out: Path, **diff) -> Context:
-    params = {
-        "dataset": {"name": "t", "classes": CLASSES},
-        "synthesize": {"diffusion": {"model_dir": str(root / "model"), "steps": 6, "batch_size": 4, **diff}},
-    }
-    diffusion._model.cache_clear()
+    params = folder_params(
+        CLASSES, {"diffusion": {"model_dir": str(root / "model"), "steps": 6, "batch_size": 4, **diff}}
+    )
     return Context(params=params, train_real=train_real, raw_dir=root / "raw", out_dir=out)
 
 
@@ -86,8 +86,10 @@ def test_unet_evaluations_per_image(trained):
 
 def test_generate_full_is_deterministic_and_recorded(trained, tmp_path):
     root, train_real, ckpt, _ = trained
-    rows_a = diffusion.generate(context(root, train_real, tmp_path / "a"), "bright", [0, 1, 2, 5])
-    rows_b = diffusion.generate(context(root, train_real, tmp_path / "b"), "bright", [5, 0])
+    full_a = diffusion.DiffusionSampler(context(root, train_real, tmp_path / "a", mode="full"))
+    full_b = diffusion.DiffusionSampler(context(root, train_real, tmp_path / "b", mode="full"))
+    rows_a = full_a.generate("bright", [0, 1, 2, 5])
+    rows_b = full_b.generate("bright", [5, 0])
     bytes_a = {r["path"]: (tmp_path / "a" / r["path"]).read_bytes() for r in rows_a}
     for r in rows_b:  # same seed -> identical bytes, whatever else is generated in the same call
         assert (tmp_path / "b" / r["path"]).read_bytes() == bytes_a[r["path"]]
@@ -103,7 +105,7 @@ def test_generate_full_is_deterministic_and_recorded(trained, tmp_path):
 def test_local_mode_keeps_unmasked_pixels(trained, tmp_path):
     root, train_real, _, _ = trained
     ctx = context(root, train_real, tmp_path, mode="local", mask={"blobs": 2, "fraction": 0.3})
-    rows = diffusion.generate(ctx, "dark", [0, 1, 2])
+    rows = diffusion.DiffusionSampler(ctx).generate("dark", [0, 1, 2])
     changed = 0
     for r in rows:
         assert r["source"] in set(train_real.path) and r["root"] == r["source"]
@@ -119,33 +121,32 @@ def test_local_mode_keeps_unmasked_pixels(trained, tmp_path):
 
 def test_cache_key_tracks_what_determines_the_image(trained, tmp_path):
     root, train_real, _, _ = trained
-    key = diffusion.cache_key(context(root, train_real, tmp_path), "dark", 3)
-    assert key == diffusion.cache_key(context(root, train_real, tmp_path), "dark", 3)
-    assert key != diffusion.cache_key(context(root, train_real, tmp_path), "dark", 4)
-    assert key != diffusion.cache_key(context(root, train_real, tmp_path, steps=7), "dark", 3)
+    key = diffusion.DiffusionSampler(context(root, train_real, tmp_path)).cache_key("dark", 3)
+    assert key == diffusion.DiffusionSampler(context(root, train_real, tmp_path)).cache_key("dark", 3)
+    assert key != diffusion.DiffusionSampler(context(root, train_real, tmp_path)).cache_key("dark", 4)
+    assert key != diffusion.DiffusionSampler(context(root, train_real, tmp_path, steps=7)).cache_key(
+        "dark", 3
+    )
     assert json.loads(key)["checkpoint"] == trained[2]
 
 
 def test_settings_errors_name_the_key():
     with pytest.raises(RebalanceError, match="synthesize.diffusion.mode"):
-        diffusion.settings({"synthesize": {"diffusion": {"mode": "everywhere"}}})
-    with pytest.raises(RebalanceError, match="unknown keys"):
-        diffusion.settings({"synthesize": {"diffusion": {"stepz": 3}}})
+        folder_params(CLASSES, {"diffusion": {"mode": "everywhere"}})
+    with pytest.raises(RebalanceError, match="did you mean `steps`"):
+        folder_params(CLASSES, {"diffusion": {"stepz": 3}})
 
 
 def test_missing_model_is_a_clear_error(tmp_path):
     train_real = make_raw(tmp_path / "raw", n=2)
     ctx = Context(
-        params={
-            "dataset": {"name": "t", "classes": CLASSES},
-            "synthesize": {"diffusion": {"model_dir": str(tmp_path / "nope")}},
-        },
+        params=folder_params(CLASSES, {"diffusion": {"model_dir": str(tmp_path / "nope")}}),
         train_real=train_real,
         raw_dir=tmp_path / "raw",
         out_dir=tmp_path / "out",
     )
     with pytest.raises(RebalanceError, match="train_diffusion"):
-        diffusion.generate(ctx, "dark", [0])
+        diffusion.DiffusionSampler(ctx).generate("dark", [0])
 
 
 # --- the local Stable Diffusion inpainting path, on a tiny random pipeline built here ---------
@@ -230,14 +231,11 @@ def test_sd_inpaint_offline_with_attribute_prompts(tmp_path, monkeypatch):
         }
     ).to_csv(attrs, index=False)
     sd = {"model_dir": str(sd_dir), "attributes": str(attrs), "resolution": 16, "steps": 3, "guidance": 2.0}
-    params = {
-        "dataset": {"name": "t", "classes": CLASSES},
-        "synthesize": {
-            "diffusion": {"backend": "sd_inpaint", "mask": {"blobs": 2, "fraction": 0.3}, "sd": sd}
-        },
-    }
+    params = folder_params(
+        CLASSES, {"diffusion": {"backend": "sd_inpaint", "mask": {"blobs": 2, "fraction": 0.3}, "sd": sd}}
+    )
     ctx = Context(params=params, train_real=train_real, raw_dir=tmp_path / "raw", out_dir=tmp_path / "out")
-    rows = diffusion.generate(ctx, "bright", [0, 1, 2])
+    rows = diffusion.DiffusionSampler(ctx).generate("bright", [0, 1, 2])
     prompts = set()
     for r in rows:
         detail = json.loads(r["detail"])
@@ -250,21 +248,17 @@ def test_sd_inpaint_offline_with_attribute_prompts(tmp_path, monkeypatch):
         assert (made[mask] != original[mask]).any()
     assert len(prompts) == 3 and any("dark brown skin" in p for p in prompts)
     assert any("very light skin" in p and "nodules" in p for p in prompts)
-    again = diffusion.generate(
-        Context(params=params, train_real=train_real, raw_dir=tmp_path / "raw", out_dir=tmp_path / "again"),
-        "bright",
-        [1],
+    again_ctx = Context(
+        params=params, train_real=train_real, raw_dir=tmp_path / "raw", out_dir=tmp_path / "again"
     )
+    again = diffusion.DiffusionSampler(again_ctx).generate("bright", [1])
     assert again[0]["sha256"] == rows[1]["sha256"]
 
 
 def test_sd_inpaint_missing_folder_is_a_clear_error(tmp_path):
-    params = {
-        "dataset": {"name": "t", "classes": CLASSES},
-        "synthesize": {
-            "diffusion": {"backend": "sd_inpaint", "sd": {"model_dir": str(tmp_path / "nowhere")}}
-        },
-    }
+    params = folder_params(
+        CLASSES, {"diffusion": {"backend": "sd_inpaint", "sd": {"model_dir": str(tmp_path / "nowhere")}}}
+    )
     ctx = Context(
         params=params,
         train_real=make_raw(tmp_path / "raw", n=1),
@@ -272,7 +266,7 @@ def test_sd_inpaint_missing_folder_is_a_clear_error(tmp_path):
         out_dir=tmp_path / "out",
     )
     with pytest.raises(RebalanceError, match="nowhere"):
-        diffusion.generate(ctx, "dark", [0])
+        diffusion.DiffusionSampler(ctx).generate("dark", [0])
 
 
 # --- quality metrics --------------------------------------------------------------------------

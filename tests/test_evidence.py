@@ -8,7 +8,7 @@ import sys
 import pytest
 from conftest import TINY, commit_all, copy_repo, deep_update, run, set_params
 
-from stages import manifest
+from stages.core import manifest
 from stages.train import training_rows
 
 pytestmark = pytest.mark.slow

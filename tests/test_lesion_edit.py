@@ -13,10 +13,14 @@ import pytest
 import yaml
 from conftest import REPO, commit_all, run, set_params
 
-from stages import demo, detector, manifest, params as params_mod, synth
-from stages.errors import RebalanceError
-from stages.images import load_array, sha256_file
-from stages.synth import blend, lesion_edit
+from stages.core import manifest, params as params_mod
+from stages.core.errors import RebalanceError
+from stages.core.hashing import sha256_file
+from stages.core.images import load_array
+from stages.core.schema import LesionEdit
+from stages.dataset import demo, grading
+from stages.synth import blend, detector, lesion_edit, overlay
+from stages.synth.base import Context
 from stages.synthesize import fill
 
 PARAMS = params_mod.load(REPO / "params.yaml")
@@ -27,7 +31,7 @@ def demo_train(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     """A tiny demo dataset (10 images per grade), all of it the train split."""
     raw = tmp_path_factory.mktemp("raw")
     classes = PARAMS["dataset"]["classes"]
-    rows = demo.write(raw, classes, params_mod.lesion_bins(PARAMS), 0.01, 128, 3)
+    rows = demo.write(raw, classes, grading.lesion_bins(PARAMS), 0.01, 128, 3)
     train = pd.DataFrame(
         [
             manifest.row(
@@ -45,16 +49,20 @@ def demo_train(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     return raw, train
 
 
-def make_ctx(demo_train, out: Path, params: dict | None = None) -> synth.Context:
+def make_ctx(demo_train, out: Path, params: dict | None = None) -> Context:
     raw, train = demo_train
-    return synth.Context(params=params or copy.deepcopy(PARAMS), train_real=train, raw_dir=raw, out_dir=out)
+    return Context(params=params or copy.deepcopy(PARAMS), train_real=train, raw_dir=raw, out_dir=out)
+
+
+def editor(demo_train, out: Path, params: dict | None = None) -> lesion_edit.LesionEditor:
+    return lesion_edit.LesionEditor(make_ctx(demo_train, out, params))
 
 
 @pytest.fixture(scope="module")
 def level3(demo_train, tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
     ctx = make_ctx(demo_train, out)
-    return ctx, lesion_edit.generate(ctx, "level3", [0, 1, 2, 3])
+    return ctx, lesion_edit.LesionEditor(ctx).generate("level3", [0, 1, 2, 3])
 
 
 def disks_mask(shape, disks) -> np.ndarray:
@@ -78,7 +86,7 @@ def test_locality_outside_edit_mask_is_byte_identical(level3):
 
 def test_redetected_count_lands_in_target_bin(level3):
     ctx, rows = level3
-    lo, hi = params_mod.lesion_bins(ctx.params)["level3"]
+    lo, hi = grading.lesion_bins(ctx.params)["level3"]
     for r in rows:
         d = json.loads(r["detail"])
         n = detector.count(load_array(ctx.out_dir / r["path"]))
@@ -97,35 +105,32 @@ def test_sources_are_lower_grade_train_images_with_cluster(level3):
 
 def test_determinism_byte_identical(demo_train, level3, tmp_path):
     _, rows = level3
-    again = lesion_edit.generate(make_ctx(demo_train, tmp_path), "level3", [0, 1, 2, 3])
+    again = lesion_edit.LesionEditor(make_ctx(demo_train, tmp_path)).generate("level3", [0, 1, 2, 3])
     assert [r["sha256"] for r in again] == [r["sha256"] for r in rows]
     assert again == rows
 
 
 def test_incremental_reuses_unchanged_images(demo_train, tmp_path):
     first = tmp_path / "a"
-    rows, reused = fill(make_ctx(demo_train, first), "lesion_edit", "level2", 3, {}, first)
+    rows, reused = fill(editor(demo_train, first), "lesion_edit", "level2", 3, {}, first, first)
     assert reused == 0 and all(json.loads(r["detail"])["key"] for r in rows)
     old = {r["path"]: r for r in rows}
     second = tmp_path / "b"
-    rows2, reused2 = fill(make_ctx(demo_train, second), "lesion_edit", "level2", 5, old, first)
+    rows2, reused2 = fill(editor(demo_train, second), "lesion_edit", "level2", 5, old, first, second)
     assert reused2 == 3 and len(rows2) == 5
     for r in rows:
         assert (second / r["path"]).stat().st_ino == (first / r["path"]).stat().st_ino  # linked
     # a changed method parameter changes every key: nothing reused
     params = copy.deepcopy(PARAMS)
-    params["synthesize"]["lesion_edit"] = {
-        **(params["synthesize"].get("lesion_edit") or {}),
-        "bin_margin": 0.2,
-    }
+    params["synthesize"]["lesion_edit"]["bin_margin"] = 0.2
     third = tmp_path / "c"
-    _, reused3 = fill(make_ctx(demo_train, third, params), "lesion_edit", "level2", 3, old, first)
+    _, reused3 = fill(editor(demo_train, third, params), "lesion_edit", "level2", 3, old, first, third)
     assert reused3 == 0
 
 
 def test_lowest_grade_deficit_uses_equal_grade_sources(demo_train, tmp_path):
     ctx = make_ctx(demo_train, tmp_path)
-    rows = lesion_edit.generate(ctx, "level0", [0, 1])
+    rows = lesion_edit.LesionEditor(ctx).generate("level0", [0, 1])
     for r in rows:
         assert json.loads(r["detail"])["source_label"] == "level0"
         assert detector.count(load_array(tmp_path / r["path"])) <= 5
@@ -135,7 +140,7 @@ def test_ungraded_dataset_gets_clear_error(demo_train, tmp_path):
     params = copy.deepcopy(PARAMS)
     params["dataset"]["lesion_bins"] = None
     with pytest.raises(RebalanceError, match="diffusion") as err:
-        lesion_edit.generate(make_ctx(demo_train, tmp_path, params), "level3", [0])
+        lesion_edit.LesionEditor(make_ctx(demo_train, tmp_path, params)).generate("level3", [0])
     assert "\n" not in str(err.value)
 
 
@@ -149,10 +154,10 @@ def test_poisson_blend_refuses_patches_outside_the_image():
 
 
 def test_target_range_respects_bins():
-    cfg = lesion_edit.DEFAULTS
-    assert lesion_edit.target_range((21, 50), 3, cfg) == (25, 46)
-    assert lesion_edit.target_range((0, 5), 5, cfg) is None
-    lo, hi = lesion_edit.target_range((51, float("inf")), 10, cfg)
+    cfg = LesionEdit().model_dump()
+    assert overlay.target_range((21, 50), 3, cfg) == (25, 46)
+    assert overlay.target_range((0, 5), 5, cfg) is None
+    lo, hi = overlay.target_range((51, float("inf")), 10, cfg)
     assert 51 <= lo <= hi <= 80
 
 

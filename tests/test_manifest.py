@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stages import manifest
+from stages.core import manifest
 
 
 def rows(*extra):

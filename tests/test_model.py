@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from stages import model
+from stages.learn import classifier as model
 
 
 def toy_data(n: int = 96, size: int = 16):

@@ -1,40 +1,95 @@
-"""Bad params give one-line errors that name the key and the fix."""
+"""Bad params give one-line errors that name the key and the fix, from the loader, `rebalance plan`
+and `dvc repro`, before any stage does work."""
 
 from __future__ import annotations
 
 import copy
+import sys
 
 import pytest
 import yaml
-from conftest import REPO, deep_update
+from click.testing import CliRunner
+from conftest import REPO, deep_update, run
 
-from stages import params
+from stages.cli import main as cli
+from stages.core import params, schema
+from stages.dataset import grading
+from stages.synth import methods as synth_methods
 
 DEFAULT = yaml.safe_load((REPO / "params.yaml").read_text())
 
+# The mistakes a new user makes, and the key each error must name.
+MISTAKES = [
+    ({"raw": {"on_bad_fle": "error"}}, "raw.on_bad_fle", "did you mean `on_bad_file`"),
+    ({"synthesise": {"methods": {"lesion_edit": 1.0}}}, "synthesise", "did you mean `synthesize`"),
+    (
+        {"synthesize": {"methods": {"difusion": 1.0}}},
+        "synthesize.methods.difusion",
+        "did you mean `diffusion`",
+    ),
+    ({"count": {"target": {"strategy": "max", "n": -5}}}, "count.target.n", "greater than 0"),
+    ({"diffusion_train": {"stepz": 3}}, "diffusion_train.stepz", "did you mean `steps`"),
+    ({"synthesize": {"methods": {"lesion_edit": 0.5}}}, "synthesize.methods", "sum to 1"),
+    ({"count": {"split": {"train": 0.9, "val": 0.2, "test": 0.1}}}, "count.split", "sum to 1"),
+    ({"count": {"target": {"strategy": "median"}}}, "count.target.strategy", "'fixed' or 'max'"),
+    ({"dataset": {"classes": ["a"]}}, "dataset.classes", "at least 2"),
+    ({"dataset": {"lesion_bins": {"level0": [5, 0]}}}, "dataset.lesion_bins.level0", "high >= low"),
+    ({"flip": {"splits": ["test"]}}, "flip.splits", "real-only"),
+    ({"train": {"headline": "nope"}}, "train.headline", "train.variants"),
+    ({"raw": {"on_bad_file": "ignore"}}, "raw.on_bad_file", "'skip' or 'error'"),
+    ({"train": {"steps": "100"}}, "train.steps", "valid integer"),
+    ({"diffusion_train": {"resolution": 30}}, "diffusion_train.resolution", "divisible"),
+]
 
-def test_default_params_are_valid():
-    params.validate(copy.deepcopy(DEFAULT))
+# One unknown key in every group (and nested group) of the schema.
+GROUP_PATHS = [
+    ["dataset"], ["raw"], ["raw", "demo"], ["count"], ["count", "split"], ["count", "target"],
+    ["synthesize"], ["synthesize", "lesion_edit"], ["synthesize", "diffusion"],
+    ["synthesize", "diffusion", "mask"], ["synthesize", "diffusion", "sd"], ["diffusion_train"],
+    ["assess"], ["flip"], ["fuse"], ["train"], ["train", "variants", "real"], ["evaluate"],
+    ["release"], ["release", "gate"],
+]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    "update,key",
-    [
-        ({"synthesize": {"methods": {"lesion_edit": 0.5}}}, "synthesize.methods"),
-        ({"count": {"split": {"train": 0.9, "val": 0.2, "test": 0.1}}}, "count.split"),
-        ({"count": {"target": {"strategy": "median"}}}, "count.target.strategy"),
-        ({"dataset": {"classes": ["a"]}}, "dataset.classes"),
-        ({"dataset": {"lesion_bins": {"level0": [5, 0]}}}, "dataset.lesion_bins.level0"),
-        ({"flip": {"splits": ["test"]}}, "flip.splits"),
-        ({"train": {"headline": "nope"}}, "train.headline"),
-        ({"raw": {"on_bad_file": "ignore"}}, "raw.on_bad_file"),
-    ],
-)
-def test_bad_value_names_its_key(update, key):
-    bad = deep_update(copy.deepcopy(DEFAULT), update)
+def with_unknown_key(path: list[str]) -> dict:
+    """The default params with `bogus_key: 1` added to the group at `path`."""
+    bad = copy.deepcopy(DEFAULT)
+    node = bad
+    for key in path:
+        node = node.setdefault(key, {})
+    node["bogus_key"] = 1
+    return bad
+
+
+def test_default_params_are_valid_and_filled():
+    full = params.validate(copy.deepcopy(DEFAULT))
+    assert full["synthesize"]["lesion_edit"]["max_sources"] == 5  # a default params.yaml omits
+    assert full["release"]["gate"]["checksums"] is True
+
+
+def test_params_yaml_values_equal_schema_defaults_where_given():
+    """params.yaml shows chosen values; deleting a shown key keeps behaviour (one default place)."""
+    full = params.validate(copy.deepcopy(DEFAULT))
+    for group in ("diffusion_train", "assess", "flip", "fuse", "evaluate"):
+        bare = copy.deepcopy(DEFAULT)
+        bare[group] = {}
+        assert params.validate(bare)[group] == full[group], group
+
+
+@pytest.mark.parametrize("update,key,hint", MISTAKES)
+def test_mistake_names_its_key(update, key, hint):
+    bad = deep_update(copy.deepcopy(DEFAULT), copy.deepcopy(update))
     with pytest.raises(params.ParamsError) as err:
         params.validate(bad)
-    assert f"`{key}`" in str(err.value) and "\n" not in str(err.value)
+    message = str(err.value)
+    assert f"`{key}`" in message and hint in message and "\n" not in message, message
+
+
+@pytest.mark.parametrize("path", GROUP_PATHS, ids=".".join)
+def test_unknown_key_in_every_group(path):
+    bad = with_unknown_key(path)
+    with pytest.raises(params.ParamsError, match=rf"`{'.'.join(path)}.bogus_key` is not a known key"):
+        params.validate(bad)
 
 
 def test_missing_group(tmp_path):
@@ -46,8 +101,41 @@ def test_missing_group(tmp_path):
         params.load(path)
 
 
+def test_invalid_yaml_names_the_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("dataset:\n  name: x\n  classes: [a, b\nraw:\n  source: demo\n")
+    with pytest.raises(params.ParamsError, match=r"params.yaml:\d+: invalid YAML") as err:
+        params.load(path)
+    assert "\n" not in str(err.value)
+
+
+def test_method_names_agree_with_the_synth_registry():
+    assert set(schema.METHODS) == set(synth_methods.NAMES)
+
+
+@pytest.mark.parametrize("update,key,hint", MISTAKES[:5] + [({"diffusion_train": {"stepz": 3}}, "stepz", "")])
+def test_rebalance_plan_fails_fast(tmp_path, update, key, hint):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(deep_update(copy.deepcopy(DEFAULT), copy.deepcopy(update))))
+    result = CliRunner().invoke(cli, ["plan", "--params", str(path)])
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and key in lines[0] and lines[0].startswith("error:"), result.output
+
+
+def test_dvc_repro_fails_before_any_stage_works(repo):
+    """The first stage to run refuses the whole file; nothing is written under data/."""
+    path = repo / "params.yaml"
+    path.write_text(path.read_text() + "synthesise:\n  methods: {lesion_edit: 1.0}\n")
+    proc = run([sys.executable, "-m", "dvc", "repro"], repo, check=False)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert errors and "`synthesise` is not a known key; did you mean `synthesize`?" in errors[0], proc.stderr
+    assert not (repo / "data").exists() or not any((repo / "data").iterdir())
+
+
 def test_grade_of_uses_inclusive_bins_and_open_top():
-    bins = params.lesion_bins(DEFAULT)
-    assert [params.grade_of(n, bins) for n in (0, 5, 6, 20, 21, 50, 51, 500)] == [
+    bins = grading.lesion_bins(DEFAULT)
+    assert [grading.grade_of(n, bins) for n in (0, 5, 6, 20, 21, 50, 51, 500)] == [
         "level0", "level0", "level1", "level1", "level2", "level2", "level3", "level3",
     ]  # fmt: skip

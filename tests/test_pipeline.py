@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from conftest import run
 
-from stages import manifest
-from stages.images import sha256_file
+from stages.core import manifest
+from stages.core.hashing import sha256_file
 
 pytestmark = pytest.mark.slow
 

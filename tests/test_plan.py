@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from conftest import REPO
 from PIL import Image
 
-from stages import plan
 from stages.cli import main
+from stages.dataset import plan
 
 SIZES = {"a": 40, "b": 20, "c": 10}
 

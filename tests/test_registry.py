@@ -24,7 +24,7 @@ import yaml
 from conftest import TINY, commit_all, copy_repo, run, set_params
 
 from stages import registry
-from stages.errors import RebalanceError
+from stages.core.errors import RebalanceError
 
 NAME = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["dataset"]["name"]
 TAG1, TAG2 = f"{NAME}@v1.0.0", f"{NAME}@v1.1.0"

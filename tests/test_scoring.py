@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages import scoring
+from stages.learn import metrics as scoring
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from stages import detector
-from stages.images import load_array
+from stages.core.images import load_array
+from stages.synth import detector
 
 MIN_RADIUS, MAX_RADIUS = 2.5, 7.0
 

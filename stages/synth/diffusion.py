@@ -18,63 +18,23 @@ all recorded in the manifest row's `seed` and `detail`.
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
-from PIL import Image
 
-from stages import params as params_mod
-from stages.errors import RebalanceError
-from stages.images import load_array, save_png
-from stages.synth import Context, image_seed, output_path
+from stages.core import manifest
+from stages.core.errors import RebalanceError
+from stages.core.images import load_array, save_png
+from stages.synth import diffusion_core as core
+from stages.synth.base import Context, image_seed, output_path
+from stages.synth.inpaint import blob_mask, compose, downsample_mask, resize
 
 METHOD = "diffusion"
 VERSION = 1  # bump when a code change alters the images
-DEFAULTS: dict[str, Any] = {
-    "backend": "unet",
-    "model_dir": "models/diffusion",
-    "mode": "full",
-    "scheduler": "ddim",
-    "steps": 25,
-    "guidance": 1.0,
-    "batch_size": 32,
-    "mask": {"blobs": 3, "fraction": 0.3},
-    "output_size": None,
-    "sd": {},
-}
-BACKENDS = ("unet", "sd_inpaint")
-MODES = ("full", "local")
-
-
-def settings(params: dict) -> dict[str, Any]:
-    """synthesize.diffusion merged over the defaults, checked (errors name the key and the fix)."""
-    given = params.get("synthesize", {}).get("diffusion") or {}
-    cfg = params_mod.with_defaults(given, DEFAULTS, "synthesize.diffusion")
-    cfg["mask"] = {**DEFAULTS["mask"], **(given.get("mask") or {})}
-    checks = [
-        (cfg["backend"] in BACKENDS, "backend", f"must be one of {', '.join(BACKENDS)}"),
-        (cfg["mode"] in MODES, "mode", f"must be one of {', '.join(MODES)}"),
-        (cfg["scheduler"] in ("ddim", "dpm"), "scheduler", "must be ddim or dpm"),
-        (isinstance(cfg["steps"], int) and 1 <= cfg["steps"] <= 1000, "steps", "must be an integer 1..1000"),
-        (
-            isinstance(cfg["guidance"], (int, float)) and cfg["guidance"] >= 0,
-            "guidance",
-            "must be a number >= 0",
-        ),
-        (
-            isinstance(cfg["batch_size"], int) and cfg["batch_size"] >= 1,
-            "batch_size",
-            "must be a positive integer",
-        ),
-        (0 < cfg["mask"]["fraction"] < 1, "mask.fraction", "must be between 0 and 1"),
-        (isinstance(cfg["mask"]["blobs"], int) and cfg["mask"]["blobs"] >= 1, "mask.blobs", "must be >= 1"),
-    ]
-    for ok, key, message in checks:
-        if not ok:
-            raise RebalanceError(f"params.yaml: synthesize.diffusion.{key} {message}")
-    return cfg
 
 
 def evaluations_per_image(cfg: dict) -> int:
@@ -82,195 +42,162 @@ def evaluations_per_image(cfg: dict) -> int:
     return cfg["steps"] * (2 if cfg["guidance"] != 1.0 else 1)
 
 
-@functools.lru_cache(maxsize=4)
-def _model(model_dir: str):
-    from stages.synth import diffusion_core as core
+class DiffusionSampler:
+    """The diffusion method for one run: the model (or SD pipeline), loaded on first use, and the
+    per-class source images of local mode."""
 
-    folder = Path(model_dir)
-    if not (folder / core.WEIGHTS).exists():
-        raise RebalanceError(
-            f"{folder}: no trained diffusion model; run `dvc repro train_diffusion` "
-            "(or set synthesize.diffusion.model_dir)"
-        )
-    unet, config = core.load(folder)
-    return unet, config, core.checkpoint_hash(folder)
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.cfg = ctx.params["synthesize"]["diffusion"]
+        self.dataset = ctx.params["dataset"]["name"]
+        self.classes = ctx.params["dataset"]["classes"]
+        self._sources: dict[str, pd.DataFrame] = {}
 
-
-def blob_mask(rng: np.random.Generator, size: int, blobs: int, fraction: float) -> np.ndarray:
-    """A boolean size x size mask of `blobs` random ellipses covering about `fraction` of it."""
-    yy, xx = np.mgrid[0:size, 0:size] + 0.5
-    mask = np.zeros((size, size), bool)
-    area = fraction * size * size / blobs
-    for _ in range(blobs):
-        aspect = rng.uniform(0.6, 1.6)
-        ry = np.sqrt(area / np.pi * aspect)
-        rx = np.sqrt(area / np.pi / aspect)
-        cy, cx = rng.uniform(ry, size - ry), rng.uniform(rx, size - rx)
-        mask |= ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
-    return mask
-
-
-def resize(array: np.ndarray, size: int) -> np.ndarray:
-    """Resize an HxWx3 uint8 array to size x size (bicubic)."""
-    if array.shape[0] == size and array.shape[1] == size:
-        return array
-    return np.asarray(Image.fromarray(array).resize((size, size), Image.BICUBIC), dtype=np.uint8)
-
-
-def downsample_mask(mask: np.ndarray, size: int) -> np.ndarray:
-    """A mask at `size` that covers every low-res pixel touching the full-res mask."""
-    im = Image.fromarray(mask.astype(np.uint8) * 255).resize((size, size), Image.BOX)
-    return np.asarray(im) > 0
-
-
-def compose(original: np.ndarray, generated: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Generated pixels inside the mask, the original's exact bytes outside it."""
-    return np.where(mask[..., None], generated, original).astype(np.uint8)
-
-
-def output_size(ctx: Context, cfg: dict) -> int:
-    if cfg["output_size"]:
-        return int(cfg["output_size"])
-    if "diffusion.output_size" not in ctx.cache:
-        first = ctx.train_real.sort_values("path").iloc[0]
-        ctx.cache["diffusion.output_size"] = int(load_array(ctx.raw_dir / first.path).shape[0])
-    return ctx.cache["diffusion.output_size"]
-
-
-def local_sources(ctx: Context, label: str):
-    """Train real images of `label`, in a per-class seeded order (index i uses entry i mod n)."""
-    memo = f"diffusion.sources.{label}"
-    if memo in ctx.cache:
-        return ctx.cache[memo]
-    sources = ctx.train_real[ctx.train_real.label == label].sort_values("path").reset_index(drop=True)
-    if sources.empty:
-        raise RebalanceError(
-            f"diffusion: mode local needs train images of {label!r} and there are none; "
-            "use synthesize.diffusion.mode: full"
-        )
-    rng = np.random.default_rng(image_seed(ctx.params["dataset"]["name"], label, METHOD))
-    ctx.cache[memo] = sources.iloc[rng.permutation(len(sources))].reset_index(drop=True)
-    return ctx.cache[memo]
-
-
-def describe(cfg: dict) -> dict[str, Any]:
-    """What determines an image besides its seed (goes into `detail` and the cache key)."""
-    if cfg["backend"] == "sd_inpaint":
-        from stages.synth import diffusion_sd
-
-        return {"backend": "sd_inpaint", "mode": "local", "mask": cfg["mask"], **diffusion_sd.describe(cfg)}
-    _, _, ckpt = _model(str(cfg["model_dir"]))
-    return {
-        "backend": "unet",
-        "checkpoint": ckpt,
-        "mode": cfg["mode"],
-        "scheduler": cfg["scheduler"],
-        "steps": cfg["steps"],
-        "guidance": cfg["guidance"],
-        "unet_evals": evaluations_per_image(cfg),
-        **({"mask": cfg["mask"]} if cfg["mode"] == "local" else {}),
-    }
-
-
-def cache_key(ctx: Context, label: str, index: int) -> str:
-    """Everything that determines image `index` of `label`: reuse an existing file iff it matches.
-
-    Includes the checkpoint hash (unet) or pipeline fingerprint (sd_inpaint), sampler settings,
-    seed, output size, the index's batch block and, in local mode, the source image's checksum.
-    """
-    import json
-
-    cfg = settings(ctx.params)
-    if "diffusion.describe" not in ctx.cache:
-        ctx.cache["diffusion.describe"] = describe(cfg)
-    seed = image_seed(ctx.params["dataset"]["name"], label, METHOD, index)
-    key = {
-        "version": VERSION,
-        "label": label,
-        "seed": seed,
-        "size": output_size(ctx, cfg),
-        "block": [index // cfg["batch_size"], cfg["batch_size"]],
-        **ctx.cache["diffusion.describe"],
-    }
-    if cfg["backend"] == "sd_inpaint" or cfg["mode"] == "local":
-        sources = local_sources(ctx, label)
-        src = sources.iloc[index % len(sources)]
-        key["source"] = [src.path, src.get("sha256", "")]
-    return json.dumps(key, sort_keys=True)
-
-
-def generate(ctx: Context, label: str, indices: list[int]) -> list[dict]:
-    cfg = settings(ctx.params)
-    if cfg["backend"] == "sd_inpaint":
-        from stages.synth import diffusion_sd
-
-        return diffusion_sd.generate(ctx, label, indices, cfg)
-    return _generate_unet(ctx, label, indices, cfg)
-
-
-def _generate_unet(ctx: Context, label: str, indices: list[int], cfg: dict) -> list[dict]:
-    from stages import manifest
-    from stages.synth import diffusion_core as core
-
-    classes = ctx.params["dataset"]["classes"]
-    unet, config, ckpt = _model(str(cfg["model_dir"]))
-    if unet.config.num_class_embeds - 1 != len(classes):
-        raise RebalanceError(
-            f"{cfg['model_dir']}: model has {unet.config.num_class_embeds - 1} classes but "
-            f"dataset.classes lists {len(classes)}; retrain it with `dvc repro train_diffusion`"
-        )
-    res = unet.config.sample_size
-    size = output_size(ctx, cfg)
-    local = cfg["mode"] == "local"
-    sources = local_sources(ctx, label) if local else None
-    detail = describe(cfg)
-    rows = []
-    # Fixed blocks of consecutive indices, so an image's batch never depends on how many are asked.
-    blocks: dict[int, list[int]] = {}
-    for index in indices:
-        blocks.setdefault(index // cfg["batch_size"], []).append(index)
-    for block in blocks.values():
-        seeds = [image_seed(ctx.params["dataset"]["name"], label, METHOD, i) for i in block]
-        known = masks = None
-        if local:
-            srcs = [sources.iloc[i % len(sources)] for i in block]
-            originals = [load_array(ctx.raw_dir / s.path, size) for s in srcs]
-            full_masks = [
-                blob_mask(np.random.default_rng(s), size, cfg["mask"]["blobs"], cfg["mask"]["fraction"])
-                for s in seeds
-            ]
-            known = torch.from_numpy(np.stack([resize(o, res) for o in originals]))
-            masks = torch.from_numpy(np.stack([downsample_mask(m, res) for m in full_masks]))
-        scheduler = core.sampler(config, cfg["scheduler"])
-        out = core.sample(
-            unet,
-            scheduler,
-            [classes.index(label)] * len(block),
-            seeds,
-            steps=cfg["steps"],
-            guidance=cfg["guidance"],
-            known=known,
-            mask=masks,
-        ).numpy()
-        for j, (index, seed) in enumerate(zip(block, seeds)):
-            image = resize(out[j], size)
-            if local:
-                image = compose(originals[j], image, full_masks[j])
-            path = output_path(METHOD, label, index)
-            sha = save_png(image, ctx.out_dir / path)
-            src = srcs[j] if local else None
-            extra = {"mask_fraction": round(float(full_masks[j].mean()), 4)} if local else {}
-            rows.append(
-                manifest.row(
-                    path=path,
-                    split="train",
-                    label=label,
-                    origin=METHOD,
-                    seed=seed,
-                    sha256=sha,
-                    source=src.path if local else "",
-                    root=src.root if local else "",
-                    detail={**detail, "resolution": res, "size": size, **extra},
-                )
+    @functools.cached_property
+    def model(self):
+        """(unet, scheduler config, checkpoint hash) of the trained class-conditional UNet."""
+        folder = Path(self.cfg["model_dir"])
+        if not (folder / core.WEIGHTS).exists():
+            raise RebalanceError(
+                f"{folder}: no trained diffusion model; run `dvc repro train_diffusion` "
+                "(or set synthesize.diffusion.model_dir)"
             )
-    return rows
+        unet, config = core.load(folder)
+        return unet, config, core.checkpoint_hash(folder)
+
+    @functools.cached_property
+    def output_size(self) -> int:
+        """Side of the generated images: output_size, else the first train image's height."""
+        if self.cfg["output_size"]:
+            return int(self.cfg["output_size"])
+        first = self.ctx.train_real.sort_values("path").iloc[0]
+        return int(load_array(self.ctx.raw_dir / first.path).shape[0])
+
+    @functools.cached_property
+    def description(self) -> dict[str, Any]:
+        """What determines an image besides its seed (goes into `detail` and the cache key)."""
+        cfg = self.cfg
+        if cfg["backend"] == "sd_inpaint":
+            from stages.synth import diffusion_sd
+
+            return {
+                "backend": "sd_inpaint",
+                "mode": "local",
+                "mask": cfg["mask"],
+                **diffusion_sd.describe(cfg["sd"]),
+            }
+        return {
+            "backend": "unet",
+            "checkpoint": self.model[2],
+            "mode": cfg["mode"],
+            "scheduler": cfg["scheduler"],
+            "steps": cfg["steps"],
+            "guidance": cfg["guidance"],
+            "unet_evals": evaluations_per_image(cfg),
+            **({"mask": cfg["mask"]} if cfg["mode"] == "local" else {}),
+        }
+
+    def sources(self, label: str) -> pd.DataFrame:
+        """Train real images of `label`, in a per-class seeded order (index i uses entry i mod n)."""
+        if label not in self._sources:
+            train = self.ctx.train_real
+            found = train[train.label == label].sort_values("path").reset_index(drop=True)
+            if found.empty:
+                raise RebalanceError(
+                    f"diffusion: mode local needs train images of {label!r} and there are none; "
+                    "use synthesize.diffusion.mode: full"
+                )
+            rng = np.random.default_rng(image_seed(self.dataset, label, METHOD))
+            self._sources[label] = found.iloc[rng.permutation(len(found))].reset_index(drop=True)
+        return self._sources[label]
+
+    def cache_key(self, label: str, index: int) -> str:
+        """Everything that determines image `index` of `label`: reuse an existing file iff it matches.
+
+        The checkpoint hash (unet) or pipeline fingerprint (sd_inpaint), sampler settings, seed,
+        output size, the index's batch block and, in local mode, the source image's checksum.
+        """
+        cfg = self.cfg
+        key = {
+            "version": VERSION,
+            "label": label,
+            "seed": image_seed(self.dataset, label, METHOD, index),
+            "size": self.output_size,
+            "block": [index // cfg["batch_size"], cfg["batch_size"]],
+            **self.description,
+        }
+        if cfg["backend"] == "sd_inpaint" or cfg["mode"] == "local":
+            src = self.sources(label).iloc[index % len(self.sources(label))]
+            key["source"] = [src.path, src.get("sha256", "")]
+        return json.dumps(key, sort_keys=True)
+
+    def generate(self, label: str, indices: list[int]) -> list[dict[str, str]]:
+        if self.cfg["backend"] == "sd_inpaint":
+            from stages.synth import diffusion_sd
+
+            return diffusion_sd.generate(self, label, indices)
+        return self._generate_unet(label, indices)
+
+    def _generate_unet(self, label: str, indices: list[int]) -> list[dict[str, str]]:
+        ctx, cfg, classes = self.ctx, self.cfg, self.classes
+        unet, config, _ = self.model
+        if unet.config.num_class_embeds - 1 != len(classes):
+            raise RebalanceError(
+                f"{cfg['model_dir']}: model has {unet.config.num_class_embeds - 1} classes but "
+                f"dataset.classes lists {len(classes)}; retrain it with `dvc repro train_diffusion`"
+            )
+        res = unet.config.sample_size
+        size = self.output_size
+        local = cfg["mode"] == "local"
+        sources = self.sources(label) if local else None
+        detail = self.description
+        rows = []
+        # Fixed blocks of consecutive indices, so an image's batch never depends on how many are asked.
+        blocks: dict[int, list[int]] = {}
+        for index in indices:
+            blocks.setdefault(index // cfg["batch_size"], []).append(index)
+        for block in blocks.values():
+            seeds = [image_seed(self.dataset, label, METHOD, i) for i in block]
+            known = masks = None
+            if local:
+                srcs = [sources.iloc[i % len(sources)] for i in block]
+                originals = [load_array(ctx.raw_dir / s.path, size) for s in srcs]
+                full_masks = [
+                    blob_mask(np.random.default_rng(s), size, cfg["mask"]["blobs"], cfg["mask"]["fraction"])
+                    for s in seeds
+                ]
+                known = torch.from_numpy(np.stack([resize(o, res) for o in originals]))
+                masks = torch.from_numpy(np.stack([downsample_mask(m, res) for m in full_masks]))
+            scheduler = core.sampler(config, cfg["scheduler"])
+            out = core.sample(
+                unet,
+                scheduler,
+                [classes.index(label)] * len(block),
+                seeds,
+                steps=cfg["steps"],
+                guidance=cfg["guidance"],
+                known=known,
+                mask=masks,
+            ).numpy()
+            for j, (index, seed) in enumerate(zip(block, seeds)):
+                image = resize(out[j], size)
+                if local:
+                    image = compose(originals[j], image, full_masks[j])
+                path = output_path(METHOD, label, index)
+                sha = save_png(image, ctx.out_dir / path)
+                src = srcs[j] if local else None
+                extra = {"mask_fraction": round(float(full_masks[j].mean()), 4)} if local else {}
+                rows.append(
+                    manifest.row(
+                        path=path,
+                        split="train",
+                        label=label,
+                        origin=METHOD,
+                        seed=seed,
+                        sha256=sha,
+                        source=src.path if local else "",
+                        root=src.root if local else "",
+                        detail={**detail, "resolution": res, "size": size, **extra},
+                    )
+                )
+        return rows

@@ -26,25 +26,14 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from stages import params as params_mod
-from stages.errors import RebalanceError
-from stages.images import load_array, save_png
-from stages.synth import Context, image_seed, output_path
+from stages.core import manifest
+from stages.core.errors import RebalanceError
+from stages.core.images import load_array, save_png
+from stages.synth.base import image_seed, output_path
+from stages.synth.inpaint import blob_mask, compose, downsample_mask, resize
 
-SD_DEFAULTS: dict[str, Any] = {
-    "model_dir": None,
-    "lora": None,
-    "attributes": None,
-    "prompt": (
-        "a clinical close-up photo of {skin} skin with {severity} acne ({label}): {colour}, "
-        "{size_shape}, {border} borders"
-    ),
-    "negative_prompt": "blurry, text, watermark, cartoon",
-    "resolution": 512,
-    "steps": 25,
-    "guidance": 7.5,
-    "strength": 1.0,
-}
+METHOD = "diffusion"  # images of this backend belong to the diffusion method
+
 SKIN_WORDS = ["very light", "light", "light-medium", "medium", "brown", "dark brown"]  # Fitzpatrick I..VI
 SEVERITY_WORDS = ["clear to almost clear", "mild", "moderate", "severe", "very severe"]
 KIND_WORDS = {  # dominant lesion kind -> (colour, size/shape, border)
@@ -54,22 +43,22 @@ KIND_WORDS = {  # dominant lesion kind -> (colour, size/shape, border)
 }
 
 
-def sd_settings(cfg: dict) -> dict[str, Any]:
-    sd = params_mod.with_defaults(cfg.get("sd"), SD_DEFAULTS, "synthesize.diffusion.sd")
+def _require_model_dir(sd: dict) -> str:
     if not sd["model_dir"]:
         raise RebalanceError(
             "params.yaml: synthesize.diffusion.backend sd_inpaint needs "
             "synthesize.diffusion.sd.model_dir (a local diffusers inpainting folder)"
         )
-    return sd
+    return str(sd["model_dir"])
 
 
-def describe(cfg: dict) -> dict[str, Any]:
-    sd = sd_settings(cfg)
+def describe(sd: dict) -> dict[str, Any]:
+    """What determines an image besides its seed and prompt (`synthesize.diffusion.sd`)."""
+    model_dir = _require_model_dir(sd)
     return {
-        "checkpoint": _fingerprint(str(sd["model_dir"]), str(sd["lora"] or "")),
+        "checkpoint": _fingerprint(model_dir, str(sd["lora"] or "")),
         "steps": sd["steps"],
-        "scheduler": _pipeline(str(sd["model_dir"]), str(sd["lora"] or "")).scheduler.__class__.__name__,
+        "scheduler": _pipeline(model_dir, str(sd["lora"] or "")).scheduler.__class__.__name__,
         "guidance": sd["guidance"],
         "strength": sd["strength"],
         "resolution": sd["resolution"],
@@ -167,32 +156,28 @@ def attributes(path: str | None) -> dict[str, dict]:
     return {r["path"]: r for r in table.to_dict("records")}
 
 
-def generate(ctx: Context, label: str, indices: list[int], cfg: dict) -> list[dict]:
-    from stages import manifest
-    from stages.synth import diffusion as method
-
-    sd = sd_settings(cfg)
-    pipe = _pipeline(str(sd["model_dir"]), str(sd["lora"] or ""))
-    detail = method.describe(cfg)
+def generate(sampler, label: str, indices: list[int]) -> list[dict]:
+    """Inpaint blob masks of `label`'s source images (a `diffusion.DiffusionSampler`'s sources)."""
+    ctx, cfg = sampler.ctx, sampler.cfg
+    sd = cfg["sd"]
+    pipe = _pipeline(_require_model_dir(sd), str(sd["lora"] or ""))
+    detail = sampler.description
     attrs = attributes(sd["attributes"])
-    classes = ctx.params["dataset"]["classes"]
-    sources = method.local_sources(ctx, label)
-    size = method.output_size(ctx, cfg)
+    sources = sampler.sources(label)
+    size = sampler.output_size
     res = int(sd["resolution"])
     rows = []
     for index in indices:
-        seed = image_seed(ctx.params["dataset"]["name"], label, method.METHOD, index)
+        seed = image_seed(sampler.dataset, label, METHOD, index)
         src = sources.iloc[index % len(sources)]
         original = load_array(ctx.raw_dir / src.path, size)
-        mask = method.blob_mask(
-            np.random.default_rng(seed), size, cfg["mask"]["blobs"], cfg["mask"]["fraction"]
-        )
-        prompt = prompt_for(attrs.get(src.path, {}), label, classes, sd["prompt"])
-        mask_low = Image.fromarray(method.downsample_mask(mask, res).astype(np.uint8) * 255)
+        mask = blob_mask(np.random.default_rng(seed), size, cfg["mask"]["blobs"], cfg["mask"]["fraction"])
+        prompt = prompt_for(attrs.get(src.path, {}), label, sampler.classes, sd["prompt"])
+        mask_low = Image.fromarray(downsample_mask(mask, res).astype(np.uint8) * 255)
         out = pipe(
             prompt=prompt,
             negative_prompt=sd["negative_prompt"] or None,
-            image=Image.fromarray(method.resize(original, res)),
+            image=Image.fromarray(resize(original, res)),
             mask_image=mask_low,
             height=res,
             width=res,
@@ -203,17 +188,16 @@ def generate(ctx: Context, label: str, indices: list[int], cfg: dict) -> list[di
             output_type="np",
         ).images[0]
         generated = np.clip(np.rint(out * 255), 0, 255).astype(np.uint8)
-        image = method.compose(original, method.resize(generated, size), mask)
-        path = output_path(method.METHOD, label, index)
-        sha = save_png(image, ctx.out_dir / path)
+        image = compose(original, resize(generated, size), mask)
+        path = output_path(METHOD, label, index)
         rows.append(
             manifest.row(
                 path=path,
                 split="train",
                 label=label,
-                origin=method.METHOD,
+                origin=METHOD,
                 seed=seed,
-                sha256=sha,
+                sha256=save_png(image, ctx.out_dir / path),
                 source=src.path,
                 root=src.root,
                 detail={

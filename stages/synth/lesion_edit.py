@@ -21,284 +21,174 @@ reuse an unchanged image instead of regenerating it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
-from typing import Any
 
-import cv2
 import numpy as np
-from scipy import ndimage as ndi
+import pandas as pd
 
-from stages import detector, params as params_mod
-from stages.errors import RebalanceError
-from stages.images import load_array, save_png
-from stages.synth import Context, bank, blend, image_seed, output_path, sources
+from stages.core import manifest
+from stages.core.errors import RebalanceError
+from stages.core.images import load_array, save_png
+from stages.dataset.grading import lesion_bins
+from stages.synth import bank, detector, sources
+from stages.synth.base import Context, image_seed, output_path
+from stages.synth.overlay import edit_image, target_range
 
 METHOD = "lesion_edit"
-SPACING = 0.75  # blended disks may overlap in their outer quarter (skin, not lesion)
 VERSION = f"lesion_edit-2/{detector.VERSION}"
-DEFAULTS: dict[str, Any] = {
-    "clusters": 4,  # KMeans clusters of candidate sources
-    "sources": "lower",  # lower: lower grades (equal only for the lowest grade) | lower_or_equal
-    "bank_grades": None,  # grades the lesion bank is cut from; default: the upper half
-    "bank_images": 24,  # train images cut into the bank
-    "bank_per_image": 16,  # lesions cut per bank image (at most)
-    "open_bin_span": 30,  # an open top bin [low, null] is treated as [low, low + span - 1]
-    "bin_margin": 0.15,  # target count this fraction of the bin's width inside either end
-    "edge_margin": 3,  # px of skin kept free along the skin's edge
-    "gap": 1.5,  # px between blended disks and detected lesions
-    "ring": 2,  # px: seam ring inpainted around each disk
-    "max_tries": 4,  # attempts (sub-seeds) per source before moving to the next source
-    "max_sources": 5,  # sources tried per image before giving up
-}
 
 
-def settings(params: dict) -> dict[str, Any]:
-    """synthesize.lesion_edit merged over the defaults, unknown keys rejected."""
-    cfg = params_mod.with_defaults(
-        params["synthesize"].get("lesion_edit"), DEFAULTS, "synthesize.lesion_edit"
-    )
-    if cfg["sources"] not in ("lower", "lower_or_equal"):
-        raise RebalanceError("params.yaml: synthesize.lesion_edit.sources must be lower or lower_or_equal")
-    return cfg
+class LesionEditor:
+    """The lesion-edit method for one run: source candidates per class and one lesion bank.
 
+    Both are built on first use and kept: the candidates of a class (clustered and in spread
+    order) when that class is first asked for, the bank (cut from severe-grade train images) when
+    the first image is keyed or made.
+    """
 
-def _bins(ctx: Context) -> dict[str, tuple[int, float]]:
-    bins = params_mod.lesion_bins(ctx.params)
-    if bins is None:
-        raise RebalanceError(
-            "params.yaml: lesion_edit needs lesion-count grading (dataset.lesion_bins) and this "
-            "dataset has none; use the diffusion method in synthesize.methods instead"
-        )
-    return bins
-
-
-def target_range(bin_: tuple[int, float], current: int, cfg: dict) -> tuple[int, int] | None:
-    """Counts to aim for from `current`: inside the bin (margin from its ends), above current."""
-    lo = int(bin_[0])
-    hi = lo + cfg["open_bin_span"] - 1 if math.isinf(bin_[1]) else int(bin_[1])
-    m = int(cfg["bin_margin"] * (hi - lo))
-    for a, b in ((lo + m, hi - m), (lo, hi)):
-        a = max(a, current + 1)
-        if a <= b:
-            return a, b
-    return None
-
-
-# ---- per-run state, memoised on the context -------------------------------------------------
-
-
-def _candidates(ctx: Context, label: str, cfg: dict):
-    """Source candidates of `label` in spread order (with cluster ids)."""
-    key = ("lesion_edit/candidates", label)
-    if key not in ctx.cache:
-        classes = ctx.params["dataset"]["classes"]
-        grade = classes.index(label)
-        allowed = (
-            classes[: grade + 1] if cfg["sources"] == "lower_or_equal" or grade == 0 else classes[:grade]
-        )
-        pool = ctx.train_real[ctx.train_real.label.isin(allowed)]
-        if pool.empty:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.cfg = ctx.params["synthesize"]["lesion_edit"]
+        self.dataset = ctx.params["dataset"]["name"]
+        self.classes = ctx.params["dataset"]["classes"]
+        bins = lesion_bins(ctx.params)
+        if bins is None:
             raise RebalanceError(
-                f"lesion_edit: no train images of grade {label!r} or lower to edit; "
-                "give this class's deficit to another method in synthesize.methods"
+                "params.yaml: lesion_edit needs lesion-count grading (dataset.lesion_bins) and this "
+                "dataset has none; use the diffusion method in synthesize.methods instead"
             )
-        seed = image_seed(ctx.params["dataset"]["name"], label, METHOD, "sources")
-        feats = ctx.cache.setdefault("lesion_edit/features", {})
-        ctx.cache[key] = sources.plan(pool, ctx.raw_dir, cfg["clusters"], seed, feats)
-    return ctx.cache[key]
+        self.bins = bins
+        self._features: dict[str, np.ndarray] = {}  # colour/texture features per image, all classes
+        self._candidates: dict[str, pd.DataFrame] = {}
 
+    def candidates(self, label: str) -> pd.DataFrame:
+        """Source candidates of `label` (lower grades) in spread order, with cluster ids."""
+        if label not in self._candidates:
+            grade = self.classes.index(label)
+            lower_or_equal = self.cfg["sources"] == "lower_or_equal" or grade == 0
+            allowed = self.classes[: grade + 1] if lower_or_equal else self.classes[:grade]
+            pool = self.ctx.train_real[self.ctx.train_real.label.isin(allowed)]
+            if pool.empty:
+                raise RebalanceError(
+                    f"lesion_edit: no train images of grade {label!r} or lower to edit; "
+                    "give this class's deficit to another method in synthesize.methods"
+                )
+            seed = image_seed(self.dataset, label, METHOD, "sources")
+            self._candidates[label] = sources.plan(
+                pool, self.ctx.raw_dir, self.cfg["clusters"], seed, self._features
+            )
+        return self._candidates[label]
 
-def _bank_images(ctx: Context, cfg: dict):
-    key = "lesion_edit/bank_images"
-    if key not in ctx.cache:
-        classes = ctx.params["dataset"]["classes"]
-        grades = cfg["bank_grades"] or classes[len(classes) // 2 :]
-        seed = image_seed(ctx.params["dataset"]["name"], METHOD, "bank")
-        ctx.cache[key] = bank.bank_images(ctx.train_real, grades, cfg["bank_images"], seed)
-    return ctx.cache[key]
+    @functools.cached_property
+    def bank_images(self) -> pd.DataFrame:
+        """The train images the lesion bank is cut from."""
+        grades = self.cfg["bank_grades"] or self.classes[len(self.classes) // 2 :]
+        seed = image_seed(self.dataset, METHOD, "bank")
+        return bank.bank_images(self.ctx.train_real, grades, self.cfg["bank_images"], seed)
 
-
-def _bank(ctx: Context, cfg: dict) -> list[bank.Entry]:
-    key = "lesion_edit/bank"
-    if key not in ctx.cache:
-        images = _bank_images(ctx, cfg)
-        seed = image_seed(ctx.params["dataset"]["name"], METHOD, "bank")
-        entries = bank.build(images, ctx.raw_dir, cfg["bank_per_image"], seed)
+    @functools.cached_property
+    def bank(self) -> list[bank.Entry]:
+        seed = image_seed(self.dataset, METHOD, "bank")
+        entries = bank.build(self.bank_images, self.ctx.raw_dir, self.cfg["bank_per_image"], seed)
         if not entries:
             raise RebalanceError(
                 "lesion_edit: the lesion bank is empty (no isolated lesions found in train images "
-                f"of grades {cfg['bank_grades'] or 'upper half'}); check synthesize.lesion_edit.bank_grades"
+                f"of grades {self.cfg['bank_grades'] or 'upper half'}); "
+                "check synthesize.lesion_edit.bank_grades"
             )
-        ctx.cache[key] = entries
-    return ctx.cache[key]
+        return entries
 
+    @functools.cache  # noqa: B019 - one editor per run; the cache dies with it
+    def _fingerprints(self, label: str) -> tuple[str, str]:
+        return bank.fingerprint(self.candidates(label)), bank.fingerprint(self.bank_images)
 
-def cache_key(ctx: Context, label: str, index: int) -> str:
-    """Everything that determines image `index` of `label`: equal key, identical file."""
-    cfg = settings(ctx.params)
-    bins = _bins(ctx)
-    cands = _candidates(ctx, label, cfg)
-    planned = cands.iloc[index % len(cands)]
-    fps = ctx.cache.setdefault("lesion_edit/fingerprints", {})
-    if label not in fps:
-        fps[label] = (bank.fingerprint(cands), bank.fingerprint(_bank_images(ctx, cfg)))
-    cand_fp, bank_fp = fps[label]
-    parts = {
-        "version": VERSION,
-        "cfg": cfg,
-        "bin": [bins[label][0], None if math.isinf(bins[label][1]) else bins[label][1]],
-        "seed": image_seed(ctx.params["dataset"]["name"], label, METHOD, index),
-        "source": [planned.path, planned.sha256],
-        "candidates": cand_fp,
-        "bank": bank_fp,
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    def cache_key(self, label: str, index: int) -> str:
+        """Everything that determines image `index` of `label`: equal key, identical file."""
+        cands = self.candidates(label)
+        planned = cands.iloc[index % len(cands)]
+        cand_fp, bank_fp = self._fingerprints(label)
+        lo, hi = self.bins[label]
+        parts = {
+            "version": VERSION,
+            "cfg": self.cfg,
+            "bin": [lo, None if math.isinf(hi) else hi],
+            "seed": image_seed(self.dataset, label, METHOD, index),
+            "source": [planned.path, planned.sha256],
+            "candidates": cand_fp,
+            "bank": bank_fp,
+        }
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
-
-# ---- the edit ----------------------------------------------------------------------------------
-
-
-def edit_image(
-    image: np.ndarray,
-    found: detector.Analysis,
-    n_add: int,
-    entries: list[bank.Entry],
-    rng: np.random.Generator,
-    cfg: dict,
-) -> tuple[np.ndarray, list[list[int]]]:
-    """Blend `n_add` bank lesions into `image`; return (result, disks [y, x, radius] of the edit).
-
-    Every pixel outside the union of the returned disks equals the input's.
-    """
-    h, w, _ = image.shape
-    ring = int(cfg["ring"])
-    skin = ndi.binary_erosion(found.skin, iterations=int(cfg["edge_margin"]))
-    ys, xs = np.nonzero(skin)
-    canvas = image.astype(np.float32)
-    ty = found.peaks[:, 0].astype(float)
-    tx = found.peaks[:, 1].astype(float)
-    tr = np.full(len(ty), 3.0)
-    placed: list[tuple[int, int, bank.Entry]] = []
-    for _ in range(n_add if len(ys) else 0):
-        entry = entries[int(rng.integers(len(entries)))]
-        half, pad = entry.half, entry.half + ring + 1
-        pick = rng.integers(len(ys), size=60)
-        y, x = ys[pick], xs[pick]
-        ok = (y >= pad) & (x >= pad) & (y < h - pad) & (x < w - pad)
-        if len(ty):
-            d = np.hypot(y[:, None] - ty[None, :], x[:, None] - tx[None, :])
-            ok &= np.all(d >= SPACING * (entry.radius + tr[None, :]) + cfg["gap"], axis=1)
-        if not ok.any():
-            continue
-        j = int(np.argmax(ok))
-        y, x = int(y[j]), int(x[j])
-        blend.poisson_log(canvas, entry.patch, blend.disk(entry.radius, half), y - half, x - half)
-        ty, tx, tr = np.append(ty, y), np.append(tx, x), np.append(tr, entry.radius)
-        placed.append((y, x, entry))
-    dest_noise = bank.grain(image, found.skin)
-    seam = np.zeros((h, w), dtype=np.uint8)
-    edit = np.zeros((h, w), dtype=bool)
-    level = np.zeros((h, w), dtype=np.float32)
-    disks = []
-    for y, x, entry in placed:
-        reach = int(math.ceil(entry.radius + ring))
-        y0, y1, x0, x1 = max(0, y - reach), min(h, y + reach + 1), max(0, x - reach), min(w, x + reach + 1)
-        yy, xx = np.mgrid[y0:y1, x0:x1]
-        d = np.hypot(yy - y, xx - x)
-        inside = d <= entry.radius
-        level[y0:y1, x0:x1][inside] = math.sqrt(max(dest_noise**2 - entry.noise**2, 0.0))
-        seam[y0:y1, x0:x1][np.abs(d - entry.radius) <= 1.0] = 1
-        edit[y0:y1, x0:x1] |= d <= reach
-        disks.append([y, x, reach])
-    out = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
-    if placed:
-        out = cv2.inpaint(out, seam, ring, cv2.INPAINT_TELEA)
-        noise = cv2.GaussianBlur(rng.normal(0.0, 1.0, (h, w)).astype(np.float32), (0, 0), 0.6)
-        noise /= noise.std() + 1e-6
-        level[seam > 0] = dest_noise
-        out = np.clip(np.rint(out.astype(np.float32) + (noise * level)[..., None]), 0, 255).astype(np.uint8)
-    out = np.where(edit[..., None], out, image)
-    return out, disks
-
-
-def _attempt(ctx, label, index, src, attempt, cfg, bins, entries):
-    """One try: (image, row detail) when the re-detected count lands in the bin, else None."""
-    image = load_array(ctx.raw_dir / src.path)
-    found = detector.analyse(image)
-    span = target_range(bins[label], found.count, cfg)
-    if span is None:
-        return None, "full"
-    rng = np.random.default_rng(
-        image_seed(ctx.params["dataset"]["name"], label, METHOD, index, src.path, attempt)
-    )
-    target = int(rng.integers(span[0], span[1] + 1))
-    out, disks = edit_image(image, found, target - found.count, entries, rng, cfg)
-    recount = detector.count(out)
-    lo, hi = bins[label]
-    if not (lo <= recount <= hi):
-        return None, "miss"
-    detail = {
-        "source_label": src.label,
-        "detected_before": found.count,
-        "target": target,
-        "detected_after": recount,
-        "added": len(disks),
-        "attempt": attempt,
-        "lesions": disks,
-    }
-    return out, detail
-
-
-def generate(ctx: Context, label: str, indices: list[int]) -> list[dict]:
-    from stages import manifest
-
-    bins = _bins(ctx)
-    cfg = settings(ctx.params)
-    if not indices:
-        return []
-    cands = _candidates(ctx, label, cfg)
-    entries = _bank(ctx, cfg)
-    rows = []
-    for index in indices:
-        seed = image_seed(ctx.params["dataset"]["name"], label, METHOD, index)
-        result = None
-        for k in range(min(cfg["max_sources"], len(cands))):
-            src = cands.iloc[(index + k * max(1, len(cands) // cfg["max_sources"])) % len(cands)]
-            for attempt in range(cfg["max_tries"]):
-                out, detail = _attempt(ctx, label, index, src, attempt, cfg, bins, entries)
-                if out is not None:
-                    result = (src, out, detail)
+    def generate(self, label: str, indices: list[int]) -> list[dict[str, str]]:
+        """Edit a lower-grade source into `label` for each index (next sources if one fails)."""
+        if not indices:
+            return []
+        cands, tries, n_sources = self.candidates(label), self.cfg["max_tries"], self.cfg["max_sources"]
+        rows = []
+        for index in indices:
+            result = None
+            for k in range(min(n_sources, len(cands))):
+                src = cands.iloc[(index + k * max(1, len(cands) // n_sources)) % len(cands)]
+                for attempt in range(tries):
+                    out, detail = self._attempt(label, index, src, attempt)
+                    if out is not None:
+                        result = (src, out, detail)
+                        break
+                    if detail == "full":  # source already at or above the bin's top
+                        break
+                if result:
                     break
-                if detail == "full":  # source already at or above the bin's top
-                    break
-            if result:
-                break
-        if result is None:
-            raise RebalanceError(
-                f"lesion_edit: could not make image {index} of {label!r} land in its lesion bin "
-                f"after {cfg['max_sources']} sources x {cfg['max_tries']} tries; raise "
-                "synthesize.lesion_edit.max_tries or check the detector (metrics/detector.json)"
+            if result is None:
+                raise RebalanceError(
+                    f"lesion_edit: could not make image {index} of {label!r} land in its lesion bin "
+                    f"after {n_sources} sources x {tries} tries; raise "
+                    "synthesize.lesion_edit.max_tries or check the detector (metrics/detector.json)"
+                )
+            src, out, detail = result
+            path = output_path(METHOD, label, index)
+            rows.append(
+                manifest.row(
+                    path=path,
+                    split="train",
+                    label=label,
+                    origin=METHOD,
+                    source=src.path,
+                    root=src.root,
+                    sha256=save_png(out, self.ctx.out_dir / path),
+                    seed=image_seed(self.dataset, label, METHOD, index),
+                    cluster=int(src.cluster),
+                    detail=detail,
+                )
             )
-        src, out, detail = result
-        path = output_path(METHOD, label, index)
-        sha = save_png(out, ctx.out_dir / path)
-        rows.append(
-            manifest.row(
-                path=path,
-                split="train",
-                label=label,
-                origin=METHOD,
-                source=src.path,
-                root=src.root,
-                sha256=sha,
-                seed=seed,
-                cluster=int(src.cluster),
-                detail=detail,
-            )
-        )
-    return rows
+        return rows
+
+    def _attempt(self, label: str, index: int, src, attempt: int):
+        """One try: (image, row detail) when the re-detected count lands in the bin, else (None, why)."""
+        image = load_array(self.ctx.raw_dir / src.path)
+        found = detector.analyse(image)
+        span = target_range(self.bins[label], found.count, self.cfg)
+        if span is None:
+            return None, "full"
+        rng = np.random.default_rng(image_seed(self.dataset, label, METHOD, index, src.path, attempt))
+        target = int(rng.integers(span[0], span[1] + 1))
+        out, disks = edit_image(image, found, target - found.count, self.bank, rng, self.cfg)
+        recount = detector.count(out)
+        lo, hi = self.bins[label]
+        if not (lo <= recount <= hi):
+            return None, "miss"
+        detail = {
+            "source_label": src.label,
+            "detected_before": found.count,
+            "target": target,
+            "detected_after": recount,
+            "added": len(disks),
+            "attempt": attempt,
+            "lesions": disks,
+        }
+        return out, detail
 
 
 def sample_grid(rows: list[dict], raw_dir, out_dir, classes: list[str], per_class: int = 4) -> np.ndarray:

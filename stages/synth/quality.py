@@ -105,7 +105,7 @@ def colour_stats(images: np.ndarray) -> np.ndarray:
 @torch.no_grad()
 def cnn_features(model, images_nchw_uint8: torch.Tensor, batch_size: int = 256) -> np.ndarray:
     """Penultimate features of `stages.model.SmallCNN` (after global average pooling)."""
-    from stages.model import to_input
+    from stages.learn.classifier import to_input
 
     model.eval()
     pool = model.head[:2]  # AdaptiveAvgPool2d + Flatten

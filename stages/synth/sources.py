@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
 
-from stages.images import load_thumbnail
+from stages.core.images import load_thumbnail
 
 
 def features(image: np.ndarray) -> np.ndarray:

@@ -8,8 +8,9 @@ from typing import Any
 
 from sklearn.model_selection import train_test_split
 
-from stages import demo, ingest
-from stages.params import SPLITS
+from stages.core.schema import SPLITS
+from stages.core.tables import markdown_table
+from stages.dataset import demo, ingest
 
 
 def real_images(params: dict[str, Any], raw_dir: Path | None = None) -> list[tuple[str, str]]:
@@ -22,7 +23,7 @@ def real_images(params: dict[str, Any], raw_dir: Path | None = None) -> list[tup
     classes = params["dataset"]["classes"]
     raw = params["raw"]
     if raw_dir is None and raw["source"] == "demo":
-        return sorted(demo.file_names(classes, raw["demo"].get("scale", 1.0)))
+        return sorted(demo.file_names(classes, raw["demo"]["scale"]))
     folder = raw_dir if raw_dir is not None else Path(raw["source"])
     return sorted(ingest.scan(folder, classes, on_bad_file="skip", verify=False).images)
 
@@ -78,11 +79,10 @@ def build(params: dict[str, Any], images: list[tuple[str, str]]) -> dict[str, An
     assignment = split(images, count["split"], count["seed"])
     per_split = split_counts(images, assignment, classes)
     train = per_split["train"]
-    tgt = targets(train, count["target"]["strategy"], count["target"].get("n"))
+    tgt = targets(train, count["target"]["strategy"], count["target"]["n"])
     shares = params["synthesize"]["methods"]
     quota = {c: allocate(tgt[c] - train[c], shares) for c in classes}
-    secs = count.get("seconds_per_image", {})
-    dollars = count.get("dollars_per_image", {})
+    secs, dollars = count["seconds_per_image"], count["dollars_per_image"]
     n_by_method = {m: sum(q[m] for q in quota.values()) for m in shares}
     return {
         "assignment": assignment,
@@ -103,14 +103,6 @@ def counts_json(plan: dict[str, Any]) -> dict[str, Any]:
     return {k: plan[k] for k in ("raw", "splits", "target", "generated")} | {"estimate": plan["estimate"]}
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    cells = [header] + [[str(v) for v in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(v.ljust(w) for v, w in zip(r, widths)) + " |"  # noqa: E731
-    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(cells[0]), sep] + [line(r) for r in cells[1:]])
-
-
 def balance_table(counts: dict[str, Any]) -> str:
     """Seed 000's table, on the train split: original / to generate (per method) / total."""
     methods = list(next(iter(counts["generated"].values())).keys())
@@ -121,7 +113,7 @@ def balance_table(counts: dict[str, Any]) -> str:
         rows.append([c, original, sum(gen.values()), *[gen[m] for m in methods], target])
     tot = [sum(r[i] for r in rows) for i in range(1, len(rows[0]))]
     rows.append(["total", *tot])
-    return _table(["class", "original", "to generate", *methods, "total"], rows)
+    return markdown_table(["class", "original", "to generate", *methods, "total"], rows, pad=True)
 
 
 def split_table(counts: dict[str, Any]) -> str:
@@ -133,4 +125,4 @@ def split_table(counts: dict[str, Any]) -> str:
         n = [per[c] for c in classes]
         ratio = f"1:{max(n) / min(n):.2f}" if min(n) > 0 else "n/a"
         rows.append([s, sum(n), *n, ratio])
-    return _table(["split", "images", *classes, "max:min"], rows)
+    return markdown_table(["split", "images", *classes, "max:min"], rows, pad=True)

@@ -21,6 +21,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
 
+from stages.dataset.grading import grade_of
+
 VERSION = "detector-1"
 BACKGROUND = 17  # px, median window for the local background of redness and brightness
 THRESHOLD = 0.045  # redness excess (log R/G) at a lesion's peak
@@ -91,8 +93,6 @@ def count(image: np.ndarray) -> int:
 
 def measure(counts: list[int], true: list[int], labels: list[str], bins: dict) -> dict:
     """Count MAE/bias and grade agreement of detected vs true counts, overall and per class."""
-    from stages.params import grade_of
-
     c, t = np.asarray(counts, dtype=float), np.asarray(true, dtype=float)
     labels_arr = np.asarray(labels)
     agree = np.array([grade_of(int(k), bins) == g for k, g in zip(counts, labels)], dtype=bool)

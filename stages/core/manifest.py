@@ -23,8 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from stages.atomic import write_text
-from stages.errors import RebalanceError
+from stages.core.atomic import write_text
+from stages.core.errors import RebalanceError
 
 COLUMNS = ["path", "split", "label", "origin", "source", "root", "sha256", "seed", "cluster", "detail"]
 FILENAME = "manifest.csv"

@@ -11,8 +11,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stages.errors import RebalanceError
-from stages.images import BadImageError, is_image_name, open_rgb
+from stages.core.errors import RebalanceError
+from stages.core.images import BadImageError, is_image_name, open_rgb
 
 
 @dataclass

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from stages.images import load_array
+from stages.core.images import load_array
 
 
 class SmallCNN(nn.Module):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from stages.core.tables import markdown_table
+
 COLUMNS = ("balanced_accuracy", "macro_f1", "accuracy", "macro_auroc", "macro_auprc", "qwk", "grade_mae")
 
 
@@ -32,9 +34,8 @@ def markdown(rows: dict[str, dict], minority: list[str], headline: str, n_seeds:
         f"{n_seeds} seed(s); [95% bootstrap interval of the first seed's model] for balanced accuracy "
         f"and macro-F1. Headline model: `{headline}`.",
         "",
-        "| variant | " + " | ".join(cols) + " |",
-        "|---|" + "---|" * len(cols),
     ]
+    table = []
     for name, r in rows.items():
         cells = []
         for c in cols:
@@ -44,5 +45,5 @@ def markdown(rows: dict[str, dict], minority: list[str], headline: str, n_seeds:
                 lo, hi = r["ci95"][c]
                 cell += f" [{lo:.3f}, {hi:.3f}]"
             cells.append(cell)
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        table.append([name, *cells])
+    return "\n".join([*lines, markdown_table(["variant", *cols], table)]) + "\n"

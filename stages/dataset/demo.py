@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import binary_erosion, gaussian_filter
 
-from stages import lesions
-from stages.errors import RebalanceError
-from stages.images import save_jpeg
+from stages.core.errors import RebalanceError
+from stages.core.images import save_jpeg
+from stages.dataset import demo_render as lesions
 
 ACNE04_COUNTS = (513, 633, 182, 129)
 OPEN_BIN_SPAN = 30  # the top grade's bin is open-ended; the demo draws up to low + 29 lesions

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import warnings
 from pathlib import Path
@@ -10,8 +9,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from stages.atomic import write_bytes
-from stages.errors import RebalanceError
+from stages.core.atomic import write_bytes
+from stages.core.errors import RebalanceError
+from stages.core.hashing import sha256_bytes
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 MAX_PIXELS = 64_000_000  # refuse decompression bombs with a clear message
@@ -58,6 +58,13 @@ def load_array(path: str | Path, size: int | None = None) -> np.ndarray:
     return np.asarray(im, dtype=np.uint8)
 
 
+def load_stack(folder: str | Path, names, size: int | None) -> np.ndarray:
+    """Images `folder/name` as one N x H x W x 3 uint8 array (resized to size x size when given)."""
+    if len(names) == 0:
+        return np.zeros((0, size or 0, size or 0, 3), np.uint8)
+    return np.stack([load_array(Path(folder) / n, size) for n in names])
+
+
 def load_thumbnail(path: str | Path, size: int) -> np.ndarray:
     """A quick approximate size x size RGB array (JPEG decoded at reduced scale), for statistics."""
     path = Path(path)
@@ -85,7 +92,7 @@ def save_png(array: np.ndarray, path: str | Path) -> str:
     """Atomically save an array as PNG; return the sha256 of the written bytes."""
     data = encode_png(array)
     write_bytes(path, data)
-    return hashlib.sha256(data).hexdigest()
+    return sha256_bytes(data)
 
 
 def save_jpeg(array: np.ndarray, path: str | Path, quality: int = 92) -> str:
@@ -96,12 +103,4 @@ def save_jpeg(array: np.ndarray, path: str | Path, quality: int = 92) -> str:
     )
     data = buf.getvalue()
     write_bytes(path, data)
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_bytes(data)

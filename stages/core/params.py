@@ -1,0 +1,201 @@
+"""The one loader of params.yaml: parse, validate the whole file against the schema, fill defaults.
+
+`load()` returns a plain dict (what DVC also reads), every group and key present, defaults from
+`stages.core.schema`. Any mistake is one line naming the key and the fix (YAML errors: the line).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from stages.core.errors import RebalanceError
+from stages.core.schema import METHODS, SPLITS, Params
+
+__all__ = ["SPLITS", "ParamsError", "load", "validate", "release_settings"]
+
+
+class ParamsError(RebalanceError):
+    pass
+
+
+def load(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """Read and validate params.yaml; return it as a plain dict with every default filled in."""
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: not found; run from the repository root")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ParamsError(f"{where}: invalid YAML ({problem}); fix that line") from None
+    return validate(raw or {}, str(path))
+
+
+def validate(given: dict[str, Any], where: str = "params.yaml") -> dict[str, Any]:
+    """Check `given` against the schema and the cross-key rules; return it with defaults filled."""
+    if not isinstance(given, dict):
+        raise ParamsError(f"{where}: must be a mapping of groups (dataset, raw, count, ...)")
+    try:
+        model = Params.model_validate(given)
+    except ValidationError as err:
+        raise ParamsError(f"{where}: {_describe(err.errors()[0], given)}") from None
+    params = model.model_dump()
+    _check(params, where)
+    return params
+
+
+def release_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """The `release` group (remote and gate), defaults filled in."""
+    return validate(params)["release"]
+
+
+# ---- messages --------------------------------------------------------------------------------
+
+
+def _describe(error: dict[str, Any], given: dict[str, Any]) -> str:
+    """One line for pydantic's first error: the dotted key, what is wrong, the fix."""
+    loc = [str(p) for p in error["loc"] if not str(p).startswith(("function-", "constrained-"))]
+    key = ".".join(loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        known = _known_keys(loc[:-1])
+        near = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
+        hint = f"did you mean `{near[0]}`? " if near else ""
+        parent = ".".join(loc[:-1]) or "the top level"
+        return f"`{key}` is not a known key; {hint}known keys of {parent}: {', '.join(known)}"
+    if kind == "missing":
+        return f"`{key}` is missing (a {'mapping' if len(loc) == 1 else 'value'} is required)"
+    got = error.get("input")
+    return f"`{key}` {error['msg'][0].lower()}{error['msg'][1:]} (got {got!r}); fix it in params.yaml"
+
+
+def _known_keys(loc: list[str]) -> list[str]:
+    """Field names of the schema model at `loc` (dict keys in between are skipped)."""
+    model: type[BaseModel] = Params
+    for part in loc:
+        field = model.model_fields.get(part)
+        if field is None:  # a free-form key of a dict (a variant or class name)
+            continue
+        inner = _model_in(field.annotation)
+        if inner is None:
+            return []
+        model = inner
+    return list(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The BaseModel inside an annotation such as `Raw`, `dict[str, Variant]` or `X | None`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _need(cond: bool, where: str, key: str, message: str) -> None:
+    if not cond:
+        raise ParamsError(f"{where}: `{key}` {message}")
+
+
+# ---- rules that tie keys together --------------------------------------------------------------
+
+
+def _check(p: dict[str, Any], where: str) -> None:
+    ds, classes = p["dataset"], p["dataset"]["classes"]
+    _need(len(set(classes)) == len(classes), where, "dataset.classes", "must list distinct class names")
+    for c in classes:
+        _need(c != "" and "/" not in c, where, "dataset.classes", f"has bad name {c!r} (no '/', not empty)")
+    bins = ds["lesion_bins"]
+    if bins is not None:
+        _need(
+            set(bins) == set(classes),
+            where,
+            "dataset.lesion_bins",
+            "must give [low, high] for every class in dataset.classes (or be null)",
+        )
+        for c, b in bins.items():
+            _need(
+                len(b) == 2 and b[0] is not None and (b[1] is None or b[1] >= b[0]),
+                where,
+                f"dataset.lesion_bins.{c}",
+                "must be [low, high] integers with high >= low (high may be null)",
+            )
+    if p["raw"]["source"] == "demo":
+        _need(bins is not None, where, "dataset.lesion_bins", "is required by the demo dataset")
+
+    split = p["count"]["split"]
+    _need(
+        math.isclose(sum(split.values()), 1.0, abs_tol=1e-6),
+        where,
+        "count.split",
+        f"fractions must sum to 1 (got {sum(split.values()):g})",
+    )
+
+    methods = p["synthesize"]["methods"]
+    _need(
+        bool(methods), where, "synthesize.methods", "must map method names to shares, e.g. {lesion_edit: 1.0}"
+    )
+    for group in ("synthesize.methods", "count.seconds_per_image", "count.dollars_per_image"):
+        first, second = group.split(".")
+        for name in p[first][second]:
+            near = difflib.get_close_matches(name, METHODS, n=1, cutoff=0.6)
+            hint = f"did you mean `{near[0]}`? " if near else ""
+            _need(
+                name in METHODS,
+                where,
+                f"{group}.{name}",
+                f"is not a method; {hint}methods: {', '.join(METHODS)}",
+            )
+    _need(
+        math.isclose(sum(methods.values()), 1.0, abs_tol=1e-6),
+        where,
+        "synthesize.methods",
+        f"shares must sum to 1 (got {sum(methods.values()):g})",
+    )
+    bank_grades = p["synthesize"]["lesion_edit"]["bank_grades"]
+    _need(
+        bank_grades is None or set(bank_grades) <= set(classes),
+        where,
+        "synthesize.lesion_edit.bank_grades",
+        "must name classes of dataset.classes (or be null for the upper half)",
+    )
+
+    dt = p["diffusion_train"]
+    halvings = 2 ** (len(dt["channels"]) - 1)
+    _need(
+        dt["resolution"] % halvings == 0,
+        where,
+        "diffusion_train.resolution",
+        f"must be divisible by {halvings} (one halving per extra entry of channels)",
+    )
+
+    train = p["train"]
+    _need(
+        train["headline"] in train["variants"],
+        where,
+        "train.headline",
+        f"must name one of train.variants ({', '.join(train['variants'])})",
+    )
+    _need(
+        p["flip"]["enabled"] is False or set(p["flip"]["splits"]) <= set(SPLITS),
+        where,
+        "flip.splits",
+        "must name splits among train, val, test",
+    )
+    if not p["fuse"]["synthetic_in_eval"]:
+        _need(
+            set(p["flip"]["splits"]) <= {"train"},
+            where,
+            "flip.splits",
+            "may flip val/test only with fuse.synthetic_in_eval: true (they must stay real-only)",
+        )

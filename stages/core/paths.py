@@ -1,0 +1,41 @@
+"""Every folder and file the stages read and write, named once (relative to the repository root)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PARAMS = Path("params.yaml")
+
+DATA = Path("data")
+RAW = DATA / "raw"  # the real images as ingested: data/raw/<class>/<file>
+LABELS = RAW / "labels.csv"  # per-image attributes (the demo's true lesion counts, ...)
+COUNTED = DATA / "counted"  # the split and the plan: manifest.csv (paths relative to data/raw), plan.json
+PLAN = COUNTED / "plan.json"
+SYNTHESIZED = DATA / "synthesized"  # generated train images + manifest.csv
+FLIPPED = DATA / "flipped"  # horizontal flips + manifest.csv
+FUSED = DATA / "fused"  # the published dataset: {train,val,test}/<class>/<file> + manifest.csv
+
+MODELS = Path("models")
+DIFFUSION_MODEL = MODELS / "diffusion"
+
+METRICS = Path("metrics")
+RAW_REPORT = METRICS / "raw.json"
+COUNTS = METRICS / "counts.json"
+DETECTOR = METRICS / "detector.json"
+DIFFUSION_TRAIN = METRICS / "diffusion_train.json"
+SYNTHESIS_QUALITY = METRICS / "synthesis_quality.json"
+FUSED_COUNTS = METRICS / "fused.json"
+EVAL = METRICS / "eval.json"
+SUMMARY = METRICS / "summary.json"
+SUMMARY_MD = METRICS / "summary.md"
+PLOTS = METRICS / "plots"
+LESION_EDIT_GRID = PLOTS / "lesion_edit_grid.png"
+SYNTHESIS_PLOTS = PLOTS / "synthesis"
+
+DVCLIVE = Path("dvclive")
+RELEASE_CARDS = Path("releases")
+
+
+def classifier(variant: str, seed: int) -> Path:
+    """The checkpoint of one trained classifier: models/<variant>/seed<seed>.pt."""
+    return MODELS / variant / f"seed{seed}.pt"

@@ -1,0 +1,228 @@
+"""The one schema of params.yaml: every group, every key, its type, range and default.
+
+Defaults live here and nowhere else; params.yaml shows the values chosen for this registry.
+Field-level rules (types, ranges, allowed values, unknown keys) are pydantic's; rules that tie
+several keys together (shares summing to 1, bins per class, ...) are in `stages.core.params`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SPLITS = ("train", "val", "test")
+METHODS = ("lesion_edit", "diffusion")  # synthesis methods (stages/synth/<name>.py)
+TRAIN_DATA = ("real", "balanced", "balanced_noflip")  # what a classifier variant trains on
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Fraction = Annotated[float, Field(gt=0, lt=1)]
+
+
+class Group(BaseModel):
+    """A params group: unknown keys are an error, values are not coerced from strings."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+# ---- dataset, raw, count ---------------------------------------------------------------------
+
+
+class Dataset(Group):
+    name: str = Field(min_length=1)  # release tags: <name>@vX.Y.Z
+    classes: list[str] = Field(min_length=2)  # in order (ordinal grades first to last)
+    # Lesion-count grading (Hayashi bins, as ACNE04): class -> [low, high], high null = open.
+    lesion_bins: dict[str, list[int | None]] | None = None
+
+
+class Demo(Group):
+    scale: float = Field(1.0, gt=0, le=10)  # 1.0 = ACNE04's 513/633/182/129 images
+    size: int = Field(128, ge=32, le=1024)  # pixels, square RGB
+    seed: int = 0
+
+
+class Raw(Group):
+    source: str = Field(min_length=1)  # `demo` or a folder with one sub-folder per class
+    on_bad_file: Literal["skip", "error"] = "skip"
+    demo: Demo = Demo()
+
+
+class Split(Group):
+    train: float = Field(0.7, gt=0, lt=1)
+    val: float = Field(0.15, gt=0, lt=1)
+    test: float = Field(0.15, gt=0, lt=1)
+
+
+class Target(Group):
+    strategy: Literal["fixed", "max"] = "fixed"
+    n: PositiveInt = 280  # strategy fixed: each class's train target is max(n, its count)
+
+
+class Count(Group):
+    seed: int = 42
+    split: Split = Split()
+    target: Target = Target()
+    seconds_per_image: dict[str, Annotated[float, Field(ge=0)]] = {}  # plan estimates, per method
+    dollars_per_image: dict[str, Annotated[float, Field(ge=0)]] = {}
+
+
+# ---- synthesize ------------------------------------------------------------------------------
+
+
+class LesionEdit(Group):
+    clusters: PositiveInt = 4  # KMeans clusters of candidate sources
+    sources: Literal["lower", "lower_or_equal"] = "lower"
+    bank_grades: list[str] | None = None  # grades the lesion bank is cut from; null: the upper half
+    bank_images: PositiveInt = 24  # train images cut into the bank
+    bank_per_image: PositiveInt = 16  # lesions cut per bank image (at most)
+    open_bin_span: PositiveInt = 30  # an open top bin [low, null] is treated as [low, low + span - 1]
+    bin_margin: float = Field(0.15, ge=0, lt=0.5)  # target count this share of the bin inside its ends
+    edge_margin: int = Field(3, ge=0)  # px of skin kept free along the skin's edge
+    gap: float = Field(1.5, ge=0)  # px between blended disks and detected lesions
+    ring: int = Field(2, ge=1)  # px: seam ring inpainted around each disk
+    max_tries: PositiveInt = 4  # attempts (sub-seeds) per source
+    max_sources: PositiveInt = 5  # sources tried per image before giving up
+
+
+class Mask(Group):
+    blobs: PositiveInt = 3  # random ellipses
+    fraction: Fraction = 0.3  # of the image they cover
+
+
+class StableDiffusion(Group):
+    model_dir: str | None = None  # a local StableDiffusionInpaintPipeline folder (save_pretrained)
+    lora: str | None = None  # optional LoRA weights (needs peft)
+    attributes: str | None = "data/raw/labels.csv"  # per-image attributes for prompts (seed 003)
+    prompt: str = (
+        "a clinical close-up photo of {skin} skin with {severity} acne ({label}): {colour}, "
+        "{size_shape}, {border} borders"
+    )
+    negative_prompt: str = "blurry, text, watermark, cartoon"
+    resolution: int = Field(512, ge=8, multiple_of=8)
+    steps: int = Field(25, ge=1, le=1000)
+    guidance: float = Field(7.5, ge=0)
+    strength: float = Field(1.0, gt=0, le=1)
+
+
+class Diffusion(Group):
+    backend: Literal["unet", "sd_inpaint"] = "unet"
+    model_dir: str = "models/diffusion"
+    mode: Literal["full", "local"] = "local"  # local: RePaint-style regeneration of masked regions
+    scheduler: Literal["ddim", "dpm"] = "ddim"
+    steps: int = Field(12, ge=1, le=1000)
+    guidance: float = Field(3.0, ge=0)  # classifier-free guidance (1 = off)
+    batch_size: PositiveInt = 32
+    mask: Mask = Mask()
+    output_size: PositiveInt | None = None  # null: the size of the train images
+    sd: StableDiffusion = StableDiffusion()
+
+
+class Synthesize(Group):
+    seed: int = 0
+    methods: dict[str, Annotated[float, Field(ge=0)]]  # method -> share of each class's deficit
+    lesion_edit: LesionEdit = LesionEdit()
+    diffusion: Diffusion = Diffusion()
+
+
+class DiffusionTrain(Group):
+    seed: int = 0
+    resolution: int = Field(32, ge=8)
+    channels: list[PositiveInt] = Field([32, 64, 64], min_length=1)
+    layers_per_block: PositiveInt = 1
+    attention: bool = True  # self-attention at the lowest resolution
+    steps: PositiveInt = 500
+    batch_size: PositiveInt = 32
+    lr: float = Field(0.002, gt=0)
+    ema_decay: float = Field(0.995, ge=0, lt=1)
+    class_dropout: float = Field(0.1, ge=0, lt=1)  # label dropout, for classifier-free guidance
+    hflip: bool = True
+    threads: PositiveInt | None = None  # torch threads (null: torch's default)
+
+
+class Assess(Group):
+    seed: int = 0
+    image_size: int = Field(32, ge=16)
+    epochs: PositiveInt = 15
+    batch_size: PositiveInt = 64
+    lr: float = Field(0.003, gt=0)
+    width: PositiveInt = 16
+    k: PositiveInt = 3  # neighbours for k-NN precision/recall
+    near_copy_bits: int = Field(4, ge=0, le=64)  # perceptual-hash distance of a near-copy
+    grid: PositiveInt = 6  # images per row of the sample grids
+
+
+# ---- flip, fuse, train, evaluate, release ----------------------------------------------------
+
+
+class Flip(Group):
+    enabled: bool = True
+    splits: list[Literal["train", "val", "test"]] = ["train"]
+
+
+class Fuse(Group):
+    synthetic_in_eval: bool = False  # keep val/test real-only
+
+
+class Variant(Group):
+    data: Literal["real", "balanced", "balanced_noflip"]
+    augment: bool = False  # online flips, brightness/contrast, shifts
+    weighted: bool = False  # inverse-frequency class weights in the loss
+    shuffle_labels: bool = False  # a guard rail: such a model must score at chance
+
+
+def _default_variants() -> dict[str, Variant]:
+    return {
+        "real": Variant(data="real"),
+        "real_aug": Variant(data="real", augment=True),
+        "real_weighted": Variant(data="real", weighted=True),
+        "balanced": Variant(data="balanced"),
+        "balanced_weighted": Variant(data="balanced", weighted=True),
+        "balanced_noflip": Variant(data="balanced_noflip"),
+    }
+
+
+class Train(Group):
+    headline: str = "balanced"  # the variant behind metrics/eval.json
+    seeds: list[int] = Field([0, 1], min_length=1)
+    image_size: int = Field(64, ge=16)
+    steps: PositiveInt = 120  # optimizer steps, equal for every variant
+    batch_size: PositiveInt = 64
+    lr: float = Field(0.003, gt=0)
+    weight_decay: float = Field(0.0001, ge=0)
+    width: PositiveInt = 16  # channels of the first conv layer
+    threads: PositiveInt = 2  # torch threads per training process
+    variants: dict[str, Variant] = Field(default_factory=_default_variants, min_length=1)
+
+
+class Evaluate(Group):
+    batch_size: PositiveInt = 256
+    bootstrap: PositiveInt = 1000  # resamples for the 95% intervals
+    ordinal: bool | None = None  # grade MAE and QWK; null: when dataset.lesion_bins is set
+
+
+class Gate(Group):
+    min_metrics: dict[str, float] = {"balanced_accuracy": 0.6}  # metrics/eval.json key -> minimum
+    max_imbalance: float | None = Field(2.0, ge=1)  # largest / smallest train class; null skips
+    invariants: bool = True  # CONTRACT invariants hold on data/fused/manifest.csv
+    checksums: bool = True  # every data/fused file matches its manifest sha256
+
+
+class Release(Group):
+    remote: str | None = None  # DVC remote to push to; null: the default remote
+    gate: Gate = Gate()
+
+
+class Params(Group):
+    """The whole of params.yaml. Groups without a default must be present (dvc.yaml reads them)."""
+
+    dataset: Dataset
+    raw: Raw
+    count: Count
+    synthesize: Synthesize
+    diffusion_train: DiffusionTrain
+    assess: Assess
+    flip: Flip
+    fuse: Fuse
+    train: Train
+    evaluate: Evaluate
+    release: Release = Release()

@@ -1,0 +1,1 @@
+"""The classifier, its test-set metrics and the variants x metrics report."""

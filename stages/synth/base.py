@@ -1,0 +1,35 @@
+"""What every synthesis method shares: the run's Context, the method interface, seeds, output paths."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+
+@dataclass
+class Context:
+    params: dict[str, Any]  # the validated params (stages.core.params.load)
+    train_real: pd.DataFrame  # manifest rows of the train split's real images
+    raw_dir: Path  # where train_real's paths live
+    out_dir: Path  # data/synthesized (temporary while the stage runs)
+
+
+class Method(Protocol):
+    def cache_key(self, label: str, index: int) -> str: ...
+
+    def generate(self, label: str, indices: list[int]) -> list[dict[str, str]]: ...
+
+
+def image_seed(*parts: object) -> int:
+    """A stable 32-bit seed from named parts, e.g. (dataset, class, method, index)."""
+    digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def output_path(method: str, label: str, index: int) -> str:
+    """Where generated image `index` of a class lives, relative to data/fused (and data/synthesized)."""
+    return f"train/{label}/{method}_{label}_{index:05d}.png"
