@@ -1,5 +1,6 @@
 """rebalance: turn an imbalanced image dataset into balanced, versioned, measured releases.
 
-Stage entry points (`python -m stages.<name>`) are thin; the work lives in the small modules
-beside them (params, manifest, images, atomic, plan, demo, lesions, synth/, model, registry).
+`stages/` holds only the stage entry points (`python -m stages.<name>`) and the `rebalance`
+command line (cli.py); the library lives in the sub-packages core/, dataset/, synth/, learn/ and
+registry/ (see the README's Architecture section).
 """

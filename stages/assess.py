@@ -18,6 +18,8 @@ from stages.core.images import load_stack
 from stages.learn import classifier as model_mod
 from stages.synth import quality, quality_plots
 
+GRID_PX = 96  # sample-grid tiles (images of any size are resized to it)
+
 
 def r4(x: float) -> float | None:
     return None if x != x else round(float(x), 4)
@@ -32,6 +34,7 @@ def main() -> None:
     synth = manifest.read(paths.SYNTHESIZED / manifest.FILENAME)
     train = real[real.split == "train"].sort_values("path").reset_index(drop=True)
     val = real[real.split == "val"].sort_values("path").reset_index(drop=True)
+    held_out = real[real.split != "train"].sort_values("path").reset_index(drop=True)
 
     x_train = load_stack(paths.RAW, train.path, size)
     y_train = torch.tensor([classes.index(c) for c in train.label])
@@ -55,7 +58,8 @@ def main() -> None:
         return model_mod.predict_proba(net, tensor).argmax(1) if len(images) else np.zeros(0, int)
 
     f_train = space(x_train)
-    h_train = quality.phash(load_stack(paths.RAW, train.path, None))
+    h_train = quality.phash_files(paths.RAW, train.path)
+    h_held_out = quality.phash_files(paths.RAW, held_out.path)  # a copy of these would be a leak
     groups = {"real_val": (val, paths.RAW)}
     for method in sorted(set(synth.origin)):
         groups[method] = (
@@ -80,13 +84,22 @@ def main() -> None:
             real_f = f_train[(train.label == label).to_numpy()]
             precision, recall = quality.precision_recall(real_f, f, cfg["k"])
             own_source = sel.source.to_numpy()[:, None] == train.path.to_numpy()[None, :]
-            hashes = quality.phash(load_stack(folder, sel.path, None))
+            hashes = quality.phash_files(folder, sel.path)
             dist, nearest = quality.nearest_hash(hashes, h_train, exclude=own_source)
             copies = [
                 {"image": p, "nearest_train": train.path[j], "bits": int(d)}
                 for p, d, j in zip(sel.path, dist, nearest)
                 if d <= cfg["near_copy_bits"]
             ]
+            if name == "real_val":  # val itself is held out
+                held_copies = []
+            else:
+                held_dist, held_nearest = quality.nearest_hash(hashes, h_held_out)
+                held_copies = [
+                    {"image": p, "nearest_held_out": held_out.path[j], "bits": int(d)}
+                    for p, d, j in zip(sel.path, held_dist, held_nearest)
+                    if d <= cfg["near_copy_bits"]
+                ]
             per_class[label] = {
                 "n": len(sel),
                 "intended_class_rate": r4((predict(x) == classes.index(label)).mean()),
@@ -97,11 +110,13 @@ def main() -> None:
                 "phash_min_bits_mean": r4(dist.mean()),
                 "near_copies": len(copies),
                 "near_copy_examples": copies[:5],
+                "near_copies_of_val_test": len(held_copies),  # memorised held-out images: must be 0
+                "near_copy_of_val_test_examples": held_copies[:5],
             }
             if name != "real_val":
                 tsne_feats.append(f)
                 tsne_groups += [f"{name}/{label}"] * len(sel)
-                samples.setdefault(label, {})[name] = load_stack(folder, sel.path[: cfg["grid"]], None)
+                samples.setdefault(label, {})[name] = load_stack(folder, sel.path[: cfg["grid"]], GRID_PX)
         report["per_method"][name] = per_class
     report["classifier"]["real_val_accuracy"] = report["per_method"]["real_val"] and r4(
         np.average(
@@ -117,7 +132,7 @@ def main() -> None:
             real_rows = train[train.label == label].path[: cfg["grid"]]
             quality_plots.grid_plot(
                 label,
-                {"real": load_stack(paths.RAW, real_rows, None), **samples.get(label, {})},
+                {"real": load_stack(paths.RAW, real_rows, GRID_PX), **samples.get(label, {})},
                 cfg["grid"],
                 out / f"samples_{label}.png",
             )

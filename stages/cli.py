@@ -50,6 +50,7 @@ def plan_cmd(params_path: str, fmt: str) -> None:
     )
     click.echo("Real images per split\n")
     click.echo(plan.split_table(counts))
+    click.echo("\n" + plan.split_notes(counts))
 
 
 @main.command()
@@ -57,9 +58,16 @@ def plan_cmd(params_path: str, fmt: str) -> None:
 @click.option("--message", "-m", default=None, help="Tag message and data card summary.")
 @click.option("--dry-run", is_flag=True, help="Check and print the data card; push, commit, tag nothing.")
 @click.option("--remote", "-r", default=None, help="DVC remote (default: release.remote, else the default).")
-def release(version: str, message: str | None, dry_run: bool, remote: str | None) -> None:
+@click.option(
+    "--new-test-set",
+    is_flag=True,
+    help="Allow a test set unlike the previous release's (recorded).",
+)
+def release(version: str, message: str | None, dry_run: bool, remote: str | None, new_test_set: bool) -> None:
     """Gate, document, push and tag release VERSION (semver) as <dataset.name>@vVERSION."""
-    registry.release(version, message=message, dry_run=dry_run, remote=remote, echo=click.echo)
+    registry.release(
+        version, message=message, dry_run=dry_run, remote=remote, echo=click.echo, new_test_set=new_test_set
+    )
 
 
 @main.command()
@@ -74,9 +82,12 @@ def releases(fmt: str) -> None:
 @click.argument("rev_a")
 @click.argument("rev_b")
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
-def compare(rev_a: str, rev_b: str, fmt: str) -> None:
+@click.option(
+    "--allow-different-test-sets", is_flag=True, help="Show metric deltas even across different test sets."
+)
+def compare(rev_a: str, rev_b: str, fmt: str, allow_different_test_sets: bool) -> None:
     """Counts, params and metrics of two revisions (tags, commits) side by side, B - A deltas."""
-    result = registry.compare(rev_a, rev_b)
+    result = registry.compare(rev_a, rev_b, allow_different_test_sets=allow_different_test_sets)
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
     else:

@@ -1,34 +1,52 @@
-"""Stage count: per-class counts, the stratified split and the balancing plan."""
+"""Stage count: per-class counts, the split (duplicates and groups kept together) and the plan."""
 
 from __future__ import annotations
+
+import pandas as pd
 
 from stages.core import atomic, manifest, params as params_mod, paths
 from stages.core.errors import run_main
 from stages.core.hashing import sha256_file
-from stages.dataset import plan
+from stages.dataset import duplicates, plan
 
 
 def main() -> None:
     params = params_mod.load()
-    images = plan.real_images(params, paths.RAW)
-    the_plan = plan.build(params, images)
-    rows = [
-        manifest.row(
-            path=name,
-            split=the_plan["assignment"][name],
-            label=label,
-            origin="real",
-            source=name,
-            root=name,
-            sha256=sha256_file(paths.RAW / name),
+    real = plan.real_images(params, paths.RAW)
+    the_plan = plan.build(params, real)
+    rows, prints = [], []
+    for (name, label), fp in zip(real.images, real.prints):
+        sha = sha256_file(paths.RAW / name)
+        rows.append(
+            manifest.row(
+                path=name,
+                split=the_plan["assignment"][name],
+                label=label,
+                origin="real",
+                source=name,
+                root=name,
+                sha256=sha,
+            )
         )
-        for name, label in images
-    ]
+        prints.append(
+            {"path": name, "sha256": sha, "pixels": fp.pixels, "phash": duplicates.phash_hex(fp.phash)}
+        )
     counts = plan.counts_json(the_plan)
     with atomic.output_dir(paths.COUNTED) as out:
         manifest.write(rows, out / manifest.FILENAME)  # paths relative to data/raw
         atomic.write_json(out / paths.PLAN.name, counts)
+        table = pd.DataFrame(prints, columns=["path", "sha256", "pixels", "phash"])
+        atomic.write_text(out / paths.FINGERPRINTS.name, table.to_csv(index=False, lineterminator="\n"))
     atomic.write_json(paths.COUNTS, counts)
+    for group in counts["duplicates"]:
+        split = the_plan["assignment"][group[0]]
+        print(f"duplicates (kept in {split}): {', '.join(group)}")
+    for warning in counts["warnings"]:
+        print(f"warning: {warning}")
+    print(
+        f"count: {len(rows)} real images, {counts['split_method']} split, "
+        f"{len(counts['duplicates'])} duplicate groups"
+    )
     print(plan.balance_table(counts))
 
 

@@ -1,17 +1,67 @@
-"""Stage fuse: data/fused/{train,val,test}/<class>/ and its manifest, linked, not copied."""
+"""Stage fuse: data/fused/{train,val,test}/<class>/ and its manifest, linked, not copied.
+
+Before publishing it refuses a manifest that breaks the CONTRACT invariants, and any content
+leak: a file of val or test that is an exact or near-duplicate (perceptual hash within
+`count.near_duplicate_bits`) of a file in another split, synthetic and flipped files included.
+It also writes metrics/test_set.json, the identity of the real test images.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pandas as pd
 
 from stages.core import atomic, manifest, params as params_mod, paths
 from stages.core.errors import RebalanceError, run_main
+from stages.core.hashing import sha256_text
+from stages.dataset import duplicates
+
+
+def fingerprints(fused: pd.DataFrame, files: dict[str, Path], real_sources: dict[str, str]) -> list:
+    """Fingerprints of every fused file; real ones from stage count's table when unchanged."""
+    cached: dict[tuple[str, str], duplicates.Fingerprint] = {}
+    if paths.FINGERPRINTS.is_file():
+        table = pd.read_csv(paths.FINGERPRINTS, dtype=str, keep_default_na=False)
+        for r in table.itertuples():
+            cached[(r.path, r.sha256)] = duplicates.Fingerprint(r.pixels, int(r.phash, 16))
+    keys = [(real_sources.get(p, ""), sha) for p, sha in zip(fused.path, fused.sha256)]
+    todo = [i for i, key in enumerate(keys) if key not in cached]
+    computed = dict(zip(todo, duplicates.of_files([files[fused.path.iloc[i]] for i in todo])))
+    return [computed[i] if i in computed else cached[key] for i, key in enumerate(keys)]
+
+
+def check_leaks(fused: pd.DataFrame, prints: list, bits: int) -> None:
+    """Refuse (one line, both files) when files of two splits are duplicates by content."""
+    pairs = duplicates.near_pairs((p.phash for p in prints), bits, codes=list(fused.split))
+    if not pairs:
+        return
+    rows = fused.reset_index(drop=True)
+    i, j = min(pairs, key=lambda ij: "train" not in (rows.split[ij[0]], rows.split[ij[1]]))
+    if rows.split[i] == "train":  # name the val/test file first
+        i, j = j, i
+    a, b = rows.iloc[i], rows.iloc[j]
+    what = duplicates.describe(prints[i], prints[j])
+    raise RebalanceError(
+        f"fuse: content leak ({len(pairs)} pair(s) across splits), first: {a.split} file {a.path} "
+        f"({a.origin}) and {b.split} file {b.path} ({b.origin}): {what}; "
+        "remove one from the source (threshold: count.near_duplicate_bits)"
+    )
+
+
+def test_set(fused: pd.DataFrame) -> dict:
+    """The real test images and their hash: sha256 over "path:sha256\\n" lines sorted by path."""
+    test = fused[(fused.split == "test") & (fused.origin == "real")].sort_values("path")
+    images = [{"path": r.path, "label": r.label, "sha256": r.sha256} for r in test.itertuples()]
+    digest = sha256_text("".join(f"{r['path']}:{r['sha256']}\n" for r in images))
+    return {"sha256": digest, "n": len(images), "images": images}
 
 
 def main() -> None:
     params = params_mod.load()
     real = manifest.read(paths.COUNTED / manifest.FILENAME)
     files = {f"{r.split}/{r.path}": paths.RAW / r.path for r in real.itertuples()}
+    real_sources = {f"{r.split}/{r.path}": r.path for r in real.itertuples()}
     real = real.assign(path=[f"{r.split}/{r.path}" for r in real.itertuples()])
     parts = [real]
     for folder in (paths.SYNTHESIZED, paths.FLIPPED):
@@ -27,14 +77,17 @@ def main() -> None:
     problems = manifest.check_invariants(fused, params["fuse"]["synthetic_in_eval"])
     if problems:
         raise RebalanceError(f"fuse: {len(problems)} leakage problems, first: {problems[0]}")
+    prints = fingerprints(fused, files, real_sources)
+    check_leaks(fused, prints, params["count"]["near_duplicate_bits"])
     with atomic.output_dir(paths.FUSED) as out:
         for path, src in files.items():
             atomic.link_or_copy(src, out / path)
         manifest.write(fused, out / manifest.FILENAME)
     counts = manifest.nested_counts(fused, ["split", "label", "origin"])
     atomic.write_json(paths.FUSED_COUNTS, counts)
+    atomic.write_json(paths.TEST_SET, test_set(fused))
     print(
-        f"fuse: {len(fused)} files; "
+        f"fuse: {len(fused)} files, no content leak; "
         + ", ".join(f"{s} {int((fused.split == s).sum())}" for s in ("train", "val", "test"))
     )
 

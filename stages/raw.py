@@ -1,4 +1,9 @@
-"""Stage raw: data/raw/<class>/<file> from the demo generator or the user's folder."""
+"""Stage raw: data/raw/<class>/<file> from the demo generator or the user's folder.
+
+Besides the images, data/raw holds images.csv (every image: path, label, its path in the source,
+its official split and group, when the source gives them) and ingest.json (the params it was
+ingested with, so `rebalance plan` can tell whether data/raw is current).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,16 @@ import pandas as pd
 
 from stages.core import atomic, params as params_mod, paths
 from stages.core.errors import run_main
-from stages.dataset import demo, grading, ingest
+from stages.dataset import demo, grading, ingest, metadata
+
+UNMATCHED_SHOWN = 20  # metadata rows naming no ingested image: how many metrics/raw.json lists
 
 
 def main() -> None:
     params = params_mod.load()
     classes = params["dataset"]["classes"]
     raw = params["raw"]
+    unmatched: list[str] = []
     with atomic.output_dir(paths.RAW) as out:
         if raw["source"] == "demo":
             cfg = raw["demo"]
@@ -22,14 +30,35 @@ def main() -> None:
             rows = demo.write(out, classes, bins, cfg["scale"], cfg["size"], cfg["seed"])
             pd.DataFrame(rows, columns=demo.LABEL_COLUMNS).to_csv(out / paths.LABELS.name, index=False)
             images, skipped = [(r["path"], r["label"]) for r in rows], []
+            index = [{"path": p, "label": c, "source": p, "split": "", "group": ""} for p, c in images]
         else:
             found = ingest.scan(Path(raw["source"]), classes, raw["on_bad_file"])
-            ingest.copy_images(Path(raw["source"]), found.images, out)
-            images, skipped = found.images, found.skipped
+            attached = metadata.attach(params["dataset"], found.source, found.official)
+            ingest.copy_images(Path(raw["source"]), found, out)
+            images, skipped, unmatched = found.images, found.skipped, attached.unmatched
+            index = [
+                {
+                    "path": name,
+                    "label": label,
+                    "source": found.source[name],
+                    "split": attached.official.get(name, ""),
+                    "group": attached.groups.get(name, ""),
+                }
+                for name, label in images
+            ]
+        metadata.write_index(index, out / paths.RAW_INDEX.name)
+        atomic.write_json(out / paths.RAW_INGEST.name, ingest.settings(params))
     counts = {c: sum(1 for _, label in images if label == c) for c in classes}
-    atomic.write_json(paths.RAW_REPORT, {"source": raw["source"], "images": counts, "skipped": skipped})
+    official = sorted({r["split"] for r in index if r["split"]})
+    report = {"source": raw["source"], "images": counts, "skipped": skipped}
+    report |= {"official_split": official, "groups": len({r["group"] for r in index if r["group"]})}
+    if unmatched:
+        report["metadata_unmatched"] = {"n": len(unmatched), "first": unmatched[:UNMATCHED_SHOWN]}
+    atomic.write_json(paths.RAW_REPORT, report)
     for s in skipped:
         print(f"skipped {s['path']}: {s['reason']}")
+    if unmatched:
+        print(f"metadata: {len(unmatched)} rows name no ingested image, first: {unmatched[0]}")
     print(f"raw: {len(images)} images in {len(classes)} classes, {len(skipped)} skipped")
 
 

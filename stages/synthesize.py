@@ -77,7 +77,8 @@ def main() -> None:
     old = previous_rows(paths.SYNTHESIZED)
     rows: list[dict] = []
     with atomic.output_dir(paths.SYNTHESIZED) as out:
-        ctx = Context(params=params, train_real=train_real, raw_dir=paths.RAW, out_dir=out)
+        held_out = real[real.split != "train"].reset_index(drop=True)
+        ctx = Context(params=params, train_real=train_real, raw_dir=paths.RAW, out_dir=out, held_out=held_out)
         methods: dict[str, Method] = {}  # each prepared once, when first needed
         for label, per_method in quota.items():
             for name, n in per_method.items():

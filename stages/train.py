@@ -1,16 +1,20 @@
 """Stage family train@<variant>: train the classifier on one variant of data/fused/train.
 
 Variants (params `train.variants`) choose the training data (`real`: real images only;
-`balanced`: real + synthetic + flips; `balanced_noflip`: without the flips), online
-augmentation and a class-weighted loss. Every variant trains for the same number of optimizer
-steps, so a bigger training set does not also buy more compute. Each seed in `train.seeds`
-trains one model; DVCLive logs the training loss and validation metrics every epoch.
+`balanced`: real + synthetic + flips; `balanced_noflip`: without the flips; `real_oversampled`:
+real images duplicated to `balanced`'s per-class counts, the control), online augmentation and a
+class-weighted loss. Every variant trains for the same number of optimizer steps, so a bigger
+training set does not also buy more compute, and picks its best checkpoint on val among the same
+optimizer steps (every `train.eval_every` and the last), so a bigger training set does not get
+fewer checkpoint choices either. Each seed in `train.seeds` trains one model; DVCLive logs the
+training loss and validation metrics at those steps (DVCLive step = optimizer step).
 """
 
 from __future__ import annotations
 
 import sys
 
+import numpy as np
 import pandas as pd
 import torch
 from dvclive import Live
@@ -21,9 +25,28 @@ from stages.core.errors import RebalanceError, run_main
 from stages.core.schema import TRAIN_DATA
 from stages.learn import classifier as model_mod
 
+OVERSAMPLE_SEED = 0  # which real images of a class get one copy more (`real_oversampled`)
+
+
+def oversampled_rows(real: pd.DataFrame, target: dict[str, int], seed: int = OVERSAMPLE_SEED) -> pd.DataFrame:
+    """Random oversampling of the real train rows `real` to `target` rows per class. A class with
+    n real images and target t holds every image t // n times plus t % n of them, drawn without
+    replacement (seeded), once more: duplicates spread as evenly as possible, no synthetic image."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for label in sorted(target):
+        members = real[real.label == label]
+        n, want = len(members), int(target[label])
+        if n == 0:
+            raise RebalanceError(f"variant data real_oversampled: class {label!r} has no real train image")
+        repeats, extra = divmod(want, n)
+        pick = np.concatenate([np.repeat(np.arange(n), repeats), rng.choice(n, extra, replace=False)])
+        parts.append(members.iloc[np.sort(pick)])
+    return pd.concat(parts).sort_values("path", kind="stable").reset_index(drop=True)
+
 
 def training_rows(fused: pd.DataFrame, data: str) -> pd.DataFrame:
-    """The train-split rows a variant learns from."""
+    """The train-split rows a variant learns from (a path appears more than once when oversampled)."""
     if data not in TRAIN_DATA:
         raise RebalanceError(
             f"params.yaml: train variant data {data!r} unknown; use one of {', '.join(TRAIN_DATA)}"
@@ -34,27 +57,34 @@ def training_rows(fused: pd.DataFrame, data: str) -> pd.DataFrame:
         "balanced_noflip": rows.origin != "flip",
         "balanced": rows.origin != "",
     }
+    if data == "real_oversampled":  # the control: balanced's per-class counts from real images alone
+        target = rows[keep["balanced"]].label.value_counts().to_dict()
+        return oversampled_rows(rows[keep["real"]], target)
     return rows[keep[data]].reset_index(drop=True)
 
 
 class BestOnVal:
-    """Keeps the weights with the best validation balanced accuracy, logging each evaluation."""
+    """Keeps the weights with the best validation balanced accuracy (the earliest on ties), logging
+    each evaluation to DVCLive at its optimizer step. `steps` lists the steps evaluated."""
 
-    def __init__(self, live: Live, x_val: torch.Tensor, y_val: list[int]):
+    def __init__(self, live: Live | None, x_val: torch.Tensor, y_val: list[int]):
         self.live, self.x_val, self.y_val = live, x_val, y_val
-        self.score, self.state = -1.0, None
+        self.score, self.state, self.best_step, self.steps = -1.0, None, None, []
 
-    def __call__(self, epoch: int, step: int, loss: float, net: torch.nn.Module) -> None:
+    def __call__(self, step: int, epoch: float, loss: float, net: torch.nn.Module) -> None:
         pred = model_mod.predict_proba(net, self.x_val).argmax(1)
         score = balanced_accuracy_score(self.y_val, pred)
-        self.live.step = epoch
-        self.live.log_metric("train/optimizer_step", step)
-        self.live.log_metric("train/loss", loss)
-        self.live.log_metric("val/balanced_accuracy", score)
-        self.live.log_metric("val/macro_f1", f1_score(self.y_val, pred, average="macro"))
-        self.live.next_step()
+        self.steps.append(step)
+        if self.live is not None:
+            self.live.step = step
+            self.live.log_metric("train/epoch", round(epoch, 4))
+            self.live.log_metric("train/loss", loss)
+            self.live.log_metric("val/balanced_accuracy", score)
+            self.live.log_metric("val/macro_f1", f1_score(self.y_val, pred, average="macro"))
+            self.live.next_step()
         if score > self.score:
-            self.score, self.state = score, {k: v.clone() for k, v in net.state_dict().items()}
+            self.score, self.best_step = score, step
+            self.state = {k: v.clone() for k, v in net.state_dict().items()}
 
 
 def main() -> None:
@@ -66,7 +96,8 @@ def main() -> None:
     fused = manifest.read(paths.FUSED / manifest.FILENAME)
     train_rows = training_rows(fused, spec["data"])
     val_rows = model_mod.split_rows(fused, "val", ["real"])
-    x = model_mod.load_images(paths.FUSED, list(train_rows.path), cfg["image_size"])
+    unique, where = np.unique(train_rows.path.to_numpy(), return_inverse=True)  # decode duplicates once
+    x = model_mod.load_images(paths.FUSED, list(unique), cfg["image_size"])[torch.from_numpy(where)]
     y = torch.tensor([classes.index(c) for c in train_rows.label])
     if spec["shuffle_labels"]:  # a guard rail: such a model must score at chance
         y = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(1234))]
@@ -84,11 +115,14 @@ def main() -> None:
             model_mod.fit(
                 net, x, y, steps=cfg["steps"], batch_size=cfg["batch_size"], lr=cfg["lr"],
                 weight_decay=cfg["weight_decay"], seed=seed, weighted=spec["weighted"],
-                augmented=spec["augment"], on_epoch=best,
+                augmented=spec["augment"], eval_every=cfg["eval_every"], on_eval=best,
             )  # fmt: skip
         net.load_state_dict(best.state)
         model_mod.save(net, paths.classifier(variant, seed), classes, cfg["image_size"], cfg["width"])
-        print(f"train@{variant} seed {seed}: {len(x)} images, best val balanced accuracy {best.score:.3f}")
+        print(
+            f"train@{variant} seed {seed}: {len(x)} images, best val balanced accuracy {best.score:.3f} "
+            f"at step {best.best_step} of {cfg['steps']}"
+        )
 
 
 if __name__ == "__main__":

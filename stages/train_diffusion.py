@@ -16,7 +16,7 @@ import torch
 from stages.core import atomic, manifest, params as params_mod, paths
 from stages.core.errors import RebalanceError, run_main
 from stages.core.images import load_array
-from stages.synth import diffusion_core as core
+from stages.synth import diffusion_core as core, provenance
 
 
 def main() -> None:
@@ -55,6 +55,7 @@ def main() -> None:
     )
     with atomic.output_dir(paths.DIFFUSION_MODEL) as out:
         ckpt = core.save(unet, out)
+        provenance.write_record(out, train)  # which images it saw: synthesize checks it
     atomic.write_json(
         paths.DIFFUSION_TRAIN,
         {

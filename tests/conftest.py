@@ -23,8 +23,10 @@ TINY = {
         "image_size": 32,
         "width": 8,
         "seeds": [0],
-        "variants": {  # two of the default six
+        "variants": {  # the headline and the three baselines of the paired comparison
             "real": {"data": "real", "augment": False, "weighted": False},
+            "real_weighted": {"data": "real", "augment": False, "weighted": True},
+            "real_oversampled": {"data": "real_oversampled", "augment": False, "weighted": False},
             "balanced": {"data": "balanced", "augment": False, "weighted": False},
         },
     },

@@ -5,57 +5,17 @@ Otherwise a fix in a helper does not re-run the stage, and dvc.lock certifies ou
 
 from __future__ import annotations
 
-import ast
 import copy
 from pathlib import Path
 
 import yaml
 from conftest import REPO
 
+from stages.core.code import closure
+
 ENTRY_POINTS = (
     "raw", "count", "detect", "train_diffusion", "synthesize", "assess", "flip", "fuse", "train", "evaluate",
 )  # fmt: skip
-
-
-def module_file(module: str) -> Path | None:
-    """The file of a `stages...` module (package: its __init__.py), relative to the repo."""
-    base = Path(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if (REPO / candidate).is_file():
-            return candidate
-    return None
-
-
-def imported_modules(file: Path) -> set[str]:
-    """`stages...` modules a file imports (at any depth of the file, lazy imports included)."""
-    tree = ast.parse((REPO / file).read_text())
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.split(".")[0] == "stages"}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "stages":
-            found.add(node.module)
-            found |= {f"{node.module}.{a.name}" for a in node.names}  # `from pkg import module`
-    return {m for m in found if module_file(m) is not None}
-
-
-def with_parents(module: str) -> set[str]:
-    """A module and the packages above it (Python runs each package's __init__ first)."""
-    parts = module.split(".")
-    return {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
-
-
-def closure(module: str) -> set[Path]:
-    """Files of `module` and of every project module it imports, transitively."""
-    todo, seen = list(with_parents(module)), set()
-    while todo:
-        m = todo.pop()
-        if m in seen:
-            continue
-        seen.add(m)
-        for imported in imported_modules(module_file(m)):
-            todo += list(with_parents(imported) - seen)
-    return {module_file(m) for m in seen}
 
 
 def stage_code_deps(stage: dict) -> set[Path]:

@@ -4,6 +4,7 @@ offline Stable Diffusion inpainting path, quality metrics. Tiny models, 16 px, f
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from conftest import folder_params
 
 from stages.core.errors import RebalanceError
 from stages.core.images import load_array, save_png
-from stages.synth import diffusion, diffusion_core as core, quality
+from stages.synth import diffusion, diffusion_core as core, provenance, quality
 from stages.synth.base import Context, image_seed
 
 RES = 16
@@ -29,8 +30,17 @@ def make_raw(folder: Path, n: int = 6, size: int = RES) -> pd.DataFrame:
         for i in range(n):
             path = f"{label}/{label}_{i}.png"
             img = np.clip(level + rng.normal(0, 20, (size, size, 3)), 0, 255).astype(np.uint8)
-            save_png(img, folder / path)
-            rows.append({"path": path, "label": label, "root": path, "split": "train", "origin": "real"})
+            sha = save_png(img, folder / path)
+            rows.append(
+                {
+                    "path": path,
+                    "label": label,
+                    "root": path,
+                    "split": "train",
+                    "origin": "real",
+                    "sha256": sha,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -50,6 +60,7 @@ def trained(tmp_path_factory):
     finally:
         torch.set_num_threads(threads)
     ckpt = core.save(unet, root / "model")
+    provenance.write_record(root / "model", train_real)
     return root, train_real, ckpt, summary
 
 
@@ -96,7 +107,7 @@ def test_generate_full_is_deterministic_and_recorded(trained, tmp_path):
     assert len(set(bytes_a.values())) == 4  # different indices, different images
     row = rows_a[0]
     assert row["origin"] == "diffusion" and row["source"] == "" and row["root"] == ""
-    assert int(row["seed"]) == image_seed("t", "bright", "diffusion", 0)
+    assert int(row["seed"]) == image_seed("t", 0, "bright", "diffusion", 0)
     detail = json.loads(row["detail"])
     assert detail["checkpoint"] == ckpt and detail["steps"] == 6 and detail["scheduler"] == "ddim"
     assert detail["mode"] == "full"
@@ -135,6 +146,31 @@ def test_settings_errors_name_the_key():
         folder_params(CLASSES, {"diffusion": {"mode": "everywhere"}})
     with pytest.raises(RebalanceError, match="did you mean `steps`"):
         folder_params(CLASSES, {"diffusion": {"stepz": 3}})
+
+
+def test_generator_trained_on_a_test_image_is_refused(trained, tmp_path):
+    root, train_real, _, _ = trained
+    held_out = train_real.iloc[[0]].assign(split="test")  # pretend one training image is a test image
+    ctx = context(root, train_real, tmp_path)
+    ctx.held_out = held_out
+    with pytest.raises(RebalanceError, match="trained on 1 val/test image") as err:
+        diffusion.DiffusionSampler(ctx)
+    assert held_out.path.iloc[0] in str(err.value) and "\n" not in str(err.value)
+    ctx.held_out = held_out.iloc[0:0]
+    detail = diffusion.DiffusionSampler(ctx).description["generator"]
+    assert detail["external"] is False and len(detail["training_manifest"]) == 64
+
+
+def test_external_generator_needs_allow_external_model(trained, tmp_path):
+    root, train_real, _, _ = trained
+    model = tmp_path / "model"
+    shutil.copytree(root / "model", model)
+    (model / provenance.RECORD).unlink()  # a model from elsewhere: no record of what it saw
+    ctx = context(root, train_real, tmp_path / "out", model_dir=str(model))
+    with pytest.raises(RebalanceError, match="allow_external_model"):
+        diffusion.DiffusionSampler(ctx)
+    ctx.params["synthesize"]["allow_external_model"] = True
+    assert diffusion.DiffusionSampler(ctx).description["generator"]["external"] is True
 
 
 def test_missing_model_is_a_clear_error(tmp_path):
@@ -232,7 +268,11 @@ def test_sd_inpaint_offline_with_attribute_prompts(tmp_path, monkeypatch):
     ).to_csv(attrs, index=False)
     sd = {"model_dir": str(sd_dir), "attributes": str(attrs), "resolution": 16, "steps": 3, "guidance": 2.0}
     params = folder_params(
-        CLASSES, {"diffusion": {"backend": "sd_inpaint", "mask": {"blobs": 2, "fraction": 0.3}, "sd": sd}}
+        CLASSES,
+        {
+            "allow_external_model": True,  # a folder from elsewhere: no record of its training images
+            "diffusion": {"backend": "sd_inpaint", "mask": {"blobs": 2, "fraction": 0.3}, "sd": sd},
+        },
     )
     ctx = Context(params=params, train_real=train_real, raw_dir=tmp_path / "raw", out_dir=tmp_path / "out")
     rows = diffusion.DiffusionSampler(ctx).generate("bright", [0, 1, 2])

@@ -1,4 +1,5 @@
-"""The experiment matrix: honest evidence on a real-only test set, with guard rails against leakage."""
+"""The experiment matrix: honest evidence on a real-only test set (paired differences against the
+baselines, with intervals and p-values), with guard rails against leakage."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ MEDIUM = deep_update(
             "headline": "balanced",
             "variants": {
                 "real": {"data": "real"},
+                "real_weighted": {"data": "real", "weighted": True},
+                "real_oversampled": {"data": "real_oversampled"},
                 "balanced": {"data": "balanced"},
                 "shuffled": {"data": "balanced", "shuffle_labels": True},
             },
@@ -45,14 +48,55 @@ def evidence(tmp_path_factory):
 
 def test_table_has_every_variant_with_spread_and_intervals(evidence):
     summary = json.loads((evidence / "metrics/summary.json").read_text())
-    assert set(summary["variants"]) == {"real", "balanced", "shuffled"}
+    assert set(summary["variants"]) == {"real", "real_weighted", "real_oversampled", "balanced", "shuffled"}
+    assert summary["minority"] == ["level2", "level3"]
     for v in summary["variants"].values():
-        lo, hi = v["ci95"]["balanced_accuracy"]
-        assert 0 <= lo <= v["mean_std"]["balanced_accuracy"]["mean"] + 0.2 and lo <= hi <= 1
+        for metric in ("balanced_accuracy", "macro_f1", "recall_level2", "recall_level3"):
+            lo, hi = v["ci95"][metric]
+            assert 0 <= lo <= v["pooled"][metric] <= hi <= 1  # the interval of the pooled predictions
         assert "std" in v["mean_std"]["macro_f1"]
-    header = (evidence / "metrics/summary.md").read_text().splitlines()[2]
+    header = next(line for line in (evidence / "metrics/summary.md").read_text().splitlines()
+                  if line.startswith("| variant |"))  # fmt: skip
     minority_first = header.split("|")[2:4]
     assert [c.strip() for c in minority_first] == ["recall_level2", "recall_level3"]
+
+
+@pytest.mark.parametrize("build", ["evidence", "built_repo"])
+def test_every_variant_has_paired_differences_against_every_baseline(build, request):
+    repo = request.getfixturevalue(build)
+    summary = json.loads((repo / "metrics/summary.json").read_text())
+    baselines = ["real_oversampled", "real", "real_weighted"]
+    assert summary["baselines"] == baselines
+    metrics = ["recall_level2", "recall_level3", "balanced_accuracy", "macro_f1"]
+    for name, v in summary["variants"].items():
+        assert list(v["paired"]) == [b for b in baselines if b != name]
+        for base, diffs in v["paired"].items():
+            for m in metrics:
+                d = diffs[m]
+                lo, hi = d["ci95"]
+                assert -1 <= lo <= hi <= 1 and 0 < d["p"] <= 1
+                assert d["delta"] == pytest.approx(v["pooled"][m] - summary["variants"][base]["pooled"][m])
+    md = (repo / "metrics/summary.md").read_text()
+    assert md.startswith(f"`{summary['headline']}` vs `real_oversampled`")  # the answer leads
+    for base in baselines:
+        for m in ("recall_level2", "recall_level3", "balanced_accuracy"):
+            assert f"- {summary['headline']} vs {base}: {m} " in md
+    assert "pooled over seeds" in md
+
+
+def test_eval_json_is_the_headline_mean_over_seeds(evidence):
+    ev = json.loads((evidence / "metrics/eval.json").read_text())
+    summary = json.loads((evidence / "metrics/summary.json").read_text())
+    assert (
+        ev["variant"] == "balanced" and ev["seeds"] == [0, 1] and list(ev["per_seed"]) == ["seed0", "seed1"]
+    )
+    for m in ("accuracy", "balanced_accuracy", "macro_f1"):
+        seeds = [ev["per_seed"][s][m] for s in ev["per_seed"]]
+        assert ev[m] == pytest.approx(sum(seeds) / 2)
+        assert ev[m] == pytest.approx(summary["variants"]["balanced"]["mean_std"][m]["mean"])
+        assert ev["ci95"][m] == summary["variants"]["balanced"]["ci95"][m]
+    recall = [ev["per_seed"][s]["per_class"]["level3"]["recall"] for s in ev["per_seed"]]
+    assert ev["per_class"]["level3"]["recall"] == pytest.approx(sum(recall) / 2)
 
 
 def test_shuffled_labels_score_at_chance_and_real_labels_do_not(evidence):
@@ -65,7 +109,7 @@ def test_shuffled_labels_score_at_chance_and_real_labels_do_not(evidence):
 def test_no_val_or_test_image_or_flip_is_ever_trained_on(evidence):
     fused = manifest.read(evidence / "data/fused/manifest.csv")
     held_out = fused[fused.split != "train"]
-    for data in ("real", "balanced", "balanced_noflip"):
+    for data in ("real", "balanced", "balanced_noflip", "real_oversampled"):
         rows = training_rows(fused, data)
         assert (rows.split == "train").all()
         assert not set(rows.root) & set(held_out.root)

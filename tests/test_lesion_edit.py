@@ -182,3 +182,8 @@ def test_pipeline_reuses_and_handles_lowest_grade_deficit(repo):
     again = run([sys.executable, "-m", "dvc", "repro", "--force", "--single-item", "synthesize"], repo).stdout
     assert " 0 generated" in again and "reused" in again
     assert (repo / "data/synthesized/manifest.csv").read_bytes() == first
+    # one changed line in a helper the method imports: every lesion edit is made again
+    blend = repo / "stages/synth/blend.py"
+    blend.write_text(blend.read_text().replace("def disk(", "def disk(  # a changed line\n    ", 1))
+    changed = run([sys.executable, "-m", "dvc", "repro", "synthesize"], repo).stdout
+    assert "Running stage 'synthesize'" in changed and " 0 reused" in changed, changed

@@ -74,3 +74,44 @@ def test_second_repro_does_nothing(built_repo):
     assert "Running stage" not in out
     status = run([sys.executable, "-m", "dvc", "status", "--json"], built_repo).stdout
     assert json.loads(status) == {}
+
+
+def test_split_is_the_hash_of_each_images_content(built_repo):
+    """The CONTRACT rule: split = f(count.seed, identity); the demo has no duplicates or groups."""
+    from stages.core import params as params_mod
+    from stages.dataset import split
+
+    params = params_mod.load(built_repo / "params.yaml")
+    counts = json.loads((built_repo / "metrics/counts.json").read_text())
+    assert counts["split_method"] == "hash" and counts["duplicates"] == []
+    empty = [(c, s) for s in ("val", "test") for c, n in counts["splits"][s].items() if n == 0]
+    assert len(counts["warnings"]) == len(empty)  # a class without val or test images is a warning
+    prints = pd.read_csv(built_repo / "data/counted/fingerprints.csv", dtype=str)
+    counted = manifest.read(built_repo / "data/counted/manifest.csv").merge(prints, on=["path", "sha256"])
+    assert len(counted) == len(prints) == sum(counts["raw"].values())
+    seed, fractions = params["count"]["seed"], params["count"]["split"]
+    assert all(
+        split.draw(seed, f"pixels:{px}", fractions) == s for px, s in zip(counted.pixels, counted.split)
+    )
+
+
+def test_no_file_has_a_duplicate_in_another_split(built_repo):
+    from stages.dataset import duplicates
+
+    root = built_repo / "data/fused"
+    fused = manifest.read(root / "manifest.csv")
+    prints = duplicates.of_files([root / p for p in fused.path])
+    bits = 4  # count.near_duplicate_bits (default)
+    assert duplicates.near_pairs((p.phash for p in prints), bits, codes=list(fused.split)) == []
+    real = [p.phash for p, o in zip(prints, fused.origin) if o == "real"]
+    assert duplicates.near_pairs(real, 11) == []  # distinct demo images are >= 12 bits apart
+
+
+def test_test_set_identity_is_written_by_fuse(built_repo):
+    info = json.loads((built_repo / "metrics/test_set.json").read_text())
+    fused = manifest.read(built_repo / "data/fused/manifest.csv")
+    test = fused[(fused.split == "test") & (fused.origin == "real")].sort_values("path")
+    assert info["n"] == len(test) and [i["path"] for i in info["images"]] == list(test.path)
+    assert {i["label"] for i in info["images"]} == set(test.label)
+    ev = json.loads((built_repo / "metrics/eval.json").read_text())
+    assert info["sha256"] == ev["test_set"]

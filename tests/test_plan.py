@@ -9,6 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from conftest import REPO
+from imagegen import make_folder, stage, workdir
 from PIL import Image
 
 from stages.cli import main
@@ -36,26 +37,57 @@ def folder_params(tmp_path):
     return path
 
 
-def test_plan_table_for_a_known_folder(folder_params):
+def test_plan_table_for_a_known_folder(folder_params, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no data/raw here: the plan reads the source folder
+    result = CliRunner().invoke(main, ["plan", "--params", str(folder_params), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.output)
+    assert counts["raw"] == SIZES and counts["split_method"] == "hash"
+    assert counts["split_identity"] == "content" and counts["duplicates"] == []
+    train = counts["splits"]["train"]
+    assert {c: sum(counts["splits"][s][c] for s in counts["splits"]) for c in SIZES} == SIZES
+    assert all(abs(train[c] - 0.6 * n) <= 0.25 * n for c, n in SIZES.items())  # close to, not exactly, 60%
+    assert counts["target"] == {c: max(20, train[c]) for c in SIZES}
     result = CliRunner().invoke(main, ["plan", "--params", str(folder_params)])
     assert result.exit_code == 0, result.output
     lines = [line.replace(" ", "") for line in result.output.splitlines()]
-    # class | original (train) | to generate | lesion_edit | diffusion | total
-    assert "|a|24|0|0|0|24|" in lines
-    assert "|b|12|8|4|4|20|" in lines
-    assert "|c|6|14|7|7|20|" in lines
-    assert "|total|42|22|11|11|64|" in lines
+    # class | original (train) | to generate | <each method> | total
+    for c in SIZES:
+        gen = counts["generated"][c]
+        row = [c, train[c], sum(gen.values()), *gen.values(), counts["target"][c]]
+        assert "|" + "|".join(map(str, row)) + "|" in lines
     # per-split table: split | images | a | b | c | max:min
-    assert "|train|42|24|12|6|1:4.00|" in lines
-    assert "|test|14|8|4|2|1:4.00|" in lines
+    test = counts["splits"]["test"]
+    assert f"|test|{sum(test.values())}|{test['a']}|{test['b']}|{test['c']}|" in "\n".join(lines)
+    assert any(x.startswith("Split:eachimagebyahash") for x in lines)
 
 
-def test_plan_json_matches_table(folder_params):
-    result = CliRunner().invoke(main, ["plan", "--params", str(folder_params), "--format", "json"])
+def test_plan_matches_stage_count_before_and_after_raw(tmp_path, monkeypatch):
+    src = tmp_path / "src"
+    make_folder(src, {"a": 15, "b": 9})
+    Image.open(src / "a/0.png").save(src / "a/0_copy.bmp")
+    work = workdir(tmp_path, src, ["a", "b"])
+    monkeypatch.chdir(work)
+    before = CliRunner().invoke(main, ["plan", "--format", "json"])
+    assert before.exit_code == 0, before.output
+    stage(work, "raw")
+    after = CliRunner().invoke(main, ["plan", "--format", "json"])
+    stage(work, "count")
+    counts = json.loads((work / "metrics/counts.json").read_text())
+    assert json.loads(before.output) == json.loads(after.output) == counts
+    assert counts["duplicates"] == [["a/0.png", "a/0_copy.bmp"]]
+
+
+def test_plan_for_the_demo_before_repro_is_an_estimate(tmp_path, monkeypatch):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["raw"]["demo"]["scale"] = 0.05
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["plan", "--format", "json"])
     counts = json.loads(result.output)
-    assert counts["raw"] == SIZES
-    assert counts["target"] == {"a": 24, "b": 20, "c": 20}
-    assert counts["generated"]["c"] == {"lesion_edit": 7, "diffusion": 7}
+    assert counts["split_identity"] == "file name" and counts["raw"]["level3"] == 10
+    result = CliRunner().invoke(main, ["plan"])
+    assert "ESTIMATED from file names" in result.output
 
 
 def test_plan_on_bad_params_is_one_line(tmp_path):
@@ -66,17 +98,6 @@ def test_plan_on_bad_params_is_one_line(tmp_path):
     result = CliRunner().invoke(main, ["plan", "--params", str(path)])
     assert result.exit_code == 1
     assert "synthesize.methods" in result.output and len(result.output.strip().splitlines()) == 1
-
-
-def test_split_is_stratified_seeded_and_disjoint():
-    images = [(f"{c}/{i}.png", c) for c, n in SIZES.items() for i in range(n)]
-    fractions = {"train": 0.6, "val": 0.2, "test": 0.2}
-    a = plan.split(images, fractions, seed=1)
-    assert a == plan.split(images, fractions, seed=1)
-    assert a != plan.split(images, fractions, seed=2)
-    assert set(a) == {n for n, _ in images}
-    counts = plan.split_counts(images, a, list(SIZES))
-    assert counts["test"] == {"a": 8, "b": 4, "c": 2}
 
 
 @pytest.mark.parametrize(

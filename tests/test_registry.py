@@ -149,6 +149,12 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict:
     commit_all(repo, "build 2: lower count.target.n")
     run(["git", "checkout", "-q", "main"], repo)
     run([sys.executable, "-m", "dvc", "checkout", "-q"], repo)
+    run(["git", "checkout", "-q", "-b", "reseed"], repo)  # another split seed: another test set
+    set_params(repo, {"count": {"seed": 7}})
+    run([sys.executable, "-m", "dvc", "repro"], repo)
+    commit_all(repo, "build 3: count.seed 7")
+    run(["git", "checkout", "-q", "main"], repo)
+    run([sys.executable, "-m", "dvc", "checkout", "-q"], repo)
     return {"repo": repo}
 
 
@@ -206,6 +212,33 @@ def test_gate_dry_run_and_tracked_credentials(builds: dict, tmp_path: Path):
     assert tags(reg) == []
 
 
+@pytest.mark.slow
+def test_test_set_is_frozen_across_releases(builds: dict, tmp_path: Path):
+    reg, env = registry_copy(builds, tmp_path / "reg"), home_env(tmp_path)
+    rebalance(["release", "1.0.0"], reg, env)
+    assert "## Test set" in (reg / "releases" / f"{TAG1}.md").read_text()
+    run(["git", "merge", "-q", "--no-edit", "-X", "theirs", "reseed"], reg, env=env)
+    dvc(["checkout", "-q"], reg, env)
+    proc = rebalance(["release", "1.1.0"], reg, env, check=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"the test set changed since {TAG1}" in proc.stderr and "--new-test-set" in proc.stderr
+    assert tags(reg) == [TAG1]
+    rebalance(["release", "1.1.0", "--new-test-set"], reg, env)
+    card = (reg / "releases" / f"{TAG2}.md").read_text()
+    assert "a NEW test set" in card and TAG1 in card
+
+    cmp = json.loads(rebalance(["compare", TAG1, TAG2, "--format", "json"], reg, env).stdout)
+    assert cmp["test_set"]["same"] is False and cmp["test_set"]["metric_deltas"] is False
+    assert cmp["test_set"]["only_a"] > 0 and cmp["test_set"]["shared"] >= 0
+    assert cmp["metrics"] and all(r["delta"] is None for r in cmp["metrics"] + cmp["variants"])
+    md = rebalance(["compare", TAG1, TAG2], reg, env).stdout
+    assert "**Different test sets**" in md and "withheld" in md
+    cmp = json.loads(
+        rebalance(["compare", TAG1, TAG2, "--allow-different-test-sets", "--format", "json"], reg, env).stdout
+    )
+    assert any(r["delta"] is not None for r in cmp["metrics"])
+
+
 def round_trip(reg: Path, tmp: Path, env: dict, consumer_env: dict | None = None) -> None:
     """Release v1.0.0, rebuild, v1.1.0; then every consumer of the README against the remote."""
     registry_env, env = env, consumer_env or env
@@ -260,7 +293,9 @@ def round_trip(reg: Path, tmp: Path, env: dict, consumer_env: dict | None = None
     assert {r["key"] for r in cmp["metrics"]} >= {"accuracy", "balanced_accuracy", "macro_f1"}
     assert all(r["delta"] == pytest.approx(r["b"] - r["a"], abs=1e-6) for r in cmp["metrics"])
     assert any(r["key"].endswith(".recall") for r in cmp["per_class"]) and cmp["variants"]
+    assert cmp["test_set"]["same"] and cmp["test_set"]["metric_deltas"]  # count.target.n kept the split
     md = rebalance(["compare", TAG1, TAG2], reg, env).stdout
+    assert "Same test set in both" in md
     assert "| target." in md and "| count.target.n | " in md and "| balanced_accuracy |" in md
 
 

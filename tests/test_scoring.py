@@ -1,11 +1,19 @@
-"""Metrics agree with scikit-learn; bootstrap intervals bracket the point estimate."""
+"""Metrics agree with scikit-learn; the class-stratified bootstrap (intervals and paired
+differences) equals a brute-force loop, keeps class counts fixed, and separates real differences
+from noise."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score
 
-from stages.learn import metrics as scoring
+from stages.learn import metrics as scoring, report
+
+CLASSES = ["a", "b", "c", "d"]
+MINORITY = ["c", "d"]
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -22,14 +30,137 @@ def test_fast_headline_matches_sklearn(seed):
     assert fast == pytest.approx(slow)
 
 
+def noisy(y: np.ndarray, correct: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.where(rng.random(len(y)) < correct, y, rng.integers(0, 4, len(y)))
+
+
+def imbalanced_labels(n: int = 120, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).choice(4, n, p=[0.45, 0.35, 0.12, 0.08])
+
+
+def sklearn_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    out = {
+        f"recall_{c}": recall_score(y, pred, labels=[CLASSES.index(c)], average=None, zero_division=0)[0]
+        for c in MINORITY
+    }
+    with warnings.catch_warnings():  # "y_pred contains classes not in y_true"
+        warnings.simplefilter("ignore")
+        out["balanced_accuracy"] = balanced_accuracy_score(y, pred)
+    out["macro_f1"] = f1_score(y, pred, average="macro", zero_division=0)
+    out["accuracy"] = accuracy_score(y, pred)
+    return out
+
+
+def brute_force_paired(y, pred, base, n, seed):
+    """The reference: one resample at a time, scikit-learn metrics, plain percentile and p."""
+    diffs = {name: [] for name in scoring.metric_names(MINORITY)}
+    for block in scoring.stratified_resamples(y, n, seed):
+        for idx in block:
+            a, b = sklearn_metrics(y[idx], pred[idx]), sklearn_metrics(y[idx], base[idx])
+            for name in diffs:
+                diffs[name].append(a[name] - b[name])
+    full_a, full_b = sklearn_metrics(y, pred), sklearn_metrics(y, base)
+    out = {}
+    for name, d in diffs.items():
+        d = np.array(d)
+        below = (1 + sum(v <= 0 for v in d)) / (n + 1)
+        above = (1 + sum(v >= 0 for v in d)) / (n + 1)
+        out[name] = {
+            "delta": full_a[name] - full_b[name],
+            "ci95": [np.percentile(d, 2.5), np.percentile(d, 97.5)],
+            "p": min(1.0, 2 * min(below, above)),
+        }
+    return out
+
+
+def test_paired_bootstrap_equals_a_brute_force_loop():
+    y = imbalanced_labels(90)
+    pred, base = noisy(y, 0.75, 1), noisy(y, 0.6, 2)
+    fast = scoring.paired_bootstrap(y, pred, base, CLASSES, MINORITY, n=150, seed=7)
+    slow = brute_force_paired(y, pred, base, n=150, seed=7)
+    assert list(fast) == ["recall_c", "recall_d", "balanced_accuracy", "macro_f1", "accuracy"]
+    for name, ref in slow.items():
+        assert fast[name]["delta"] == pytest.approx(ref["delta"], abs=1e-12)
+        assert fast[name]["ci95"] == pytest.approx(ref["ci95"], abs=1e-12)
+        assert fast[name]["p"] == pytest.approx(ref["p"], abs=1e-12)
+
+
+def test_bootstrap_samples_match_sklearn_on_every_resample():
+    y = imbalanced_labels(60, seed=3)
+    pred = noisy(y, 0.7, 4)
+    pred[pred == 3] = 2  # a class never predicted: sklearn's conventions must hold
+    samples = scoring.bootstrap_samples(y, pred, CLASSES, MINORITY, n=40, seed=1)
+    resamples = np.concatenate(list(scoring.stratified_resamples(y, 40, seed=1)))
+    for i, idx in enumerate(resamples):
+        ref = sklearn_metrics(y[idx], pred[idx])
+        for name, value in ref.items():
+            assert samples[name][i] == pytest.approx(value, abs=1e-12)
+
+
+def test_identical_predictions_give_zero_difference_and_p_one():
+    y = imbalanced_labels()
+    pred = noisy(y, 0.7, 5)
+    out = scoring.paired_bootstrap(y, pred, pred.copy(), CLASSES, MINORITY, n=200, seed=0)
+    for d in out.values():
+        assert d["delta"] == 0 and d["ci95"] == [0.0, 0.0] and d["p"] == 1.0
+
+
+def test_a_clearly_better_model_gets_an_interval_above_zero_and_a_small_p():
+    y = imbalanced_labels(300, seed=1)
+    good, bad = noisy(y, 0.95, 6), noisy(y, 0.4, 7)
+    out = scoring.paired_bootstrap(y, good, bad, CLASSES, MINORITY, n=500, seed=0)
+    for name in ("balanced_accuracy", "macro_f1", "recall_c", "recall_d"):
+        assert out[name]["delta"] > 0.2 and out[name]["ci95"][0] > 0 and out[name]["p"] < 0.01
+    assert out["balanced_accuracy"]["p"] == pytest.approx(2 / 501)  # no resample at or below 0
+    reverse = scoring.paired_bootstrap(y, bad, good, CLASSES, MINORITY, n=500, seed=0)
+    assert reverse["balanced_accuracy"]["ci95"][1] < 0 and reverse["balanced_accuracy"]["p"] < 0.01
+
+
+def test_noise_alone_gives_a_large_p():
+    y = imbalanced_labels(200, seed=2)
+    a, b = noisy(y, 0.7, 8), noisy(y, 0.7, 9)  # same skill, different mistakes
+    out = scoring.paired_bootstrap(y, a, b, CLASSES, MINORITY, n=500, seed=0)
+    lo, hi = out["balanced_accuracy"]["ci95"]
+    assert lo < 0 < hi and out["balanced_accuracy"]["p"] > 0.05
+
+
+def test_stratification_keeps_class_counts_fixed_in_every_resample():
+    y = imbalanced_labels(77, seed=4)
+    blocks = list(scoring.stratified_resamples(y, 300, seed=2))
+    resamples = np.concatenate(blocks)
+    assert resamples.shape == (300, len(y))
+    assert (y[resamples] == y).all()  # every position keeps its class, so every count is fixed
+    for idx in resamples[:50]:
+        assert (np.bincount(y[idx], minlength=4) == np.bincount(y, minlength=4)).all()
+    assert len({tuple(r) for r in resamples}) == 300  # they do resample
+    for c in range(4):  # within a class, drawn from all of its members
+        assert set(resamples[:, y == c].ravel()) == set(np.flatnonzero(y == c))
+    again = np.concatenate(list(scoring.stratified_resamples(y, 300, seed=2)))
+    assert (again == resamples).all()
+
+
+def test_stratified_resamples_come_in_blocks_on_large_test_sets():
+    y = np.arange(30_000) % 3
+    blocks = list(scoring.stratified_resamples(y, 70, seed=0))
+    assert len(blocks) > 1 and sum(len(b) for b in blocks) == 70
+
+
 def test_bootstrap_interval_brackets_the_estimate():
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 3, 200)
-    pred = np.where(rng.random(200) < 0.7, y, rng.integers(0, 3, 200))
-    ci = scoring.bootstrap(y, pred, n=300)
-    point = scoring._headline(y, pred)
-    for name, (lo, hi) in ci.items():
-        assert lo < point[name] < hi and hi - lo < 0.2
+    y = imbalanced_labels(200)
+    pred = noisy(y, 0.7, 0)
+    ci = scoring.bootstrap(y, pred, CLASSES, MINORITY, n=300)
+    point = scoring.point_metrics(y, pred, CLASSES, MINORITY)
+    assert set(ci) == set(point) == set(scoring.metric_names(MINORITY))
+    for name in ("balanced_accuracy", "macro_f1", "accuracy"):
+        lo, hi = ci[name]
+        assert lo < point[name] < hi and hi - lo < 0.25
+
+
+def test_p_value_formula():
+    assert scoring.p_value(np.array([1.0, 2.0, 3.0])) == pytest.approx(2 * 1 / 4)
+    assert scoring.p_value(np.array([-1.0, 1.0, 2.0, 3.0])) == pytest.approx(2 * 2 / 5)
+    assert scoring.p_value(np.zeros(9)) == 1.0
 
 
 def test_evaluate_reports_ordinal_errors_and_per_class_auc():
@@ -39,3 +170,49 @@ def test_evaluate_reports_ordinal_errors_and_per_class_auc():
     assert out["accuracy"] == pytest.approx(5 / 6)
     assert out["grade_mae"] == pytest.approx(1 / 6)
     assert set(out["per_class"]["c"]) >= {"precision", "recall", "f1", "auroc", "auprc"}
+
+
+def test_mean_over_seeds_averages_nested_metrics_and_keeps_constants():
+    per_seed = [
+        {"accuracy": 0.5, "macro_auroc": None, "per_class": {"a": {"recall": 0.2, "support": 5}}},
+        {"accuracy": 0.7, "macro_auroc": None, "per_class": {"a": {"recall": 0.4, "support": 5}}},
+    ]
+    out = report.mean_over_seeds(per_seed)
+    assert out["accuracy"] == pytest.approx(0.6) and out["macro_auroc"] is None
+    assert out["per_class"]["a"]["recall"] == pytest.approx(0.3)
+    assert out["per_class"]["a"]["support"] == 5 and isinstance(out["per_class"]["a"]["support"], int)
+
+
+def test_summary_markdown_leads_with_the_answer_then_the_table():
+    y = imbalanced_labels(100)
+    preds = {"real": noisy(y, 0.5, 1), "real_oversampled": noisy(y, 0.6, 2), "balanced": noisy(y, 0.8, 3)}
+    samples = {v: scoring.bootstrap_samples(y, p, CLASSES, MINORITY, 100) for v, p in preds.items()}
+    points = {v: scoring.point_metrics(y, p, CLASSES, MINORITY) for v, p in preds.items()}
+    stats = {"mean": 0.5, "std": 0.1}
+    variants = {
+        v: {
+            "mean_std": {m: stats for m in ("recall_c", "recall_d", "balanced_accuracy", "macro_f1")},
+            "pooled": points[v],
+            "ci95": {m: scoring.interval(s) for m, s in samples[v].items()},
+            "paired": {
+                b: scoring.paired(samples[v], samples[b], points[v], points[b])
+                for b in ("real_oversampled", "real")
+                if b != v
+            },
+        }
+        for v in preds
+    }
+    summary = {"headline": "balanced", "minority": MINORITY, "n_test": 100, "seeds": [0, 1],
+               "bootstrap": {"resamples": 100}, "variants": variants}  # fmt: skip
+    lines = report.markdown(summary).splitlines()
+    assert lines[0].startswith("`balanced` vs `real_oversampled`")
+    d = variants["balanced"]["paired"]["real_oversampled"]["recall_d"]
+    assert lines[3] == (
+        f"- balanced vs real_oversampled: recall_d {d['delta']:+.3f} "
+        f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}], p = {d['p']:.2g}"
+    )
+    assert lines[4].startswith("- balanced vs real_oversampled: balanced_accuracy ")
+    assert lines[6].startswith("`balanced` vs `real`")
+    table = lines.index(next(line for line in lines if line.startswith("| variant |")))
+    assert any("pooled over seeds" in line for line in lines[:table])
+    assert lines[table].split("|")[2].strip() == "recall_c"

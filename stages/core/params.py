@@ -132,6 +132,13 @@ def _check(p: dict[str, Any], where: str) -> None:
             )
     if p["raw"]["source"] == "demo":
         _need(bins is not None, where, "dataset.lesion_bins", "is required by the demo dataset")
+        _need(ds["metadata"] is None, where, "dataset.metadata", "needs raw.source to be a folder (not demo)")
+    _need(
+        ds["group_by"] is None or ds["metadata"] is not None,
+        where,
+        "dataset.group_by",
+        "names a column of dataset.metadata: set dataset.metadata to the CSV first",
+    )
 
     split = p["count"]["split"]
     _need(

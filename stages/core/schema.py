@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 SPLITS = ("train", "val", "test")
 METHODS = ("lesion_edit", "diffusion")  # synthesis methods (stages/synth/<name>.py)
-TRAIN_DATA = ("real", "balanced", "balanced_noflip")  # what a classifier variant trains on
+TRAIN_DATA = ("real", "balanced", "balanced_noflip", "real_oversampled")  # what a classifier variant sees
 
 PositiveInt = Annotated[int, Field(gt=0)]
 Fraction = Annotated[float, Field(gt=0, lt=1)]
@@ -33,6 +33,10 @@ class Dataset(Group):
     classes: list[str] = Field(min_length=2)  # in order (ordinal grades first to last)
     # Lesion-count grading (Hayashi bins, as ACNE04): class -> [low, high], high null = open.
     lesion_bins: dict[str, list[int | None]] | None = None
+    # Per-image metadata of a folder source: a CSV (path relative to the repository) with a `path`
+    # column relative to the source folder and any others; a `split` column is an official split.
+    metadata: str | None = None
+    group_by: str | None = None  # a metadata column (patient id, ...): a group stays in one split
 
 
 class Demo(Group):
@@ -62,6 +66,7 @@ class Count(Group):
     seed: int = 42
     split: Split = Split()
     target: Target = Target()
+    near_duplicate_bits: int = Field(4, ge=0, le=16)  # phash distance of a near-duplicate (count, fuse)
     seconds_per_image: dict[str, Annotated[float, Field(ge=0)]] = {}  # plan estimates, per method
     dollars_per_image: dict[str, Annotated[float, Field(ge=0)]] = {}
 
@@ -118,7 +123,10 @@ class Diffusion(Group):
 
 
 class Synthesize(Group):
-    seed: int = 0
+    seed: int = 0  # part of every generated image's seed
+    # A generator without a training_set.json record (an SD folder or LoRA from elsewhere) may have
+    # seen val/test images: refused unless this is true (the data card then says so).
+    allow_external_model: bool = False
     methods: dict[str, Annotated[float, Field(ge=0)]]  # method -> share of each class's deficit
     lesion_edit: LesionEdit = LesionEdit()
     diffusion: Diffusion = Diffusion()
@@ -164,7 +172,7 @@ class Fuse(Group):
 
 
 class Variant(Group):
-    data: Literal["real", "balanced", "balanced_noflip"]
+    data: Literal["real", "balanced", "balanced_noflip", "real_oversampled"]
     augment: bool = False  # online flips, brightness/contrast, shifts
     weighted: bool = False  # inverse-frequency class weights in the loss
     shuffle_labels: bool = False  # a guard rail: such a model must score at chance
@@ -178,6 +186,8 @@ def _default_variants() -> dict[str, Variant]:
         "balanced": Variant(data="balanced"),
         "balanced_weighted": Variant(data="balanced", weighted=True),
         "balanced_noflip": Variant(data="balanced_noflip"),
+        # the control: real images duplicated to balanced's per-class counts, no synthetic image
+        "real_oversampled": Variant(data="real_oversampled"),
     }
 
 
@@ -186,6 +196,7 @@ class Train(Group):
     seeds: list[int] = Field([0, 1], min_length=1)
     image_size: int = Field(64, ge=16)
     steps: PositiveInt = 120  # optimizer steps, equal for every variant
+    eval_every: PositiveInt = 20  # val checkpoint choice every N optimizer steps (and the last)
     batch_size: PositiveInt = 64
     lr: float = Field(0.003, gt=0)
     weight_decay: float = Field(0.0001, ge=0)

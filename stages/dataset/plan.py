@@ -1,54 +1,97 @@
-"""Counts, the seeded stratified split, per-class targets, deficits and the generation plan."""
+"""Counts, the split of the real images, per-class targets, deficits and the generation plan."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
 
-from sklearn.model_selection import train_test_split
-
+from stages.core import paths
 from stages.core.schema import SPLITS
 from stages.core.tables import markdown_table
-from stages.dataset import demo, ingest
+from stages.dataset import demo, duplicates, ingest, metadata, split
+from stages.dataset.split import RealSet
 
 
-def real_images(params: dict[str, Any], raw_dir: Path | None = None) -> list[tuple[str, str]]:
-    """(name relative to data/raw, label) of every real image, sorted.
+def real_images(params: dict[str, Any], raw_dir: Path | None = None) -> RealSet:
+    """The real images with what the split needs: labels, fingerprints, groups, official split.
 
-    Reads `raw_dir` when given (the ingested data/raw); otherwise works from the source alone:
-    the demo's file list, or the user's folder (so `rebalance plan` runs before `dvc repro`).
+    Stage count passes `raw_dir` (data/raw, ingested by stage raw). Without it (`rebalance
+    plan`), data/raw is used when it was ingested with the current params; otherwise the source
+    itself: a user's folder gives the same split as `dvc repro` would, the demo (not yet rendered)
+    only its file names, so its split counts are then estimates (`prints` is None).
     """
+    if raw_dir is None:
+        ingested = paths.RAW_INGEST
+        if ingested.is_file() and json.loads(ingested.read_text()) == ingest.settings(params):
+            raw_dir = paths.RAW
+    if raw_dir is not None:
+        return from_raw(Path(raw_dir), params)
+    classes, raw = params["dataset"]["classes"], params["raw"]
+    if raw["source"] == "demo":
+        return RealSet(sorted(demo.file_names(classes, raw["demo"]["scale"])), paths.RAW)
+    folder = Path(raw["source"])
+    found = ingest.scan(folder, classes, on_bad_file=raw["on_bad_file"])
+    attached = metadata.attach(params["dataset"], found.source, found.official)
+    prints = duplicates.of_files([folder / found.source[n] for n, _ in found.images])
+    return RealSet(found.images, folder, prints, attached.groups, attached.official)
 
+
+def from_raw(raw_dir: Path, params: dict[str, Any]) -> RealSet:
+    """The ingested images of data/raw (their index images.csv; a bare folder of classes works too)."""
+    index = raw_dir / paths.RAW_INDEX.name
+    if index.is_file():
+        df = metadata.read_index(index)
+        images = list(zip(df.path, df.label))
+        groups = {p: g for p, g in zip(df.path, df.group) if g}
+        official = {p: s for p, s in zip(df.path, df.split) if s}
+    else:
+        images = sorted(ingest.scan(raw_dir, params["dataset"]["classes"], verify=False).images)
+        groups, official = {}, {}
+    prints = duplicates.of_files([raw_dir / n for n, _ in images])
+    return RealSet(images, raw_dir, prints, groups, official)
+
+
+def build(params: dict[str, Any], real: RealSet) -> dict[str, Any]:
+    """The whole plan: splits, per-class counts, targets, deficits, per-method quotas, estimates."""
     classes = params["dataset"]["classes"]
-    raw = params["raw"]
-    if raw_dir is None and raw["source"] == "demo":
-        return sorted(demo.file_names(classes, raw["demo"]["scale"]))
-    folder = raw_dir if raw_dir is not None else Path(raw["source"])
-    return sorted(ingest.scan(folder, classes, on_bad_file="skip", verify=False).images)
+    count = params["count"]
+    result = split.make(real, classes, count["split"], count["seed"], count["near_duplicate_bits"])
+    per_split = split.counts(real.images, result.assignment, classes)
+    train = per_split["train"]
+    tgt = targets(train, count["target"]["strategy"], count["target"]["n"])
+    shares = params["synthesize"]["methods"]
+    quota = {c: allocate(tgt[c] - train[c], shares) for c in classes}
+    secs, dollars = count["seconds_per_image"], count["dollars_per_image"]
+    n_by_method = {m: sum(q[m] for q in quota.values()) for m in shares}
+    return {
+        "assignment": result.assignment,
+        "identity": result.identity,
+        "raw": {c: sum(per_split[s][c] for s in SPLITS) for c in classes},
+        "splits": per_split,
+        "target": tgt,
+        "generated": quota,
+        "estimate": {
+            "images": sum(n_by_method.values()),
+            "seconds": round(sum(n * secs.get(m, 0.0) for m, n in n_by_method.items()), 1),
+            "dollars": round(sum(n * dollars.get(m, 0.0) for m, n in n_by_method.items()), 2),
+        },
+        # how the split was made: `hash` (of each identity and count.seed) or `official` (the
+        # source's); identities from `content` (pixels, groups) or, for the demo before it is
+        # rendered (`rebalance plan` before `dvc repro`), from `file name`: split counts are estimates
+        "split_method": result.method,
+        "split_identity": "content" if real.prints is not None else "file name",
+        "duplicates": result.duplicates,
+        "warnings": result.warnings,
+    }
 
 
-def split(images: list[tuple[str, str]], fractions: dict[str, float], seed: int) -> dict[str, str]:
-    """Seeded stratified split of real images: name -> train/val/test."""
-    names = [n for n, _ in images]
-    labels = [c for _, c in images]
-    test_size = fractions["test"]
-    rest, test, rest_y, _ = train_test_split(
-        names, labels, test_size=test_size, stratify=labels, random_state=seed
-    )
-    val_share = fractions["val"] / (fractions["train"] + fractions["val"])
-    train, val = train_test_split(rest, test_size=val_share, stratify=rest_y, random_state=seed)
-    out = {n: "train" for n in train}
-    out.update({n: "val" for n in val})
-    out.update({n: "test" for n in test})
-    return out
-
-
-def split_counts(images: list[tuple[str, str]], assignment: dict[str, str], classes: list[str]) -> dict:
-    counts = {s: {c: 0 for c in classes} for s in SPLITS}
-    for name, label in images:
-        counts[assignment[name]][label] += 1
-    return counts
+def counts_json(plan: dict[str, Any]) -> dict[str, Any]:
+    """The CONTRACT's metrics/counts.json view of a plan (plus how the split was made)."""
+    keys = ("raw", "splits", "target", "generated", "estimate", "split_method", "split_identity")
+    keys += ("duplicates", "warnings")
+    return {k: plan[k] for k in keys}
 
 
 def targets(train_counts: dict[str, int], strategy: str, n: int | None = None) -> dict[str, int]:
@@ -70,37 +113,6 @@ def allocate(total: int, shares: dict[str, float]) -> dict[str, int]:
     for m in sorted(raw, key=lambda m: (-(raw[m] - out[m]), list(shares).index(m)))[:left]:
         out[m] += 1
     return out
-
-
-def build(params: dict[str, Any], images: list[tuple[str, str]]) -> dict[str, Any]:
-    """The whole plan: splits, per-class counts, targets, deficits, per-method quotas, estimates."""
-    classes = params["dataset"]["classes"]
-    count = params["count"]
-    assignment = split(images, count["split"], count["seed"])
-    per_split = split_counts(images, assignment, classes)
-    train = per_split["train"]
-    tgt = targets(train, count["target"]["strategy"], count["target"]["n"])
-    shares = params["synthesize"]["methods"]
-    quota = {c: allocate(tgt[c] - train[c], shares) for c in classes}
-    secs, dollars = count["seconds_per_image"], count["dollars_per_image"]
-    n_by_method = {m: sum(q[m] for q in quota.values()) for m in shares}
-    return {
-        "assignment": assignment,
-        "raw": {c: sum(per_split[s][c] for s in SPLITS) for c in classes},
-        "splits": per_split,
-        "target": tgt,
-        "generated": quota,
-        "estimate": {
-            "images": sum(n_by_method.values()),
-            "seconds": round(sum(n * secs.get(m, 0.0) for m, n in n_by_method.items()), 1),
-            "dollars": round(sum(n * dollars.get(m, 0.0) for m, n in n_by_method.items()), 2),
-        },
-    }
-
-
-def counts_json(plan: dict[str, Any]) -> dict[str, Any]:
-    """The CONTRACT's metrics/counts.json view of a plan."""
-    return {k: plan[k] for k in ("raw", "splits", "target", "generated")} | {"estimate": plan["estimate"]}
 
 
 def balance_table(counts: dict[str, Any]) -> str:
@@ -126,3 +138,24 @@ def split_table(counts: dict[str, Any]) -> str:
         ratio = f"1:{max(n) / min(n):.2f}" if min(n) > 0 else "n/a"
         rows.append([s, sum(n), *n, ratio])
     return markdown_table(["split", "images", *classes, "max:min"], rows, pad=True)
+
+
+def split_notes(counts: dict[str, Any]) -> str:
+    """How the split was made, duplicates and warnings: the lines under `rebalance plan`'s tables."""
+    if counts["split_method"] == "official":
+        lines = ["Split: the source's own (official) split, used as is."]
+    elif counts["split_identity"] == "file name":
+        lines = [
+            "Split: ESTIMATED from file names (data/raw is not yet rendered with these params); "
+            "`dvc repro count` splits by image content, so its per-class counts differ slightly."
+        ]
+    else:
+        lines = [
+            "Split: each image by a hash of its identity (group, else decoded pixels) and count.seed; "
+            "per-class counts are close to, not exactly, count.split."
+        ]
+    if counts["duplicates"]:
+        n = sum(len(g) for g in counts["duplicates"])
+        lines.append(f"Duplicates: {n} images in {len(counts['duplicates'])} groups, each kept in one split.")
+    lines += [f"warning: {w}" for w in counts["warnings"]]
+    return "\n".join(lines)

@@ -96,18 +96,25 @@ def fit(
     seed: int,
     weighted: bool = False,
     augmented: bool = False,
-    on_epoch: Callable[[int, int, float, nn.Module], None] | None = None,
+    eval_every: int | None = None,
+    on_eval: Callable[[int, float, float, nn.Module], None] | None = None,
 ) -> nn.Module:
     """Train for a fixed number of optimizer steps (equal compute whatever the data size), with
-    AdamW and a one-cycle schedule. After each pass over the data (and after the last step)
-    call `on_epoch(epoch, step, mean loss, model)`."""
+    AdamW and a one-cycle schedule.
+
+    Every `eval_every` optimizer steps and after the last one, call `on_eval(step, epoch, mean
+    loss since the previous call, model)` (`epoch`: passes over the data so far, fractional).
+    The call points depend only on `steps` and `eval_every`, never on the data size, so models
+    trained on data sets of different sizes get the same checkpoint choices."""
+    if eval_every is not None and eval_every < 1:
+        raise ValueError(f"eval_every must be >= 1, got {eval_every}")
     gen = torch.Generator().manual_seed(seed)
     n_classes = model.head[-1].out_features
     loss_fn = nn.CrossEntropyLoss(weight=class_weights(y, n_classes) if weighted else None)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     batch_size = min(batch_size, len(x))
-    order, cursor, running, epoch = torch.randperm(len(x), generator=gen), 0, [], 0
+    order, cursor, running = torch.randperm(len(x), generator=gen), 0, []
     for step in range(1, steps + 1):
         idx = order[cursor : cursor + batch_size]
         cursor += batch_size
@@ -121,12 +128,11 @@ def fit(
         opt.step()
         sched.step()
         running.append(loss.item())
-        epoch_done = cursor + batch_size > len(x)
-        if on_epoch and (epoch_done or step == steps):
-            on_epoch(epoch, step, sum(running) / len(running), model)
+        if on_eval and ((eval_every and step % eval_every == 0) or step == steps):
+            on_eval(step, step * batch_size / len(x), sum(running) / len(running), model)
             running = []
-        if epoch_done:
-            order, cursor, epoch = torch.randperm(len(x), generator=gen), 0, epoch + 1
+        if cursor + batch_size > len(x):  # an epoch is done (the last partial batch is dropped)
+            order, cursor = torch.randperm(len(x), generator=gen), 0
     return model
 
 

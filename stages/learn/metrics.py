@@ -1,6 +1,9 @@
-"""Test-set metrics: the CONTRACT's eval.json fields, ordinal-grade errors, curves, intervals."""
+"""Test-set metrics: the CONTRACT's eval.json fields, ordinal-grade errors, curves, and the
+class-stratified bootstrap (intervals of one variant, paired differences between two)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 from sklearn.metrics import (
@@ -52,34 +55,147 @@ def evaluate(y: np.ndarray, proba: np.ndarray, classes: list[str], ordinal: bool
 
 
 def _headline_from_confusion(cm: np.ndarray) -> dict[str, float]:
-    """accuracy, balanced accuracy and macro-F1 from a confusion matrix (rows: true), with
-    scikit-learn's conventions: recall averaged over classes present in the truth, F1 over
-    classes present in truth or prediction, 0 where undefined."""
-    tp = np.diag(cm).astype(float)
-    true_n, pred_n = cm.sum(1), cm.sum(0)
-    present = true_n > 0
+    """accuracy, balanced accuracy and macro-F1 from one confusion matrix (rows: true)."""
+    m = confusion_metrics(cm[None], [str(i) for i in range(len(cm))], [])
+    return {name: float(m[name][0]) for name in HEADLINE}
+
+
+# ---- the class-stratified bootstrap --------------------------------------------------------------
+#
+# A resample draws, within each true class, as many test images as the class has, with replacement:
+# class counts (and so what balanced accuracy averages over) stay those of the test set, and only
+# which images of a class are drawn varies. A paired comparison scores two models' predictions on
+# the same resamples (same seed, same test labels), so the difference's spread excludes the shared
+# test-set luck. Intervals are percentile intervals; the two-sided p-value of a difference d over B
+# resamples is p = min(1, 2 * min((1 + #{d <= 0}) / (B + 1), (1 + #{d >= 0}) / (B + 1))): about the
+# smallest alpha at which the (1 - alpha) percentile interval excludes 0, with the +1 correction
+# that keeps p > 0 and gives identical predictions p = 1.
+
+BOOTSTRAP_SEED = 0
+
+
+def metric_names(minority: list[str]) -> list[str]:
+    """What the bootstrap measures: minority-class recall first, then the headline metrics."""
+    return [*(f"recall_{c}" for c in minority), "balanced_accuracy", "macro_f1", "accuracy"]
+
+
+def confusion_metrics(cms: np.ndarray, classes: list[str], minority: list[str]) -> dict[str, np.ndarray]:
+    """`metric_names` of a stack of confusion matrices (B x C x C, rows: true), one value per matrix,
+    with scikit-learn's conventions: balanced accuracy averages recall over classes present in the
+    truth, macro-F1 averages F1 over classes present in truth or prediction, 0 where undefined."""
+    tp = np.diagonal(cms, axis1=1, axis2=2).astype(float)
+    true_n, pred_n = cms.sum(2), cms.sum(1)
+    present, seen = true_n > 0, (true_n + pred_n) > 0
     recall = np.divide(tp, true_n, out=np.zeros_like(tp), where=present)
-    f1 = np.divide(2 * tp, true_n + pred_n, out=np.zeros_like(tp), where=(true_n + pred_n) > 0)
-    return {
-        "accuracy": float(tp.sum() / cm.sum()),
-        "balanced_accuracy": float(recall[present].mean()),
-        "macro_f1": float(f1[(true_n + pred_n) > 0].mean()),
-    }
+    f1 = np.divide(2 * tp, true_n + pred_n, out=np.zeros_like(tp), where=seen)
+    out = {f"recall_{c}": recall[:, classes.index(c)] for c in minority}
+    out["balanced_accuracy"] = (recall * present).sum(1) / present.sum(1)
+    out["macro_f1"] = (f1 * seen).sum(1) / seen.sum(1)
+    out["accuracy"] = tp.sum(1) / cms.sum((1, 2))
+    return out
 
 
-def bootstrap(y: np.ndarray, pred: np.ndarray, n: int = 1000, seed: int = 0) -> dict[str, list[float]]:
-    """Percentile 95% intervals of the headline metrics, resampling the test set with replacement."""
+def stratified_resamples(y: np.ndarray, n: int, seed: int = BOOTSTRAP_SEED) -> Iterator[np.ndarray]:
+    """`n` class-stratified resamples of the test indices, in blocks (rows: resamples, columns: the
+    N test positions). The positions of a true class hold indices of that class drawn uniformly
+    with replacement, so `y[block] == y` row by row. Deterministic for (y, n, seed)."""
     rng = np.random.default_rng(seed)
-    k = int(max(y.max(), pred.max())) + 1
-    cell = y * k + pred
-    samples = {name: [] for name in HEADLINE}
-    for _ in range(n):
-        cm = np.bincount(cell[rng.integers(0, len(y), len(y))], minlength=k * k).reshape(k, k)
-        for name, value in _headline_from_confusion(cm).items():
-            samples[name].append(value)
-    return {
-        name: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] for name, v in samples.items()
-    }
+    members = [np.flatnonzero(y == c) for c in np.unique(y)]
+    block = max(1, 1_000_000 // max(1, len(y)))  # bounds memory on large test sets
+    for start in range(0, n, block):
+        b = min(block, n - start)
+        idx = np.empty((b, len(y)), dtype=np.intp)
+        for m in members:
+            idx[:, m] = m[rng.integers(0, len(m), size=(b, len(m)))]
+        yield idx
+
+
+def bootstrap_samples(
+    y: np.ndarray,
+    pred: np.ndarray,
+    classes: list[str],
+    minority: list[str],
+    n: int,
+    seed: int = BOOTSTRAP_SEED,
+) -> dict[str, np.ndarray]:
+    """Each of `metric_names` on each of the `n` stratified resamples (one array of n values each).
+    Vectorised: per resample, the confusion matrix is a bincount of the resampled (true, predicted)
+    cells. Two calls with the same y, n and seed use the same resamples (the paired bootstrap)."""
+    k = len(classes)
+    cells = y * k + pred
+    parts = []
+    for idx in stratified_resamples(y, n, seed):
+        b = len(idx)
+        flat = cells[idx] + (np.arange(b) * k * k)[:, None]
+        cms = np.bincount(flat.ravel(), minlength=b * k * k).reshape(b, k, k)
+        parts.append(confusion_metrics(cms, classes, minority))
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
+def point_metrics(
+    y: np.ndarray, pred: np.ndarray, classes: list[str], minority: list[str]
+) -> dict[str, float]:
+    """`metric_names` on the full test set."""
+    k = len(classes)
+    cm = np.bincount(y * k + pred, minlength=k * k).reshape(1, k, k)
+    return {name: float(v[0]) for name, v in confusion_metrics(cm, classes, minority).items()}
+
+
+def interval(samples: np.ndarray) -> list[float]:
+    """The 95% percentile interval."""
+    return [float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))]
+
+
+def p_value(diffs: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of a difference (formula above)."""
+    b = len(diffs)
+    below, above = (1 + np.sum(diffs <= 0)) / (b + 1), (1 + np.sum(diffs >= 0)) / (b + 1)
+    return float(min(1.0, 2 * min(below, above)))
+
+
+def bootstrap(
+    y: np.ndarray,
+    pred: np.ndarray,
+    classes: list[str],
+    minority: list[str],
+    n: int,
+    seed: int = BOOTSTRAP_SEED,
+) -> dict[str, list[float]]:
+    """95% class-stratified bootstrap intervals of `metric_names` for one model's predictions."""
+    return {name: interval(v) for name, v in bootstrap_samples(y, pred, classes, minority, n, seed).items()}
+
+
+def paired(
+    samples: dict[str, np.ndarray],
+    base_samples: dict[str, np.ndarray],
+    point: dict[str, float],
+    base_point: dict[str, float],
+) -> dict[str, dict]:
+    """Model minus baseline, from both models' bootstrap samples on the same resamples:
+    `{metric: {delta (full test set), ci95 [lo, hi], p}}`."""
+    out = {}
+    for name in samples:
+        d = samples[name] - base_samples[name]
+        out[name] = {"delta": point[name] - base_point[name], "ci95": interval(d), "p": p_value(d)}
+    return out
+
+
+def paired_bootstrap(
+    y: np.ndarray,
+    pred: np.ndarray,
+    base_pred: np.ndarray,
+    classes: list[str],
+    minority: list[str],
+    n: int,
+    seed: int = BOOTSTRAP_SEED,
+) -> dict[str, dict]:
+    """The paired class-stratified bootstrap of `pred` minus `base_pred` (see `paired`)."""
+    return paired(
+        bootstrap_samples(y, pred, classes, minority, n, seed),
+        bootstrap_samples(y, base_pred, classes, minority, n, seed),
+        point_metrics(y, pred, classes, minority),
+        point_metrics(y, base_pred, classes, minority),
+    )
 
 
 def confusion_rows(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> list[dict[str, str]]:

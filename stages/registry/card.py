@@ -15,6 +15,7 @@ import yaml
 from stages.core import manifest, params as params_mod, paths
 from stages.core.tables import markdown_table
 from stages.dataset import plan
+from stages.registry import testset
 from stages.registry.remote import safe_url
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1")
@@ -127,6 +128,13 @@ def _methods(params: dict[str, Any]) -> list[str]:
         "- horizontal flips: "
         + ("on, splits " + ", ".join(flip.get("splits", [])) if flip["enabled"] else "off"),
         f"- synthetic files in val/test: {'yes' if params['fuse'].get('synthetic_in_eval') else 'no'}",
+        "- generator models: "
+        + (
+            "**external models allowed** (`synthesize.allow_external_model: true`): a generator without a "
+            "record of its training images may have seen val/test images"
+            if params["synthesize"].get("allow_external_model")
+            else "only models with a record of their training images, none of them val/test"
+        ),
         f"- split: {', '.join(f'{s} {f:g}' for s, f in count['split'].items())}, "
         f"seed {count['seed']}; target strategy `{count['target']['strategy']}`"
         + (f" (n = {count['target']['n']})" if count["target"].get("n") else ""),
@@ -139,8 +147,9 @@ def _headline(evalm: dict[str, Any], params: dict[str, Any], classes: list[str])
         "",
         "## Headline metrics (test split, real images)",
         "",
-        f"Model `{evalm.get('variant', params['train'].get('headline'))}` seed {evalm.get('seed', '?')}, "
-        f"{evalm.get('n_test', '?')} test images; values with 95% bootstrap intervals where computed.",
+        f"Variant `{evalm.get('variant', params['train'].get('headline'))}`: mean over seeds "
+        f"{evalm.get('seeds', '?')} on {evalm.get('n_test', '?')} test images; 95% intervals from a "
+        "class-stratified bootstrap of the seed-pooled predictions (probabilities averaged over seeds).",
         "",
         markdown_table(["metric", "value"], [[k, _metric_with_ci(evalm, k)] for k in HEADLINE]),
         "",
@@ -205,6 +214,7 @@ def data_card(
     remote_url: str,
     artifacts: dict[str, tuple[str, str]],
     fused_out: dict[str, Any],
+    test_set: dict[str, Any] | None = None,
 ) -> str:
     """The release's data card (markdown): what is in it, how it was made, how good it is."""
     name, version = tag.split("@", 1)
@@ -217,6 +227,7 @@ def data_card(
         _release_table(tag, commit, remote, remote_url, artifacts, fused_out, len(fused)),
         *_balance(counts, fused, classes),
         *_methods(params),
+        *(testset.card_lines(test_set) if test_set else []),
         *_headline(evalm, params, classes),
         *_variants(summary_md),
         *_provenance(fused),

@@ -13,7 +13,7 @@ from typing import Any
 from stages.core import params as params_mod, paths
 from stages.core.errors import RebalanceError
 from stages.core.tables import cell, markdown_table
-from stages.registry import git
+from stages.registry import git, testset
 from stages.registry.remote import open_repo
 
 METRIC_FILES = (paths.COUNTS, paths.FUSED_COUNTS, paths.EVAL, paths.SUMMARY)
@@ -129,8 +129,16 @@ def _require_metrics(rev: str, m: dict[Path, Any]) -> None:
         )
 
 
-def compare(rev_a: str, rev_b: str, root: str | Path = ".") -> dict[str, Any]:
-    """Counts, params and metrics of two revisions side by side, with b - a deltas."""
+def _without_deltas(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**r, "delta": None} for r in rows]
+
+
+def compare(
+    rev_a: str, rev_b: str, root: str | Path = ".", allow_different_test_sets: bool = False
+) -> dict[str, Any]:
+    """Counts, params and metrics of two revisions side by side, with b - a deltas.
+
+    Metric deltas only when both revisions were measured on the same test set (or when asked)."""
     root = Path(root).resolve()
     commits = {rev_a: git.resolve(root, rev_a), rev_b: git.resolve(root, rev_b)}
     revs = list(dict.fromkeys([rev_a, rev_b]))
@@ -141,15 +149,19 @@ def compare(rev_a: str, rev_b: str, root: str | Path = ".") -> dict[str, Any]:
     _require_metrics(rev_a, a)
     _require_metrics(rev_b, b)
     pa, pb = _flatten(params[rev_a]), _flatten(params[rev_b])
+    tests = testset.overlap(testset.at(root, rev_a), testset.at(root, rev_b))
+    comparable = tests["same"] or allow_different_test_sets
+    keep = (lambda rows: rows) if comparable else _without_deltas
     return {
         "a": {"rev": rev_a, "commit": commits[rev_a]},
         "b": {"rev": rev_b, "commit": commits[rev_b]},
         "counts": _rows(_counts_view(a), _counts_view(b)),
         "params": _rows(pa, pb, changed_only=True),
         "params_unchanged": sum(1 for k in pa if k in pb and pa[k] == pb[k]),
-        "metrics": _rows(_overall(a), _overall(b)),
-        "per_class": _rows(_per_class(a), _per_class(b)),
-        "variants": _rows(_variants(a), _variants(b)),
+        "test_set": tests | {"metric_deltas": comparable},
+        "metrics": keep(_rows(_overall(a), _overall(b))),
+        "per_class": keep(_rows(_per_class(a), _per_class(b))),
+        "variants": keep(_rows(_variants(a), _variants(b))),
     }
 
 
@@ -180,6 +192,29 @@ def _section(title: str, rows: list[dict[str, Any]], empty: str, a: str, b: str)
     return [f"## {title}", "", table, ""]
 
 
+def _test_set_lines(t: dict[str, Any], a: str, b: str) -> list[str]:
+    """Whether the two revisions were measured on the same test images, and what follows."""
+    short = {k: (t[k] or "unknown")[:12] for k in ("a", "b")}
+    if t["same"]:
+        text = f"Same test set in both ({short['a']}, {t['n_a']} images): metric deltas are comparable."
+    else:
+        shared = (
+            f" They share {t['shared']} images ({t['only_a']} only in {a}, {t['only_b']} only in {b})."
+            if "shared" in t
+            else ""
+        )
+        text = (
+            f"**Different test sets**: {a} {short['a']} ({t['n_a']} images), "
+            f"{b} {short['b']} ({t['n_b']}).{shared} "
+        )
+        text += (
+            "Deltas are shown because --allow-different-test-sets was given; they mix two test sets."
+            if t["metric_deltas"]
+            else "Metric deltas are withheld (pass --allow-different-test-sets to see them anyway)."
+        )
+    return ["## Test set", "", text, ""]
+
+
 def compare_markdown(c: dict[str, Any]) -> str:
     """A `compare` result as Markdown, one section per group of rows."""
     a, b = c["a"]["rev"], c["b"]["rev"]
@@ -187,6 +222,7 @@ def compare_markdown(c: dict[str, Any]) -> str:
     lines += _section("Counts per class and split", c["counts"], "no counts", a, b)
     lines += _section("Params (changed)", c["params"], "no params changed", a, b)
     lines[-1:] = ["", f"{c['params_unchanged']} params unchanged.", ""]
+    lines += _test_set_lines(c["test_set"], a, b)
     lines += _section("Metrics (headline model, test split)", c["metrics"], "no metrics", a, b)
     lines += _section("Metrics per class", c["per_class"], "no per-class metrics", a, b)
     if c["variants"]:

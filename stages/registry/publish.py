@@ -14,7 +14,7 @@ from typing import Any
 
 from stages.core import manifest, params as params_mod, paths
 from stages.core.errors import RebalanceError
-from stages.registry import git
+from stages.registry import git, testset
 from stages.registry.card import card_path, data_card, lock_out
 from stages.registry.gate import check_metrics, check_up_to_date, gate, require_pass
 from stages.registry.remote import (
@@ -34,7 +34,7 @@ def _artifacts(repo) -> dict[str, tuple[str, str]]:
 
 
 def _card_and_gate(
-    root: Path, repo, params: dict[str, Any], tag: str, message: str | None, remote: str
+    root: Path, repo, params: dict[str, Any], tag: str, message: str | None, remote: str, test_set: dict
 ) -> tuple[str, list[dict[str, Any]]]:
     """Read the committed metrics and the fused manifest; the data card and the gate's rows."""
     counts = json.loads((root / paths.COUNTS).read_text())
@@ -57,6 +57,7 @@ def _card_and_gate(
         remote_url=remote_url(repo, remote),
         artifacts=artifacts,
         fused_out=lock_out(root, paths.FUSED.as_posix()),
+        test_set=test_set,
     )
     return card, rows
 
@@ -93,6 +94,7 @@ def release(
     remote: str | None = None,
     root: str | Path = ".",
     echo: Callable[[str], None] = print,
+    new_test_set: bool = False,
 ) -> str:
     """Check, push, verify, document and tag one release; returns the tag."""
     root = Path(root).resolve()
@@ -107,7 +109,8 @@ def release(
         check_no_tracked_secrets(repo)
         check_up_to_date(repo)
         check_metrics(root)
-        card, rows = _card_and_gate(root, repo, params, tag, message, remote)
+        test_set = testset.check_frozen(root, params["dataset"]["name"], new_test_set)
+        card, rows = _card_and_gate(root, repo, params, tag, message, remote, test_set)
         if dry_run:
             echo(card)
         require_pass(rows)

@@ -16,6 +16,11 @@ class Context:
     train_real: pd.DataFrame  # manifest rows of the train split's real images
     raw_dir: Path  # where train_real's paths live
     out_dir: Path  # data/synthesized (temporary while the stage runs)
+    held_out: pd.DataFrame | None = None  # val/test real rows: a generator must not have seen them
+
+    def seed(self, *parts: object) -> int:
+        """A stable seed for one image (or one shared choice): dataset name, synthesize.seed, `parts`."""
+        return image_seed(self.params["dataset"]["name"], self.params["synthesize"]["seed"], *parts)
 
 
 class Method(Protocol):

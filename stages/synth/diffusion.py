@@ -11,7 +11,7 @@ Backends (`synthesize.diffusion.backend`):
 
 Generated images are made at the model's resolution and upsampled (bicubic) to the size of the
 dataset's train images. Every image is determined by its seed
-`image_seed(dataset, class, "diffusion", index)`, the checkpoint hash and the sampler settings,
+`ctx.seed(class, "diffusion", index)`, the checkpoint hash and the sampler settings,
 all recorded in the manifest row's `seed` and `detail`.
 """
 
@@ -27,14 +27,15 @@ import pandas as pd
 import torch
 
 from stages.core import manifest
+from stages.core.code import code_hash, versions
 from stages.core.errors import RebalanceError
 from stages.core.images import load_array, save_png
-from stages.synth import diffusion_core as core
-from stages.synth.base import Context, image_seed, output_path
+from stages.synth import diffusion_core as core, provenance
+from stages.synth.base import Context, output_path
 from stages.synth.inpaint import blob_mask, compose, downsample_mask, resize
 
 METHOD = "diffusion"
-VERSION = 1  # bump when a code change alters the images
+LIBRARIES = ("torch", "diffusers", "numpy", "pillow")  # their numerics shape an image
 
 
 def evaluations_per_image(cfg: dict) -> int:
@@ -49,9 +50,26 @@ class DiffusionSampler:
     def __init__(self, ctx: Context):
         self.ctx = ctx
         self.cfg = ctx.params["synthesize"]["diffusion"]
-        self.dataset = ctx.params["dataset"]["name"]
         self.classes = ctx.params["dataset"]["classes"]
         self._sources: dict[str, pd.DataFrame] = {}
+        self.generator = self._check_generator()
+
+    def _check_generator(self) -> dict[str, Any]:
+        """Refuse a model that saw val/test images (or an external one, unless allowed)."""
+        held_out = self.ctx.held_out if self.ctx.held_out is not None else pd.DataFrame(columns=["sha256"])
+        allow = self.ctx.params["synthesize"]["allow_external_model"]
+        if self.cfg["backend"] == "unet":
+            self.model  # noqa: B018 - a clear error first when the model was never trained
+            return provenance.check_generator(self.cfg["model_dir"], held_out, allow)
+        sd = self.cfg["sd"]
+        where = sd["model_dir"] or "(synthesize.diffusion.sd.model_dir)"
+        found = provenance.check_generator(where, held_out, allow)
+        if sd["lora"]:
+            lora = Path(sd["lora"])
+            found["lora"] = provenance.check_generator(
+                lora if lora.is_dir() else lora.parent, held_out, allow
+            )
+        return found
 
     @functools.cached_property
     def model(self):
@@ -85,6 +103,7 @@ class DiffusionSampler:
                 "mode": "local",
                 "mask": cfg["mask"],
                 **diffusion_sd.describe(cfg["sd"]),
+                "generator": self.generator,
             }
         return {
             "backend": "unet",
@@ -94,6 +113,7 @@ class DiffusionSampler:
             "steps": cfg["steps"],
             "guidance": cfg["guidance"],
             "unet_evals": evaluations_per_image(cfg),
+            "generator": self.generator,
             **({"mask": cfg["mask"]} if cfg["mode"] == "local" else {}),
         }
 
@@ -107,7 +127,7 @@ class DiffusionSampler:
                     f"diffusion: mode local needs train images of {label!r} and there are none; "
                     "use synthesize.diffusion.mode: full"
                 )
-            rng = np.random.default_rng(image_seed(self.dataset, label, METHOD))
+            rng = np.random.default_rng(self.ctx.seed(label, METHOD))
             self._sources[label] = found.iloc[rng.permutation(len(found))].reset_index(drop=True)
         return self._sources[label]
 
@@ -115,13 +135,15 @@ class DiffusionSampler:
         """Everything that determines image `index` of `label`: reuse an existing file iff it matches.
 
         The checkpoint hash (unet) or pipeline fingerprint (sd_inpaint), sampler settings, seed,
-        output size, the index's batch block and, in local mode, the source image's checksum.
+        output size, the index's batch block, in local mode the source image's checksum, for
+        sd_inpaint the image's prompt, and a hash of this code and the versions of the libraries.
         """
         cfg = self.cfg
         key = {
-            "version": VERSION,
+            "code": code_hash(__name__),  # this module and every project module it imports
+            "versions": versions(*LIBRARIES, *(("transformers",) if cfg["backend"] == "sd_inpaint" else ())),
             "label": label,
-            "seed": image_seed(self.dataset, label, METHOD, index),
+            "seed": self.ctx.seed(label, METHOD, index),
             "size": self.output_size,
             "block": [index // cfg["batch_size"], cfg["batch_size"]],
             **self.description,
@@ -129,6 +151,10 @@ class DiffusionSampler:
         if cfg["backend"] == "sd_inpaint" or cfg["mode"] == "local":
             src = self.sources(label).iloc[index % len(self.sources(label))]
             key["source"] = [src.path, src.get("sha256", "")]
+        if cfg["backend"] == "sd_inpaint":
+            from stages.synth import diffusion_sd
+
+            key["prompt"] = diffusion_sd.prompt_of(self, label, src)
         return json.dumps(key, sort_keys=True)
 
     def generate(self, label: str, indices: list[int]) -> list[dict[str, str]]:
@@ -157,7 +183,7 @@ class DiffusionSampler:
         for index in indices:
             blocks.setdefault(index // cfg["batch_size"], []).append(index)
         for block in blocks.values():
-            seeds = [image_seed(self.dataset, label, METHOD, i) for i in block]
+            seeds = [self.ctx.seed(label, METHOD, i) for i in block]
             known = masks = None
             if local:
                 srcs = [sources.iloc[i % len(sources)] for i in block]

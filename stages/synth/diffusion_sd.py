@@ -29,7 +29,7 @@ from PIL import Image
 from stages.core import manifest
 from stages.core.errors import RebalanceError
 from stages.core.images import load_array, save_png
-from stages.synth.base import image_seed, output_path
+from stages.synth.base import output_path
 from stages.synth.inpaint import blob_mask, compose, downsample_mask, resize
 
 METHOD = "diffusion"  # images of this backend belong to the diffusion method
@@ -63,6 +63,7 @@ def describe(sd: dict) -> dict[str, Any]:
         "strength": sd["strength"],
         "resolution": sd["resolution"],
         "prompt_template": sd["prompt"],
+        "negative_prompt": sd["negative_prompt"],
     }
 
 
@@ -145,6 +146,7 @@ def prompt_for(attrs: dict[str, Any], label: str, classes: list[str], template: 
     return template.format(**{k: str(v) for k, v in words.items()})
 
 
+@functools.lru_cache(maxsize=4)
 def attributes(path: str | None) -> dict[str, dict]:
     if not path:
         return {}
@@ -156,23 +158,28 @@ def attributes(path: str | None) -> dict[str, dict]:
     return {r["path"]: r for r in table.to_dict("records")}
 
 
+def prompt_of(sampler, label: str, src) -> str:
+    """The prompt of the image made from source row `src` (attributes CSV + template)."""
+    sd = sampler.cfg["sd"]
+    return prompt_for(attributes(sd["attributes"]).get(src.path, {}), label, sampler.classes, sd["prompt"])
+
+
 def generate(sampler, label: str, indices: list[int]) -> list[dict]:
     """Inpaint blob masks of `label`'s source images (a `diffusion.DiffusionSampler`'s sources)."""
     ctx, cfg = sampler.ctx, sampler.cfg
     sd = cfg["sd"]
     pipe = _pipeline(_require_model_dir(sd), str(sd["lora"] or ""))
     detail = sampler.description
-    attrs = attributes(sd["attributes"])
     sources = sampler.sources(label)
     size = sampler.output_size
     res = int(sd["resolution"])
     rows = []
     for index in indices:
-        seed = image_seed(sampler.dataset, label, METHOD, index)
+        seed = sampler.ctx.seed(label, METHOD, index)
         src = sources.iloc[index % len(sources)]
         original = load_array(ctx.raw_dir / src.path, size)
         mask = blob_mask(np.random.default_rng(seed), size, cfg["mask"]["blobs"], cfg["mask"]["fraction"])
-        prompt = prompt_for(attrs.get(src.path, {}), label, sampler.classes, sd["prompt"])
+        prompt = prompt_of(sampler, label, src)
         mask_low = Image.fromarray(downsample_mask(mask, res).astype(np.uint8) * 255)
         out = pipe(
             prompt=prompt,

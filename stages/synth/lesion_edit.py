@@ -1,6 +1,6 @@
 """ACNEDIT-style local edit: add real lesions to a real train image of a lower (or equal) grade.
 
-1. Analyse: the detector (stages/detector.py) finds the source's skin and its current lesions.
+1. Analyse: the detector (stages/synth/detector.py) finds the source's skin and its current lesions.
 2. Overlay: a target count is drawn inside the target grade's bin (away from its ends by
    `bin_margin`; an open top bin is capped at low + `open_bin_span` - 1), and target - current
    lesions from the lesion bank (stages/synth/bank.py: cut from train images of the severe
@@ -15,7 +15,8 @@
    (the disks in `detail.lesions`, [y, x, radius]) are copied from the source byte for byte.
 
 Sources are spread over candidates and their KMeans clusters (stages/synth/sources.py). Every
-image's seed is image_seed(dataset, class, method, index); `cache_key` lets the synthesize stage
+image's seed is ctx.seed(class, method, index); `cache_key` (which includes a hash of this code)
+lets the synthesize stage
 reuse an unchanged image instead of regenerating it.
 """
 
@@ -30,15 +31,17 @@ import numpy as np
 import pandas as pd
 
 from stages.core import manifest
+from stages.core.code import code_hash, versions
 from stages.core.errors import RebalanceError
 from stages.core.images import load_array, save_png
 from stages.dataset.grading import lesion_bins
 from stages.synth import bank, detector, sources
-from stages.synth.base import Context, image_seed, output_path
+from stages.synth.base import Context, output_path
 from stages.synth.overlay import edit_image, target_range
 
 METHOD = "lesion_edit"
-VERSION = f"lesion_edit-2/{detector.VERSION}"
+# Libraries whose numerics shape an edit: a new version regenerates the images.
+LIBRARIES = versions("numpy", "scipy", "opencv-python-headless", "scikit-image", "scikit-learn", "pillow")
 
 
 class LesionEditor:
@@ -52,7 +55,6 @@ class LesionEditor:
     def __init__(self, ctx: Context):
         self.ctx = ctx
         self.cfg = ctx.params["synthesize"]["lesion_edit"]
-        self.dataset = ctx.params["dataset"]["name"]
         self.classes = ctx.params["dataset"]["classes"]
         bins = lesion_bins(ctx.params)
         if bins is None:
@@ -76,7 +78,7 @@ class LesionEditor:
                     f"lesion_edit: no train images of grade {label!r} or lower to edit; "
                     "give this class's deficit to another method in synthesize.methods"
                 )
-            seed = image_seed(self.dataset, label, METHOD, "sources")
+            seed = self.ctx.seed(label, METHOD, "sources")
             self._candidates[label] = sources.plan(
                 pool, self.ctx.raw_dir, self.cfg["clusters"], seed, self._features
             )
@@ -86,12 +88,12 @@ class LesionEditor:
     def bank_images(self) -> pd.DataFrame:
         """The train images the lesion bank is cut from."""
         grades = self.cfg["bank_grades"] or self.classes[len(self.classes) // 2 :]
-        seed = image_seed(self.dataset, METHOD, "bank")
+        seed = self.ctx.seed(METHOD, "bank")
         return bank.bank_images(self.ctx.train_real, grades, self.cfg["bank_images"], seed)
 
     @functools.cached_property
     def bank(self) -> list[bank.Entry]:
-        seed = image_seed(self.dataset, METHOD, "bank")
+        seed = self.ctx.seed(METHOD, "bank")
         entries = bank.build(self.bank_images, self.ctx.raw_dir, self.cfg["bank_per_image"], seed)
         if not entries:
             raise RebalanceError(
@@ -112,10 +114,11 @@ class LesionEditor:
         cand_fp, bank_fp = self._fingerprints(label)
         lo, hi = self.bins[label]
         parts = {
-            "version": VERSION,
+            "code": code_hash(__name__),  # this module and every project module it imports
+            "versions": LIBRARIES,
             "cfg": self.cfg,
             "bin": [lo, None if math.isinf(hi) else hi],
-            "seed": image_seed(self.dataset, label, METHOD, index),
+            "seed": self.ctx.seed(label, METHOD, index),
             "source": [planned.path, planned.sha256],
             "candidates": cand_fp,
             "bank": bank_fp,
@@ -129,17 +132,18 @@ class LesionEditor:
         cands, tries, n_sources = self.candidates(label), self.cfg["max_tries"], self.cfg["max_sources"]
         rows = []
         for index in indices:
-            result = None
-            for k in range(min(n_sources, len(cands))):
-                src = cands.iloc[(index + k * max(1, len(cands) // n_sources)) % len(cands)]
+            result, used = None, 0
+            for position in self._source_order(index, len(cands)):
+                src = cands.iloc[position]
                 for attempt in range(tries):
                     out, detail = self._attempt(label, index, src, attempt)
                     if out is not None:
                         result = (src, out, detail)
                         break
-                    if detail == "full":  # source already at or above the bin's top
+                    if detail == "full":  # at or above the bin's top: skipped, not counted
                         break
-                if result:
+                used += detail != "full"
+                if result or used >= n_sources:
                     break
             if result is None:
                 raise RebalanceError(
@@ -158,12 +162,18 @@ class LesionEditor:
                     source=src.path,
                     root=src.root,
                     sha256=save_png(out, self.ctx.out_dir / path),
-                    seed=image_seed(self.dataset, label, METHOD, index),
+                    seed=self.ctx.seed(label, METHOD, index),
                     cluster=int(src.cluster),
                     detail=detail,
                 )
             )
         return rows
+
+    def _source_order(self, index: int, n: int) -> list[int]:
+        """Candidate positions for image `index`: `max_sources` spread over the list, then the rest."""
+        stride = max(1, n // self.cfg["max_sources"])
+        spread = [(index + k * stride) % n for k in range(self.cfg["max_sources"])]
+        return list(dict.fromkeys(spread + [(index + j) % n for j in range(n)]))
 
     def _attempt(self, label: str, index: int, src, attempt: int):
         """One try: (image, row detail) when the re-detected count lands in the bin, else (None, why)."""
@@ -172,7 +182,7 @@ class LesionEditor:
         span = target_range(self.bins[label], found.count, self.cfg)
         if span is None:
             return None, "full"
-        rng = np.random.default_rng(image_seed(self.dataset, label, METHOD, index, src.path, attempt))
+        rng = np.random.default_rng(self.ctx.seed(label, METHOD, index, src.path, attempt))
         target = int(rng.integers(span[0], span[1] + 1))
         out, disks = edit_image(image, found, target - found.count, self.bank, rng, self.cfg)
         recount = detector.count(out)

@@ -18,6 +18,8 @@ near-copies at a Hamming distance <= a threshold) and the intended-class rate.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import imagehash
 import numpy as np
 import torch
@@ -79,9 +81,16 @@ def phash(images: np.ndarray) -> np.ndarray:
     """64-bit perceptual hashes of N x H x W x 3 uint8 images, as N x 64 booleans."""
     return (
         np.stack([imagehash.phash(Image.fromarray(im)).hash.reshape(-1) for im in images])
-        if len(images)
+        if len(images) > 0
         else (np.zeros((0, 64), bool))
     )
+
+
+def phash_files(folder, names) -> np.ndarray:
+    """Perceptual hashes of image files, each at its own size (mixed sizes are fine), N x 64 bools."""
+    from stages.core.images import load_array
+
+    return phash([load_array(Path(folder) / n) for n in names]) if len(names) else np.zeros((0, 64), bool)
 
 
 def nearest_hash(

@@ -1,0 +1,108 @@
+"""Per-image metadata of a user's source (`dataset.metadata`): groups and an official split.
+
+The CSV has a `path` column (relative to the source folder, e.g. `level0/img1.png`, or
+`train/level0/img1.png` in a split layout) and any other columns. `dataset.group_by` names the
+column whose value keeps images in one split (a patient id, ...); a `split` column (train, val,
+test) is an official split, used as is. Every ingested image then needs a row with a value;
+a missing or unknown value is a one-line error naming the file and the column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pandas as pd
+
+from stages.core.atomic import write_text
+from stages.core.errors import RebalanceError
+from stages.core.schema import SPLITS
+
+SPLIT_COLUMN = "split"
+INDEX_COLUMNS = ["path", "label", "source", "split", "group"]  # data/raw/images.csv
+
+
+@dataclass
+class Attached:
+    groups: dict[str, str] = field(default_factory=dict)  # name in data/raw -> group value
+    official: dict[str, str] = field(default_factory=dict)  # name -> split (folders or `split` column)
+    unmatched: list[str] = field(default_factory=list)  # CSV paths naming no ingested image
+
+
+def _clean(path: str) -> str:
+    return PurePosixPath(path.strip().replace("\\", "/")).as_posix().removeprefix("./")
+
+
+def read(csv_path: str | Path, group_by: str | None) -> pd.DataFrame:
+    """The metadata CSV, indexed by its cleaned `path`; errors name the CSV and the column."""
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise RebalanceError(f"{csv_path}: metadata CSV not found; fix dataset.metadata in params.yaml")
+    try:
+        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RebalanceError(f"{csv_path}: cannot read the metadata CSV ({reason})") from None
+    if "path" not in df.columns:
+        raise RebalanceError(
+            f"{csv_path}: no `path` column (columns: {', '.join(df.columns)}); add one with each "
+            "image's path relative to the source folder"
+        )
+    if group_by is not None and group_by not in df.columns:
+        raise RebalanceError(
+            f"{csv_path}: dataset.group_by column `{group_by}` not found (columns: {', '.join(df.columns)})"
+        )
+    df = df.assign(path=df.path.map(_clean))
+    twice = df.path[df.path.duplicated()]
+    if not twice.empty:
+        raise RebalanceError(f"{csv_path}: {twice.iloc[0]} has more than one row; keep one row per image")
+    return df.set_index("path")
+
+
+def attach(dataset: dict[str, Any], source: dict[str, str], official: dict[str, str]) -> Attached:
+    """Groups and official split per ingested image (`source`: name in data/raw -> source path).
+
+    `official` holds the split a split-layout source folder gives; a `split` column must agree.
+    """
+    out = Attached(official=dict(official))
+    if dataset["metadata"] is None:
+        return out
+    csv_path, group_by = dataset["metadata"], dataset["group_by"]
+    df = read(csv_path, group_by)
+    has_split = SPLIT_COLUMN in df.columns and group_by != SPLIT_COLUMN
+    for name, src in sorted(source.items()):
+        row = df.loc[src] if src in df.index else None
+        if group_by is not None:
+            value = "" if row is None else row[group_by].strip()
+            if not value:
+                raise RebalanceError(
+                    f"{csv_path}: no `{group_by}` value for {src} (column {group_by}, dataset.group_by); "
+                    "add its row or fill in the value"
+                )
+            out.groups[name] = value
+        if has_split:
+            value = "" if row is None else row[SPLIT_COLUMN].strip().lower()
+            if value not in SPLITS:
+                raise RebalanceError(
+                    f"{csv_path}: {src}: split {value!r} in column `{SPLIT_COLUMN}` is not one of "
+                    f"{', '.join(SPLITS)}; every image needs one (or drop the column)"
+                )
+            if name in official and official[name] != value:
+                raise RebalanceError(
+                    f"{csv_path}: {src}: column `{SPLIT_COLUMN}` says {value} but the file is in the "
+                    f"{official[name]}/ folder; make them agree"
+                )
+            out.official[name] = value
+    out.unmatched = sorted(set(df.index) - set(source.values()))
+    return out
+
+
+def write_index(rows: list[dict[str, str]], path: Path) -> None:
+    """data/raw/images.csv: one row per ingested image (INDEX_COLUMNS), sorted by path."""
+    frame = pd.DataFrame(rows, columns=INDEX_COLUMNS).sort_values("path")
+    write_text(path, frame.to_csv(index=False, lineterminator="\n"))
+
+
+def read_index(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False).sort_values("path", kind="stable")

@@ -1,0 +1,152 @@
+"""The split of the real images: stable, content-aware, duplicates and groups kept together.
+
+A real image's identity is its group value (`dataset.group_by`) if it has one, else the sha256 of
+its decoded pixels. Exact and near-duplicates (stages.dataset.duplicates) and members of one group
+are joined (union-find); a joined set's identity is the smallest identity among its members. Its
+split is a function of that identity and `count.seed` only: u = sha256(seed, identity) read as a
+number in [0, 1), against the cumulative `count.split` fractions. Adding or removing an image
+therefore never moves another one (unless it is that image's duplicate or shares its group).
+Per-class counts are close to, not exactly, the fractions. A source that brings its own split
+(split folders or a `split` metadata column) is used as is; duplicates or a group across its
+splits are then an error, since the split cannot keep them together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stages.core.errors import RebalanceError
+from stages.core.schema import SPLITS
+from stages.dataset.duplicates import Fingerprint, describe, duplicate_pairs, groups
+
+MIN_PER_CLASS = 3
+
+
+@dataclass
+class RealSet:
+    """The real images and what the split needs to know about them."""
+
+    images: list[tuple[str, str]]  # (name in data/raw, label), sorted
+    root: Path  # the folder the names are relative to (for messages)
+    prints: list[Fingerprint] | None = None  # aligned with images; None: pixels unknown (estimate)
+    groups: dict[str, str] = field(default_factory=dict)  # name -> group value
+    official: dict[str, str] = field(default_factory=dict)  # name -> split given by the source
+
+
+@dataclass
+class Result:
+    assignment: dict[str, str]  # name -> split
+    identity: dict[str, str]  # name -> the identity its split was drawn from
+    method: str  # "hash" | "official"
+    duplicates: list[list[str]]  # groups of exact/near-duplicate names
+    warnings: list[str]
+
+
+def unit(seed: int, identity: str) -> float:
+    """sha256(seed, identity) as a number in [0, 1)."""
+    digest = hashlib.sha256(f"{seed}\n{identity}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def draw(seed: int, identity: str, fractions: dict[str, float]) -> str:
+    u, total = unit(seed, identity), 0.0
+    for s in SPLITS:
+        total += fractions[s]
+        if u < total:
+            return s
+    return SPLITS[-1]
+
+
+def make(real: RealSet, classes: list[str], fractions: dict[str, float], seed: int, bits: int) -> Result:
+    names = [n for n, _ in real.images]
+    labels = [c for _, c in real.images]
+    sizes = Counter(labels)
+    for c in classes:
+        if sizes[c] < MIN_PER_CLASS:
+            raise RebalanceError(
+                f"class {c} has {sizes[c]} image(s); a split needs at least {MIN_PER_CLASS} per class "
+                "(train, val, test): add images or remove it from dataset.classes"
+            )
+    warnings: list[str] = []
+    pairs = duplicate_pairs(real.prints, bits) if real.prints is not None else []
+    for i, j in pairs:
+        if labels[i] != labels[j]:
+            what = describe(real.prints[i], real.prints[j])
+            where = f"{real.root / names[i]} ({labels[i]}) and {real.root / names[j]} ({labels[j]})"
+            if real.prints[i].pixels == real.prints[j].pixels:
+                raise RebalanceError(
+                    f"{where} are the same image under two labels; remove one or fix its label"
+                )
+            warnings.append(f"{names[i]} ({labels[i]}) and {names[j]} ({labels[j]}): {what} under two labels")
+    index = {n: i for i, n in enumerate(names)}
+    group_pairs, first_of = [], {}
+    for name, value in sorted(real.groups.items()):
+        if value in first_of:
+            group_pairs.append((first_of[value], index[name]))
+        else:
+            first_of[value] = index[name]
+    joined = groups(len(names), pairs + group_pairs)
+    identity = {n: _own_identity(real, i) for i, n in enumerate(names)}
+    for members in joined:
+        shared = min(identity[names[i]] for i in members)
+        identity.update({names[i]: shared for i in members})
+    if real.official:
+        _check_official(real, names, pairs, group_pairs)
+        assignment, method = dict(real.official), "official"
+    else:
+        assignment = {n: draw(seed, identity[n], fractions) for n in names}
+        method = "hash"
+    dup_groups = [[names[i] for i in m] for m in groups(len(names), pairs)]
+    warnings += _class_warnings(real, assignment, classes, method, seed)
+    return Result(assignment, identity, method, dup_groups, warnings)
+
+
+def _own_identity(real: RealSet, i: int) -> str:
+    name = real.images[i][0]
+    if name in real.groups:
+        return f"group:{real.groups[name]}"
+    if real.prints is not None:
+        return f"pixels:{real.prints[i].pixels}"
+    return f"name:{name}"
+
+
+def _check_official(real: RealSet, names: list[str], pairs, group_pairs) -> None:
+    missing = [n for n in names if n not in real.official]
+    if missing:
+        raise RebalanceError(f"{real.root / missing[0]}: no official split while other images have one")
+    for i, j in pairs + group_pairs:
+        a, b = real.official[names[i]], real.official[names[j]]
+        if a != b:
+            why = (
+                describe(real.prints[i], real.prints[j])
+                if (i, j) in set(pairs)
+                else f"same group {real.groups[names[i]]!r}"
+            )
+            raise RebalanceError(
+                f"{real.root / names[i]} ({a}) and {real.root / names[j]} ({b}): {why} in two official "
+                "splits (a leak); remove one from the source or move it to the other's split"
+            )
+
+
+def _class_warnings(real: RealSet, assignment: dict[str, str], classes, method: str, seed: int) -> list[str]:
+    out = []
+    for c in classes:
+        per = Counter(assignment[n] for n, label in real.images if label == c)
+        n = sum(per.values())
+        if per["train"] == 0:
+            fix = "add images or change count.seed" if method == "hash" else "add train images"
+            raise RebalanceError(f"class {c}: none of its {n} images is in train ({method} split); {fix}")
+        for s in ("val", "test"):
+            if per[s] == 0:
+                out.append(f"class {c}: no {s} image ({n} images, {method} split, seed {seed})")
+    return out
+
+
+def counts(images: list[tuple[str, str]], assignment: dict[str, str], classes: list[str]) -> dict:
+    out = {s: {c: 0 for c in classes} for s in SPLITS}
+    for name, label in images:
+        out[assignment[name]][label] += 1
+    return out

@@ -1,0 +1,113 @@
+"""The split and duplicate search as functions: stable, content-aware, scalable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from imagegen import reencode, smooth_image
+
+from stages.core.errors import RebalanceError
+from stages.dataset import duplicates, split
+from stages.dataset.split import RealSet
+
+FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
+
+
+def test_draw_is_a_function_of_seed_and_identity_only():
+    ids = [f"pixels:{i:064x}" for i in range(20000)]
+    a = [split.draw(42, i, FRACTIONS) for i in ids]
+    assert a == [split.draw(42, i, FRACTIONS) for i in ids]
+    assert a != [split.draw(43, i, FRACTIONS) for i in ids]
+    for s, f in FRACTIONS.items():
+        assert abs(a.count(s) / len(ids) - f) < 0.01
+
+
+def test_near_pairs_match_brute_force():
+    rng = np.random.default_rng(0)
+    h = rng.integers(0, 2**64, 2000, dtype=np.uint64)
+    h[100:200] = h[:100] ^ np.uint64(0b1011)  # 3 bits apart
+    h[200:300] = h[:100] ^ (np.uint64(1) << np.uint64(63)) ^ np.uint64(0xF0)  # 5 bits apart
+    codes = rng.integers(0, 3, len(h))
+    close = np.bitwise_count(h[:, None] ^ h[None, :])
+    for bits in (0, 3, 4, 5, 9):
+        i, j = np.nonzero(np.triu(close <= bits, 1))
+        brute = sorted(zip(i.tolist(), j.tolist()))
+        hashes = [int(x) for x in h]
+        assert duplicates.near_pairs(hashes, bits) == brute
+        assert duplicates.near_pairs(hashes, bits, codes) == [
+            (a, b) for a, b in brute if codes[a] != codes[b]
+        ]
+
+
+def test_near_pairs_scale_without_all_pairs():
+    rng = np.random.default_rng(1)
+    h = rng.integers(0, 2**64, 120_000, dtype=np.uint64)
+    h[-1] = h[7] ^ np.uint64(0b101)
+    assert (7, len(h) - 1) in duplicates.near_pairs((int(x) for x in h), 4)
+
+
+def test_fingerprint_is_of_decoded_pixels(tmp_path: Path):
+    im = smooth_image(np.random.default_rng(0))
+    im.save(tmp_path / "x.png")
+    im.save(tmp_path / "x.bmp")
+    reencode(tmp_path / "x.png", tmp_path / "x.jpg")
+    png, bmp, jpg = duplicates.of_files([tmp_path / n for n in ("x.png", "x.bmp", "x.jpg")])
+    assert png == bmp
+    assert jpg.pixels != png.pixels and duplicates.distance(jpg.phash, png.phash) <= 4
+    assert duplicates.describe(png, bmp).startswith("exact") and "near" in duplicates.describe(png, jpg)
+
+
+def real_set(n_per_class: dict[str, int], seed: int = 0) -> RealSet:
+    rng = np.random.default_rng(seed)
+    images = sorted((f"{c}/{i}.png", c) for c, n in n_per_class.items() for i in range(n))
+    prints = [duplicates.of_image(smooth_image(rng)) for _ in images]
+    return RealSet(images, Path("data/raw"), prints)
+
+
+def test_adding_images_moves_none():
+    small = real_set({"a": 50, "b": 30})
+    big = real_set({"a": 50, "b": 30})
+    extra = real_set({"a": 7, "b": 3}, seed=9)
+    big.images += [(f"new_{n}", c) for n, c in extra.images]
+    big.prints += extra.prints
+    before = split.make(small, ["a", "b"], FRACTIONS, 42, 4).assignment
+    after = split.make(big, ["a", "b"], FRACTIONS, 42, 4).assignment
+    assert {n: after[n] for n in before} == before and len(after) == len(before) + 10
+
+
+def test_groups_and_duplicates_are_joined():
+    real = real_set({"a": 30, "b": 30})
+    real.groups = {n: f"p{i % 5}" for i, (n, _) in enumerate(real.images) if i < 20}
+    real.prints[40] = real.prints[45]  # an exact duplicate within class b
+    out = split.make(real, ["a", "b"], FRACTIONS, 42, 4)
+    names = [n for n, _ in real.images]
+    for p in {f"p{i}" for i in range(5)}:
+        assert len({out.assignment[n] for n, g in real.groups.items() if g == p}) == 1
+    assert out.assignment[names[40]] == out.assignment[names[45]]
+    assert out.duplicates == [[names[40], names[45]]]
+    assert out.identity[names[0]] == "group:p0"
+
+
+def test_classes_need_three_images_and_missing_val_test_is_a_warning():
+    with pytest.raises(RebalanceError, match="class b has 2 image"):
+        split.make(real_set({"a": 10, "b": 2}), ["a", "b"], FRACTIONS, 0, 4)
+    real = real_set({"a": 10, "b": 3})
+    for seed in range(200):
+        try:
+            out = split.make(real, ["a", "b"], FRACTIONS, seed, 4)
+        except RebalanceError as err:  # no train image at all is an error
+            assert "none of its 3 images is in train" in str(err)
+            continue
+        if out.warnings:
+            assert all(w.startswith("class b: no ") for w in out.warnings)
+            return
+    pytest.fail("no seed left class b without a val or test image")
+
+
+def test_same_pixels_under_two_labels():
+    real = real_set({"a": 5, "b": 5})
+    real.prints[7] = real.prints[2]
+    with pytest.raises(RebalanceError, match=r"a/2\.png \(a\) and data/raw/b/2\.png \(b\)"):
+        split.make(real, ["a", "b"], FRACTIONS, 0, 4)
