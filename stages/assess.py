@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from stages.core import atomic, manifest, params as params_mod, paths
+from stages.core import atomic, device, manifest, params as params_mod, paths
 from stages.core.errors import run_main
 from stages.core.images import load_stack
+from stages.core.progress import progress
 from stages.learn import classifier as model_mod
 from stages.synth import quality, quality_plots
 
@@ -50,7 +51,9 @@ def main() -> None:
         lr=cfg["lr"],
         weight_decay=1e-4,
         seed=cfg["seed"],
+        runtime=device.runtime(params),
     )
+    net.cpu()  # features and predictions of a few small images: the CPU is enough
     space = quality.FeatureSpace(net, x_train)
 
     def predict(images: np.ndarray) -> np.ndarray:
@@ -73,7 +76,7 @@ def main() -> None:
         "per_method": {},
     }
     tsne_feats, tsne_groups, samples = [f_train], [f"real/{c}" for c in train.label], {}
-    for name, (rows, folder) in groups.items():
+    for name, (rows, folder) in progress(groups.items(), "assess", total=len(groups), unit="method"):
         per_class = {}
         for label in classes:
             sel = rows[rows.label == label]

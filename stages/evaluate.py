@@ -17,10 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages.core import atomic, manifest, params as params_mod, paths
+from stages.core import atomic, device, manifest, params as params_mod, paths
 from stages.core.errors import run_main
 from stages.core.hashing import sha256_text
+from stages.core.progress import progress
 from stages.learn import classifier as model_mod, metrics as scoring, report as summary
+from stages.learn.data import ImageSet
 
 
 def write_csv_dir(folder: Path, tables: dict[str, list[dict]]) -> None:
@@ -39,18 +41,19 @@ def main() -> None:
     fused = manifest.read(paths.FUSED / manifest.FILENAME)
     test = model_mod.split_rows(fused, "test", ["real"])
     test_set = sha256_text("".join(f"{r.path}:{r.sha256}\n" for r in test.itertuples()))
-    x = model_mod.load_images(paths.FUSED, list(test.path), cfg["image_size"])
+    runtime = device.runtime(params)
+    x = ImageSet(paths.FUSED, list(test.path), cfg["image_size"])  # decoded batch by batch
     y = np.array([classes.index(c) for c in test.label])
     counts = json.loads((paths.COUNTS).read_text())
     minority = [c for c in classes if counts["target"][c] > counts["splits"]["train"][c]]
 
     n_boot = params["evaluate"]["bootstrap"]
     table, confusion, roc, pr, samples = {}, {}, {}, {}, {}
-    for variant in cfg["variants"]:
+    for variant in progress(cfg["variants"], "evaluate", unit="variant"):
         probas = []
         for seed in cfg["seeds"]:
             net, _ = model_mod.load(paths.classifier(variant, seed))
-            probas.append(model_mod.predict_proba(net, x, params["evaluate"]["batch_size"]))
+            probas.append(model_mod.predict_proba(net, x, params["evaluate"]["batch_size"], runtime))
         per_seed = [scoring.evaluate(y, p, classes, ordinal) for p in probas]
         pooled = np.mean(probas, axis=0)  # pooled over seeds (report.POOLING)
         pred = pooled.argmax(1)

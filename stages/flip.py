@@ -9,6 +9,7 @@ import numpy as np
 from stages.core import atomic, manifest, params as params_mod, paths
 from stages.core.errors import run_main
 from stages.core.images import load_array, save_png
+from stages.core.progress import progress
 
 
 def flipped_path(fused_path: str) -> str:
@@ -27,7 +28,7 @@ def main() -> None:
     rows = []
     with atomic.output_dir(paths.FLIPPED) as out:
         if flip["enabled"]:
-            for file, fused_path, source_name, r in inputs:
+            for file, fused_path, source_name, r in progress(inputs, "flip"):
                 if r.split not in flip["splits"]:
                     continue
                 path = flipped_path(fused_path)

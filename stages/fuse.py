@@ -15,6 +15,7 @@ import pandas as pd
 from stages.core import atomic, manifest, params as params_mod, paths
 from stages.core.errors import RebalanceError, run_main
 from stages.core.hashing import sha256_text
+from stages.core.progress import progress
 from stages.dataset import duplicates
 
 
@@ -80,7 +81,7 @@ def main() -> None:
     prints = fingerprints(fused, files, real_sources)
     check_leaks(fused, prints, params["count"]["near_duplicate_bits"])
     with atomic.output_dir(paths.FUSED) as out:
-        for path, src in files.items():
+        for path, src in progress(files.items(), "fuse: link", total=len(files)):
             atomic.link_or_copy(src, out / path)
         manifest.write(fused, out / manifest.FILENAME)
     counts = manifest.nested_counts(fused, ["split", "label", "origin"])

@@ -2,7 +2,10 @@
 
 Besides the images, data/raw holds images.csv (every image: path, label, its path in the source,
 its official split and group, when the source gives them) and ingest.json (the params it was
-ingested with, so `rebalance plan` can tell whether data/raw is current).
+ingested with and, for a folder, a digest of the source's listing, so `rebalance plan` can tell
+whether data/raw is current). A folder's 16-bit and float images are windowed to 8-bit PNGs
+(`raw.window`); every other file is copied byte for byte. DVC re-runs this stage when stage scan's
+listing of the source (data/source.json) changes.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.core import atomic, params as params_mod, paths
+from stages.core import atomic, images as images_mod, params as params_mod, paths
 from stages.core.errors import run_main
 from stages.dataset import demo, grading, ingest, metadata
 
@@ -22,7 +25,10 @@ def main() -> None:
     params = params_mod.load()
     classes = params["dataset"]["classes"]
     raw = params["raw"]
+    images_mod.set_window(raw["window"])
+    settings = ingest.settings(params)  # before reading the source: a file added meanwhile re-runs raw
     unmatched: list[str] = []
+    windowed: set[str] = set()
     with atomic.output_dir(paths.RAW) as out:
         if raw["source"] == "demo":
             cfg = raw["demo"]
@@ -34,8 +40,9 @@ def main() -> None:
         else:
             found = ingest.scan(Path(raw["source"]), classes, raw["on_bad_file"])
             attached = metadata.attach(params["dataset"], found.source, found.official)
-            ingest.copy_images(Path(raw["source"]), found, out)
+            ingest.copy_images(Path(raw["source"]), found, out, raw["window"])
             images, skipped, unmatched = found.images, found.skipped, attached.unmatched
+            windowed = found.windowed
             index = [
                 {
                     "path": name,
@@ -47,18 +54,22 @@ def main() -> None:
                 for name, label in images
             ]
         metadata.write_index(index, out / paths.RAW_INDEX.name)
-        atomic.write_json(out / paths.RAW_INGEST.name, ingest.settings(params))
+        atomic.write_json(out / paths.RAW_INGEST.name, settings)
     counts = {c: sum(1 for _, label in images if label == c) for c in classes}
     official = sorted({r["split"] for r in index if r["split"]})
     report = {"source": raw["source"], "images": counts, "skipped": skipped}
     report |= {"official_split": official, "groups": len({r["group"] for r in index if r["group"]})}
     if unmatched:
         report["metadata_unmatched"] = {"n": len(unmatched), "first": unmatched[:UNMATCHED_SHOWN]}
+    if windowed:
+        report["windowed"] = {"n": len(windowed), "window": raw["window"]}
     atomic.write_json(paths.RAW_REPORT, report)
     for s in skipped:
         print(f"skipped {s['path']}: {s['reason']}")
     if unmatched:
         print(f"metadata: {len(unmatched)} rows name no ingested image, first: {unmatched[0]}")
+    if windowed:
+        print(f"windowed {len(windowed)} 16-bit/float images to 8-bit PNG ({raw['window']})")
     print(f"raw: {len(images)} images in {len(classes)} classes, {len(skipped)} skipped")
 
 

@@ -20,10 +20,12 @@ import torch
 from dvclive import Live
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
-from stages.core import manifest, params as params_mod, paths
+from stages.core import device, manifest, params as params_mod, paths
+from stages.core.device import CPU, Runtime
 from stages.core.errors import RebalanceError, run_main
 from stages.core.schema import TRAIN_DATA
 from stages.learn import classifier as model_mod
+from stages.learn.data import ImageSet
 
 OVERSAMPLE_SEED = 0  # which real images of a class get one copy more (`real_oversampled`)
 
@@ -67,12 +69,12 @@ class BestOnVal:
     """Keeps the weights with the best validation balanced accuracy (the earliest on ties), logging
     each evaluation to DVCLive at its optimizer step. `steps` lists the steps evaluated."""
 
-    def __init__(self, live: Live | None, x_val: torch.Tensor, y_val: list[int]):
-        self.live, self.x_val, self.y_val = live, x_val, y_val
+    def __init__(self, live: Live | None, x_val, y_val: list[int], runtime: Runtime = CPU):
+        self.live, self.x_val, self.y_val, self.runtime = live, x_val, y_val, runtime
         self.score, self.state, self.best_step, self.steps = -1.0, None, None, []
 
     def __call__(self, step: int, epoch: float, loss: float, net: torch.nn.Module) -> None:
-        pred = model_mod.predict_proba(net, self.x_val).argmax(1)
+        pred = model_mod.predict_proba(net, self.x_val, runtime=self.runtime).argmax(1)
         score = balanced_accuracy_score(self.y_val, pred)
         self.steps.append(step)
         if self.live is not None:
@@ -92,16 +94,15 @@ def main() -> None:
     params = params_mod.load()
     cfg, classes = params["train"], params["dataset"]["classes"]
     spec = cfg["variants"][variant]
-    torch.set_num_threads(cfg["threads"])
+    runtime = device.runtime(params)
     fused = manifest.read(paths.FUSED / manifest.FILENAME)
     train_rows = training_rows(fused, spec["data"])
     val_rows = model_mod.split_rows(fused, "val", ["real"])
-    unique, where = np.unique(train_rows.path.to_numpy(), return_inverse=True)  # decode duplicates once
-    x = model_mod.load_images(paths.FUSED, list(unique), cfg["image_size"])[torch.from_numpy(where)]
+    x = ImageSet(paths.FUSED, list(train_rows.path), cfg["image_size"])  # decoded as batches are drawn
     y = torch.tensor([classes.index(c) for c in train_rows.label])
     if spec["shuffle_labels"]:  # a guard rail: such a model must score at chance
         y = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(1234))]
-    x_val = model_mod.load_images(paths.FUSED, list(val_rows.path), cfg["image_size"])
+    x_val = ImageSet(paths.FUSED, list(val_rows.path), cfg["image_size"])
     y_val = [classes.index(c) for c in val_rows.label]
 
     for seed in cfg["seeds"]:
@@ -111,11 +112,12 @@ def main() -> None:
             dir=str(paths.DVCLIVE / variant / f"seed{seed}"), save_dvc_exp=False, dvcyaml=False
         ) as live:
             live.log_params({"variant": variant, "seed": seed, "n_train": len(x), **spec})
-            best = BestOnVal(live, x_val, y_val)
+            live.log_params({"compute": runtime.describe()})
+            best = BestOnVal(live, x_val, y_val, runtime)
             model_mod.fit(
                 net, x, y, steps=cfg["steps"], batch_size=cfg["batch_size"], lr=cfg["lr"],
                 weight_decay=cfg["weight_decay"], seed=seed, weighted=spec["weighted"],
-                augmented=spec["augment"], eval_every=cfg["eval_every"], on_eval=best,
+                augmented=spec["augment"], eval_every=cfg["eval_every"], on_eval=best, runtime=runtime,
             )  # fmt: skip
         net.load_state_dict(best.state)
         model_mod.save(net, paths.classifier(variant, seed), classes, cfg["image_size"], cfg["width"])

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from stages.core import atomic, manifest, params as params_mod, paths
+from stages.core import atomic, device, manifest, params as params_mod, paths
 from stages.core.errors import RebalanceError, run_main
 from stages.core.images import load_array
 from stages.synth import diffusion_core as core, provenance
@@ -22,8 +22,7 @@ from stages.synth import diffusion_core as core, provenance
 def main() -> None:
     params = params_mod.load()
     cfg = params["diffusion_train"]
-    if cfg["threads"]:
-        torch.set_num_threads(int(cfg["threads"]))
+    runtime = device.runtime(params)
     classes = params["dataset"]["classes"]
     real = manifest.read(paths.COUNTED / manifest.FILENAME)
     train = real[real.split == "train"].sort_values("path")
@@ -49,6 +48,7 @@ def main() -> None:
         ema_decay=cfg["ema_decay"],
         class_dropout=cfg["class_dropout"],
         hflip=cfg["hflip"],
+        runtime=runtime,
         log=lambda step, loss: print(
             f"train_diffusion: step {step}/{cfg['steps']} loss {loss:.4f}", flush=True
         ),
@@ -61,7 +61,7 @@ def main() -> None:
         {
             **summary,
             "cpu_seconds": round(time.process_time() - cpu0, 1),
-            "threads": torch.get_num_threads(),
+            **runtime.describe(),
             "train_images": len(train),
             "parameters": sum(p.numel() for p in unet.parameters()),
             "resolution": cfg["resolution"],

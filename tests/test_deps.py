@@ -14,7 +14,8 @@ from conftest import REPO
 from stages.core.code import closure
 
 ENTRY_POINTS = (
-    "raw", "count", "detect", "train_diffusion", "synthesize", "assess", "flip", "fuse", "train", "evaluate",
+    "scan", "raw", "count", "detect", "train_diffusion", "synthesize", "assess", "flip", "fuse", "train",
+    "evaluate",
 )  # fmt: skip
 
 

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
+import os
+import signal
+import struct
+import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 from conftest import REPO, run
+from imagegen import one_line_error
 from PIL import Image
+
+from stages import raw as raw_module
 
 
 def tree_digest(folder: Path) -> dict[str, tuple[str, float]]:
@@ -98,3 +107,183 @@ def test_missing_source_folder(workdir, tmp_path):
     set_param(work, source=str(tmp_path / "nowhere"))
     proc = raw_stage(work, check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and "nowhere" in proc.stderr
+
+
+# ---- real users' folders: 16-bit images, decompression bombs, symlinks, stale temp folders ----
+
+
+def ingested(work: Path) -> set[str]:
+    raw = work / "data/raw"
+    return {p.relative_to(raw).as_posix() for p in raw.rglob("*") if p.is_file() and p.parent != raw}
+
+
+def fill_rare(src: Path) -> None:
+    (src / "rare" / "one.png").write_bytes((src / "healthy" / "img0.jpg").read_bytes())
+
+
+def xray16(path: Path, lo: int = 0, hi: int = 65535) -> Path:
+    """A 16-bit greyscale ramp (PIL mode I;16) saved as PNG or TIFF."""
+    Image.fromarray(np.linspace(lo, hi, 32 * 32).reshape(32, 32).astype(np.uint16)).save(path)
+    return path
+
+
+def bomb_png(path: Path, side: int = 40000) -> None:
+    """A tiny PNG whose header declares side x side RGB pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    body = chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body)
+
+
+def test_16_bit_images_are_windowed_to_8_bit_pngs(workdir):
+    work, src = workdir
+    fill_rare(src)
+    xray16(src / "lesion" / "chest.png", 1000, 4000)  # 12 bits used of 16: PIL alone shows it white
+    xray16(src / "lesion" / "knee.tif")
+    before = tree_digest(src)
+    proc = raw_stage(work, check=True)
+    assert "windowed 2 16-bit/float images" in proc.stdout
+    raw = work / "data/raw"
+    assert {"lesion/chest.png", "lesion/knee.tif.png"} <= ingested(work)
+    for name in ("lesion/chest.png", "lesion/knee.tif.png"):
+        im = Image.open(raw / name)
+        assert im.format == "PNG" and im.mode == "L"
+        grey = np.asarray(im).reshape(-1)
+        assert (np.diff(grey.astype(int)) >= 0).all() and grey.min() == 0 and grey.max() == 255
+    index = {r["path"]: r["source"] for r in csv.DictReader(open(raw / "images.csv"))}
+    assert (
+        index["lesion/knee.tif.png"] == "lesion/knee.tif" and index["lesion/chest.png"] == "lesion/chest.png"
+    )
+    assert (raw / "healthy/img0.jpg").read_bytes() == (src / "healthy/img0.jpg").read_bytes()  # 8 bit: copied
+    report = json.loads((work / "metrics/raw.json").read_text())
+    assert report["windowed"] == {"n": 2, "window": "percentile"} and report["images"]["lesion"] == 8
+    assert tree_digest(src) == before  # the user's files are never modified
+
+    percentile = (raw / "lesion/chest.png").read_bytes()
+    set_param(work, window="minmax")
+    raw_stage(work, check=True)
+    assert (raw / "lesion/chest.png").read_bytes() != percentile  # raw.window reaches the ingest
+
+
+def test_a_decompression_bomb_is_a_reported_skip_or_a_one_line_error(workdir):
+    work, src = workdir
+    fill_rare(src)
+    bomb_png(src / "lesion" / "huge.png")
+    proc = raw_stage(work, check=True)
+    assert "Traceback" not in proc.stderr
+    report = json.loads((work / "metrics/raw.json").read_text())
+    reasons = {s["path"]: s["reason"] for s in report["skipped"]}
+    assert (
+        "decompression bomb" in reasons["lesion/huge.png"] and "1,600,000,000" in reasons["lesion/huge.png"]
+    )
+    assert "skipped lesion/huge.png" in proc.stdout and "lesion/huge.png" not in ingested(work)
+
+    (src / "lesion" / "broken.png").unlink()
+    (src / "healthy" / "notes.txt").unlink()
+    set_param(work, on_bad_file="error")
+    line = one_line_error(raw_stage(work, check=False))
+    assert "huge.png" in line and "decompression bomb" in line and "on_bad_file" in line
+
+
+def test_symlinks_out_of_the_source_are_refused_and_broken_ones_reported(workdir, tmp_path):
+    work, src = workdir
+    fill_rare(src)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "secret.jpg").write_bytes((src / "healthy/img1.jpg").read_bytes())
+    (outside / "more").mkdir()
+    (outside / "more" / "x.jpg").write_bytes((src / "healthy/img2.jpg").read_bytes())
+    (src / "healthy" / "leak.jpg").symlink_to(outside / "secret.jpg")  # a file out of the source
+    (src / "healthy" / "more").symlink_to(outside / "more")  # a folder out of the source
+    (src / "healthy" / "gone.jpg").symlink_to(src / "healthy" / "nowhere.jpg")  # dangling
+    (src / "lesion" / "alias.jpg").symlink_to(src / "healthy" / "img3.jpg")  # inside: followed
+    (src / "lesion" / "same").symlink_to(src / "lesion", target_is_directory=True)  # a loop
+    before = tree_digest(src)
+    proc = raw_stage(work, check=True)
+    reasons = {s["path"]: s["reason"] for s in json.loads((work / "metrics/raw.json").read_text())["skipped"]}
+    assert "outside the source folder" in reasons["healthy/leak.jpg"]
+    assert "outside the source folder" in reasons["healthy/more/"]
+    assert "broken symlink" in reasons["healthy/gone.jpg"]
+    assert "symlink loop" in reasons["lesion/same/"]
+    assert all(
+        f"skipped {p}" in proc.stdout
+        for p in ("healthy/leak.jpg", "healthy/more/", "healthy/gone.jpg", "lesion/same/")
+    )
+    names = ingested(work)
+    assert "lesion/alias.jpg" in names and not {"healthy/leak.jpg", "healthy/more/x.jpg"} & names
+    assert (work / "data/raw/lesion/alias.jpg").read_bytes() == (src / "healthy/img3.jpg").read_bytes()
+    assert tree_digest(src) == before
+
+    set_param(work, on_bad_file="error")  # strict: the first of them stops the run
+    (src / "lesion" / "broken.png").unlink()
+    (src / "healthy" / "notes.txt").unlink()
+    line = one_line_error(raw_stage(work, check=False))
+    assert "gone.jpg: broken symlink" in line and "on_bad_file" in line  # gone < img* < leak < more
+
+
+def test_a_symlinked_class_folder_out_of_the_source_is_a_one_line_error(workdir, tmp_path):
+    work, src = workdir
+    fill_rare(src)
+    moved = tmp_path / "archive" / "rare"
+    moved.parent.mkdir()
+    (src / "rare").rename(moved)
+    (src / "rare").symlink_to(moved, target_is_directory=True)
+    line = one_line_error(raw_stage(work, check=False))
+    assert "rare: class folder is a symlink to" in line and "outside the source folder" in line
+    (src / "rare").unlink()
+    (src / "rare").symlink_to(tmp_path / "archive" / "missing", target_is_directory=True)
+    line = one_line_error(raw_stage(work, check=False))
+    assert "rare: class folder is a broken symlink" in line
+    (src / "rare").unlink()
+    (src / "inside").mkdir()
+    moved.rename(src / "inside" / "rare")
+    (src / "rare").symlink_to(Path("inside") / "rare", target_is_directory=True)  # within: followed
+    raw_stage(work, check=True)
+    assert "rare/one.png" in ingested(work)
+
+
+def test_stale_temp_folders_of_a_killed_run_are_removed(workdir, monkeypatch):
+    work, src = workdir
+    fill_rare(src)
+    data = work / "data"
+    stale = data / ".raw.k1ll3d_x.tmp"
+    (stale / "healthy").mkdir(parents=True)
+    (stale / "healthy" / "half.jpg").write_bytes(b"half")
+    keep = [data / ".raw.json.abcdefgh.tmp", data / ".raw.old.tmp", data / ".rawer.abcdefgh.tmp"]
+    keep[0].write_text("a write_bytes temporary file, not output_dir's")
+    keep[1].mkdir()
+    keep[2].mkdir()
+    monkeypatch.chdir(work)
+    raw_module.main()  # the stage function itself
+    assert not stale.exists() and all(p.exists() for p in keep)
+    assert sorted(p.name for p in data.iterdir() if p.name.startswith(".raw.")) == sorted(
+        p.name for p in keep if p.name.startswith(".raw.")
+    )
+
+
+def test_output_dir_after_sigkill(tmp_path):
+    """A process killed inside atomic.output_dir leaves its temporary folder; the next run removes it."""
+    code = (
+        "import sys, time\n"
+        "from stages.core import atomic\n"
+        "with atomic.output_dir('data/raw') as out:\n"
+        "    (out / 'part.png').write_bytes(b'x')\n"
+        "    print(out.name, flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=tmp_path, stdout=subprocess.PIPE, text=True, env=env
+    )
+    name = proc.stdout.readline().strip()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (tmp_path / "data" / name / "part.png").is_file()  # SIGKILL: no cleanup ran
+    from stages.core import atomic
+
+    with atomic.output_dir(tmp_path / "data/raw") as out:
+        (out / "new.png").write_bytes(b"y")
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["raw"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -34,15 +35,30 @@ def write_json(path: str | Path, obj: object) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def stale_temp_dirs(final: str | Path) -> list[Path]:
+    """Temporary folders output_dir left beside `final` when its process was killed (SIGKILL, OOM):
+    `.<name>.<8 random characters>.tmp` (mkdtemp's names; a write_bytes temporary file is no folder)."""
+    final = Path(final)
+    pattern = re.compile(rf"\.{re.escape(final.name)}\.[a-z0-9_]{{8}}\.tmp")
+    if not final.parent.is_dir():
+        return []
+    return sorted(
+        p for p in final.parent.iterdir() if pattern.fullmatch(p.name) and p.is_dir() and not p.is_symlink()
+    )
+
+
 @contextlib.contextmanager
 def output_dir(final: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary folder beside `final`; on success it replaces `final` whole.
 
     On failure the temporary folder is removed and `final` is left as it was, so an
-    interrupted stage can simply be re-run.
+    interrupted stage can simply be re-run. Temporary folders of a killed earlier run (which
+    could not clean up) are removed first; DVC runs one stage at a time, so none is in use.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in stale_temp_dirs(final):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
     try:
         yield tmp

@@ -1,13 +1,21 @@
-"""The one image IO helper: safe open, resize, deterministic atomic save, checksums."""
+"""The one image IO helper: safe open, resize, deterministic atomic save, checksums.
+
+16-bit and float images (X-rays: PNG/TIFF in PIL modes I;16, I;16B, I, F) are windowed to 8 bit
+(`window_8bit`) instead of being clipped to white: `percentile` maps the 0.5th..99.5th percentile
+of the image's values linearly to 0..255, `minmax` its full range. Stage raw sets the mode from
+`raw.window` (`set_window`) and writes such files to data/raw as 8-bit PNGs (`window_png`), so
+every later stage reads 8-bit images.
+"""
 
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from stages.core.atomic import write_bytes
 from stages.core.errors import RebalanceError
@@ -15,39 +23,114 @@ from stages.core.hashing import sha256_bytes
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 MAX_PIXELS = 64_000_000  # refuse decompression bombs with a clear message
+WINDOWS = ("percentile", "minmax")  # raw.window
+PERCENTILES = (0.5, 99.5)  # window `percentile`: these percentiles of the values become 0 and 255
+_window = "percentile"  # the mode open_rgb uses (set_window)
 
 
 class BadImageError(RebalanceError):
-    """An image file that cannot be used."""
+    """An image file that cannot be used; `reason` is the short why (no path, one line)."""
+
+    def __init__(self, path: str | Path, reason: str, fix: str = "replace or remove the file") -> None:
+        self.path, self.reason = Path(path), reason
+        super().__init__(f"{path}: {reason}; {fix}")
+
+
+def set_window(mode: str) -> None:
+    """How open_rgb brings 16-bit and float images to 8 bit: `percentile` or `minmax`."""
+    global _window
+    if mode not in WINDOWS:
+        raise ValueError(f"unknown window {mode!r}; one of {', '.join(WINDOWS)}")
+    _window = mode
 
 
 def is_image_name(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def open_rgb(path: str | Path) -> Image.Image:
-    """Open an image as RGB, EXIF orientation applied, fully decoded (so corruption shows here)."""
-    path = Path(path)
+def is_high_depth(im: Image.Image) -> bool:
+    """More than 8 bits per pixel of one channel (PIL modes I;16*, I, F): must be windowed."""
+    return im.mode in ("I", "F") or im.mode.startswith("I;16")
+
+
+def window_8bit(values: np.ndarray, mode: str | None = None) -> np.ndarray:
+    """A 2-D array of any numeric type as uint8: its window (see the module doc) to 0..255, linearly.
+
+    Monotone in the values; NaN becomes 0, +inf 255. A window of zero width (a flat image, or
+    one whose percentiles meet) widens to the full range; a constant image becomes 0.
+    """
+    a = np.asarray(values, dtype=np.float64)
+    finite = a[np.isfinite(a)]
+    if finite.size == 0:
+        return np.zeros(a.shape, np.uint8)
+    lo, hi = finite.min(), finite.max()
+    if (mode or _window) == "percentile":
+        plo, phi = np.percentile(finite, PERCENTILES)
+        if phi > plo:
+            lo, hi = plo, phi
+    if hi <= lo:
+        return np.zeros(a.shape, np.uint8)
+    a = np.nan_to_num(a, nan=lo, posinf=hi, neginf=lo)
+    return np.clip(np.rint((a - lo) * (255.0 / (hi - lo))), 0, 255).astype(np.uint8)
+
+
+def _decoded(path: Path, mode: str | None = None) -> tuple[Image.Image, bool]:
+    """(the image as RGB or L, fully decoded, EXIF orientation applied; whether it was windowed)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 if im.width * im.height > MAX_PIXELS:
                     raise BadImageError(
-                        f"{path}: image is {im.width}x{im.height}, over {MAX_PIXELS} pixels; "
-                        "downscale it or remove it from the dataset"
+                        path,
+                        f"image is {im.width}x{im.height}, over {MAX_PIXELS:,} pixels",
+                        "downscale it or remove it from the dataset",
                     )
                 im = ImageOps.exif_transpose(im)
+                if is_high_depth(im):
+                    return Image.fromarray(window_8bit(np.asarray(im), mode), "L"), True
                 if im.mode in ("RGBA", "LA", "P"):
                     im = im.convert("RGBA")
                     background = Image.new("RGBA", im.size, (0, 0, 0, 255))
                     im = Image.alpha_composite(background, im)
-                return im.convert("RGB")
+                return im.convert("RGB"), False
     except BadImageError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Warning) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise BadImageError(f"{path}: cannot read image ({reason}); replace or remove the file") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        size = re.search(r"\((\d+) pixels\)", str(err))
+        what = f"{int(size.group(1)):,} pixels" if size else "too many pixels"
+        raise BadImageError(
+            path,
+            f"image declares {what}, over the limit of {MAX_PIXELS:,} (a decompression bomb?)",
+            "downscale it or remove it from the dataset",
+        ) from None
+    except Exception as err:  # any decoder error (PIL raises many types): the file is unusable
+        text = str(err).splitlines()[0] if str(err).strip() else ""
+        reason = f"{type(err).__name__}: {text}" if text and not isinstance(err, OSError) else text
+        raise BadImageError(path, f"cannot read image ({reason or type(err).__name__})") from None
+
+
+def open_rgb(path: str | Path) -> Image.Image:
+    """Open an image as RGB, EXIF orientation applied, fully decoded (so corruption shows here).
+
+    16-bit and float images are windowed to 8 bit (`set_window`); every decoder error, a
+    decompression bomb included, is a BadImageError.
+    """
+    im, _ = _decoded(Path(path))
+    return im.convert("RGB")
+
+
+def verify(path: str | Path) -> bool:
+    """Decode an image fully (a BadImageError if it cannot be used); True if it needs windowing."""
+    return _decoded(Path(path))[1]
+
+
+def window_png(path: str | Path, mode: str | None = None) -> bytes:
+    """A 16-bit or float image windowed to 8 bit, as deterministic PNG bytes (greyscale stays L)."""
+    im, _ = _decoded(Path(path), mode)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
 
 
 def load_array(path: str | Path, size: int | None = None) -> np.ndarray:
@@ -70,13 +153,17 @@ def load_thumbnail(path: str | Path, size: int) -> np.ndarray:
     path = Path(path)
     try:
         with Image.open(path) as im:
+            if is_high_depth(im):
+                im = open_rgb(path)
             im.draft("RGB", (size, size))
             im = im.convert("RGB")
             if im.size != (size, size):
                 im = im.resize((size, size), Image.BILINEAR)
             return np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise BadImageError(f"{path}: cannot read image ({err}); replace or remove the file") from None
+    except BadImageError:
+        raise
+    except Exception as err:
+        raise BadImageError(path, f"cannot read image ({err})") from None
 
 
 def encode_png(array: np.ndarray) -> bytes:

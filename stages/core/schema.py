@@ -48,6 +48,9 @@ class Demo(Group):
 class Raw(Group):
     source: str = Field(min_length=1)  # `demo` or a folder with one sub-folder per class
     on_bad_file: Literal["skip", "error"] = "skip"
+    # 16-bit and float images (X-rays) to 8 bit: `percentile` maps the 0.5th..99.5th percentile of
+    # each image's values to 0..255, `minmax` its full range (stages/core/images.py window_8bit)
+    window: Literal["percentile", "minmax"] = "percentile"
     demo: Demo = Demo()
 
 
@@ -144,7 +147,6 @@ class DiffusionTrain(Group):
     ema_decay: float = Field(0.995, ge=0, lt=1)
     class_dropout: float = Field(0.1, ge=0, lt=1)  # label dropout, for classifier-free guidance
     hflip: bool = True
-    threads: PositiveInt | None = None  # torch threads (null: torch's default)
 
 
 class Assess(Group):
@@ -201,7 +203,6 @@ class Train(Group):
     lr: float = Field(0.003, gt=0)
     weight_decay: float = Field(0.0001, ge=0)
     width: PositiveInt = 16  # channels of the first conv layer
-    threads: PositiveInt = 2  # torch threads per training process
     variants: dict[str, Variant] = Field(default_factory=_default_variants, min_length=1)
 
 
@@ -223,6 +224,15 @@ class Release(Group):
     gate: Gate = Gate()
 
 
+class Compute(Group):
+    """Where tensors live and how many cores decode images (stages/core/device.py)."""
+
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")  # auto: CUDA, then MPS, then CPU
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16/fp16 autocast on GPU only
+    threads: PositiveInt | None = None  # torch threads on CPU (null: every core)
+    workers: int = Field(2, ge=0)  # DataLoader processes decoding images (0: in the stage's process)
+
+
 class Params(Group):
     """The whole of params.yaml. Groups without a default must be present (dvc.yaml reads them)."""
 
@@ -236,4 +246,5 @@ class Params(Group):
     fuse: Fuse
     train: Train
     evaluate: Evaluate
+    compute: Compute = Compute()
     release: Release = Release()

@@ -3,21 +3,36 @@
 Two layouts: `<source>/<class>/...` (the split is made by stage count), or a source that brings
 its own split, `<source>/{train,val,test}/<class>/...`, ingested as `data/raw/<class>/<split>/...`
 with the official split recorded. The source folder is only ever read. Bad files (not an image,
-unreadable) are skipped and reported, or stop the run with a one-line error when
-`raw.on_bad_file: error`; files under hidden folders (`.ipynb_checkpoints/`, ...) are always
-skipped and reported. A class with no usable image is always an error.
+unreadable, a decompression bomb, a symlink that is broken or leads out of the source folder) are
+skipped and reported, or stop the run with a one-line error when `raw.on_bad_file: error`; files
+under hidden folders (`.ipynb_checkpoints/`, ...) are always skipped and reported. A class with no
+usable image, or a class folder that is a symlink out of the source, is always an error.
+
+Usable files are copied byte for byte, except 16-bit and float images, which are windowed to 8 bit
+(`raw.window`, see stages/core/images.py) and written as PNG: `x.png` keeps its name, `x.tif`
+becomes `x.tif.png`; images.csv's `source` column names the original file.
+
+`listing` is stage scan's view of the source (every file's path, size and mtime): stage raw
+depends on it, so adding, changing or removing a file re-runs raw.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stages.core import images, paths
 from stages.core.errors import RebalanceError
-from stages.core.images import BadImageError, is_image_name, open_rgb
+from stages.core.hashing import sha256_text
+from stages.core.images import BadImageError, is_image_name
 from stages.core.schema import SPLITS
+
+LISTING = paths.DATA / "source.json"  # stage scan's listing of the source folder (a dep of raw)
 
 
 @dataclass
@@ -26,14 +41,22 @@ class Scan:
     skipped: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason"} (source-relative)
     source: dict[str, str] = field(default_factory=dict)  # name in data/raw -> path in the source folder
     official: dict[str, str] = field(default_factory=dict)  # name -> split, when the source brings one
+    windowed: set[str] = field(default_factory=set)  # names of 16-bit/float images (written as 8-bit PNG)
 
 
 def settings(params: dict[str, Any]) -> dict[str, Any]:
-    """The params that shape data/raw (kept in data/raw/ingest.json to tell whether it is current)."""
+    """The params that shape data/raw (kept in data/raw/ingest.json to tell whether it is current).
+
+    For a folder source also the window and a digest of the source's listing, so that an added or
+    changed file makes data/raw stale for `rebalance plan` too.
+    """
     ds, raw = params["dataset"], params["raw"]
-    return {k: raw[k] for k in ("source", "on_bad_file", "demo")} | {
+    out = {k: raw[k] for k in ("source", "on_bad_file", "demo")} | {
         k: ds[k] for k in ("classes", "metadata", "group_by")
     }
+    if raw["source"] != "demo":
+        out |= {"window": raw["window"], "listing": sha256_text(listing_text(params))}
+    return out
 
 
 def split_folders(folder: Path, classes: list[str]) -> list[str]:
@@ -47,6 +70,44 @@ def split_folders(folder: Path, classes: list[str]) -> list[str]:
     return found
 
 
+def link_problem(path: Path, root: Path) -> str:
+    """Why the symlink `path` cannot be followed ('' if it can, or is no link): broken, or out of `root`."""
+    if not path.is_symlink():
+        return ""
+    target = Path(os.path.realpath(path))
+    if not target.exists():
+        return f"broken symlink (to {os.readlink(path)})"
+    if not target.is_relative_to(root):
+        return f"symlink to {target}, outside the source folder"
+    return ""
+
+
+def walk(directory: Path, root: Path, _ancestors: tuple[Path, ...] = ()) -> Iterator[tuple[Path, str]]:
+    """(path, problem) for every file under `directory`, depth first in name order, problem '' for
+    a usable one; and (path, problem) for what cannot be entered or read (a broken symlink or one
+    leading out of `root`, a symlink loop, an unreadable folder). Symlinks within `root` are followed.
+    """
+    here = directory.resolve()
+    try:
+        entries = sorted(directory.iterdir())
+    except OSError as err:
+        yield directory, f"cannot list folder ({err.strerror or err})"
+        return
+    for entry in entries:
+        problem = link_problem(entry, root)
+        if problem:
+            yield entry, problem
+        elif entry.is_dir():
+            if entry.resolve() in (*_ancestors, here):
+                yield entry, f"symlink loop (to {entry.resolve()})"
+            else:
+                yield from walk(entry, root, (*_ancestors, here))
+        elif entry.is_file():
+            yield entry, ""
+        else:
+            yield entry, "not a regular file"
+
+
 def scan(folder: Path, classes: list[str], on_bad_file: str = "skip", verify: bool = True) -> Scan:
     folder = Path(folder)
     if not folder.is_dir():
@@ -54,28 +115,42 @@ def scan(folder: Path, classes: list[str], on_bad_file: str = "skip", verify: bo
             f"{folder}: source folder not found; set raw.source in params.yaml to a folder "
             "with one sub-folder per class, or to `demo`"
         )
+    root = folder.resolve()
     result = Scan()
     splits = split_folders(folder, classes)
     tops = [folder / s for s in splits] if splits else [folder]
     for top in tops:
+        _check_folder_link(top, root, "split")
         for entry in sorted(top.iterdir()):
-            if entry.is_dir() and entry.name not in classes and entry.name not in splits:
-                if not entry.name.startswith("."):
-                    rel = entry.relative_to(folder).as_posix()
-                    result.skipped.append({"path": rel + "/", "reason": "folder not in dataset.classes"})
+            if entry.name.startswith(".") or entry.name in classes or entry.name in splits:
+                continue
+            rel = entry.relative_to(folder).as_posix()
+            if entry.is_dir():
+                result.skipped.append({"path": rel + "/", "reason": "folder not in dataset.classes"})
+            elif entry.is_symlink() and link_problem(entry, root):
+                result.skipped.append({"path": rel, "reason": link_problem(entry, root)})
     for label in classes:
         found = 0
         for split in splits or [None]:
             class_dir = folder / split / label if split else folder / label
+            _check_folder_link(class_dir, root, "class")
             if not class_dir.is_dir():
                 if split:
                     continue  # a class may be absent from one split
                 raise RebalanceError(
                     f"{class_dir}: class folder missing; create it or remove {label!r} from dataset.classes"
                 )
-            for path in _files(class_dir, folder, result, on_bad_file, verify):
+            for path, windowed in _files(class_dir, folder, result, on_bad_file, verify):
                 within = path.relative_to(class_dir).as_posix()
                 name = f"{label}/{split}/{within}" if split else f"{label}/{within}"
+                if windowed:
+                    name += "" if name.lower().endswith(".png") else ".png"
+                    result.windowed.add(name)
+                if name in result.source:
+                    raise RebalanceError(
+                        f"{path}: would be ingested as data/raw/{name}, as {result.source[name]} is "
+                        "(16-bit and float images become <name>.png); rename one of the two files"
+                    )
                 result.images.append((name, label))
                 result.source[name] = path.relative_to(folder).as_posix()
                 if split:
@@ -90,16 +165,30 @@ def scan(folder: Path, classes: list[str], on_bad_file: str = "skip", verify: bo
     return result
 
 
-def _files(class_dir: Path, folder: Path, result: Scan, on_bad_file: str, verify: bool) -> list[Path]:
-    """The usable image files under one class folder; the others reported (or an error)."""
+def _check_folder_link(path: Path, root: Path, what: str) -> None:
+    """A class or split folder that is a broken symlink or leads out of the source: one-line error."""
+    problem = link_problem(path, root)
+    if problem:
+        raise RebalanceError(
+            f"{path}: {what} folder is a {problem}; move or copy its images into the source folder "
+            "(symlinks are followed only within it)"
+        )
+
+
+def _files(
+    class_dir: Path, folder: Path, result: Scan, on_bad_file: str, verify: bool
+) -> list[tuple[Path, bool]]:
+    """The usable image files under one class folder (and whether each needs windowing); the others
+    reported (or an error)."""
 
     def bad(path: Path, reason: str) -> None:
         if on_bad_file == "error":
             raise RebalanceError(f"{path}: {reason}; remove the file or set raw.on_bad_file: skip")
-        result.skipped.append({"path": path.relative_to(folder).as_posix(), "reason": reason})
+        rel = path.relative_to(folder).as_posix() + ("/" if path.is_dir() else "")
+        result.skipped.append({"path": rel, "reason": reason})
 
     usable = []
-    for path in sorted(p for p in class_dir.rglob("*") if p.is_file()):
+    for path, problem in walk(class_dir, folder.resolve()):
         hidden = [part for part in path.relative_to(class_dir).parts[:-1] if part.startswith(".")]
         if hidden:
             rel = path.relative_to(folder).as_posix()
@@ -107,22 +196,81 @@ def _files(class_dir: Path, folder: Path, result: Scan, on_bad_file: str, verify
             continue
         if path.name.startswith("."):
             continue
+        if problem:
+            bad(path, problem)
+            continue
         if not is_image_name(path):
             bad(path, "not an image file")
             continue
+        windowed = False
         if verify:
             try:
-                open_rgb(path)
+                windowed = images.verify(path)
             except BadImageError as err:
-                bad(path, str(err).split(": ", 1)[1].split(";")[0])
+                bad(path, err.reason)
                 continue
-        usable.append(path)
+        usable.append((path, windowed))
     return usable
 
 
-def copy_images(folder: Path, found: Scan, out_dir: Path) -> None:
-    """Copy the usable images byte for byte (never linking: the source must stay untouched)."""
+def copy_images(folder: Path, found: Scan, out_dir: Path, window: str = "percentile") -> None:
+    """Copy the usable images byte for byte (never linking: the source must stay untouched);
+    16-bit and float images are written windowed to 8 bit, as PNG."""
     for name, _ in found.images:
         dst = out_dir / name
         dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(Path(folder) / found.source[name], dst)
+        src = Path(folder) / found.source[name]
+        if name in found.windowed:
+            dst.write_bytes(images.window_png(src, window))
+        else:
+            shutil.copyfile(src, dst)
+
+
+def listing(params: dict[str, Any], base: Path = Path(".")) -> dict[str, Any]:
+    """What stage raw reads besides params: for a folder source every file under it as [path, size,
+    mtime_ns] (or [path, problem] for a link that cannot be followed), sorted, and the metadata CSV;
+    for the demo its params. Relative paths are relative to `base` (the repository root)."""
+    raw, metadata = params["raw"], params["dataset"]["metadata"]
+    if raw["source"] == "demo":
+        return {"source": "demo", "demo": raw["demo"]}
+    folder = Path(base) / raw["source"]
+    out: dict[str, Any] = {"source": raw["source"]}
+    out["metadata"] = [metadata, *_stat(Path(base) / metadata)] if metadata else None
+    if not folder.is_dir():
+        return out | {"files": None}
+    files = []
+    for path, problem in walk(folder, folder.resolve()):
+        rel = path.relative_to(folder).as_posix()
+        files.append([rel, problem] if problem else [rel, *_stat(path)])
+    return out | {"files": files}
+
+
+def _stat(path: Path) -> list[int | str]:
+    try:
+        st = path.stat()
+    except OSError as err:
+        return [f"cannot stat ({err.strerror or err})"]
+    return [st.st_size, st.st_mtime_ns]
+
+
+def listing_text(params: dict[str, Any], base: Path = Path(".")) -> str:
+    """`listing` as the text of data/source.json."""
+    return format_listing(listing(params, base))
+
+
+def format_listing(found: dict[str, Any]) -> str:
+    """A listing as JSON text, one file per line (so a diff shows the files that changed)."""
+    lines = [f"  {json.dumps(k)}: {json.dumps(v, sort_keys=True)}" for k, v in found.items() if k != "files"]
+    if found.get("files"):
+        rows = ",\n".join(f"    {json.dumps(row)}" for row in found["files"])
+        lines.append(f'  "files": [\n{rows}\n  ]')
+    elif "files" in found:
+        lines.append(f'  "files": {json.dumps(found["files"])}')
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def listing_current(params: dict[str, Any], base: Path = Path(".")) -> bool:
+    """Whether data/source.json (under `base`) lists the source as it is now (stage scan would
+    write the same): `dvc status` cannot tell, it always calls stage scan changed."""
+    path = Path(base) / LISTING
+    return path.is_file() and path.read_text() == listing_text(params, base)

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from stages.core import paths
+from stages.core import images as images_mod, paths
 from stages.core.schema import SPLITS
 from stages.core.tables import markdown_table
 from stages.dataset import demo, duplicates, ingest, metadata, split
@@ -32,6 +32,7 @@ def real_images(params: dict[str, Any], raw_dir: Path | None = None) -> RealSet:
     if raw["source"] == "demo":
         return RealSet(sorted(demo.file_names(classes, raw["demo"]["scale"])), paths.RAW)
     folder = Path(raw["source"])
+    images_mod.set_window(raw["window"])  # 16-bit images: the pixels stage raw writes to data/raw
     found = ingest.scan(folder, classes, on_bad_file=raw["on_bad_file"])
     attached = metadata.attach(params["dataset"], found.source, found.official)
     prints = duplicates.of_files([folder / found.source[n] for n, _ in found.images])
@@ -47,7 +48,8 @@ def from_raw(raw_dir: Path, params: dict[str, Any]) -> RealSet:
         groups = {p: g for p, g in zip(df.path, df.group) if g}
         official = {p: s for p, s in zip(df.path, df.split) if s}
     else:
-        images = sorted(ingest.scan(raw_dir, params["dataset"]["classes"], verify=False).images)
+        found = ingest.scan(raw_dir, params["dataset"]["classes"])  # verified, as stage raw does
+        images = sorted((found.source[n], label) for n, label in found.images)  # the files as they are
         groups, official = {}, {}
     prints = duplicates.of_files([raw_dir / n for n, _ in images])
     return RealSet(images, raw_dir, prints, groups, official)

@@ -1,4 +1,8 @@
-"""The classifier: a small plain-torch CNN, its data loading, training loop and prediction."""
+"""The classifier: a small plain-torch CNN, its training loop and prediction, on any device.
+
+Data arrive as a torch Dataset of uint8 images (stages/learn/data.py streams them from files);
+random draws (batch order, augmentation) happen on the CPU from the seed, tensors then move to
+`runtime.device`, and matmuls run under `runtime`'s autocast (bf16 on a GPU by default)."""
 
 from __future__ import annotations
 
@@ -9,8 +13,11 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
-from stages.core.images import load_array
+from stages.core.device import CPU, Runtime
+from stages.core.progress import progress
+from stages.learn import data
 
 
 class SmallCNN(nn.Module):
@@ -39,16 +46,6 @@ class SmallCNN(nn.Module):
         return self.head(self.features(x))
 
 
-def load_images(folder: Path, paths: list[str], size: int) -> torch.Tensor:
-    """Decode images into one uint8 N x 3 x size x size tensor."""
-    arrays = (
-        np.stack([load_array(folder / p, size) for p in paths])
-        if paths
-        else np.zeros((0, size, size, 3), np.uint8)
-    )
-    return torch.from_numpy(arrays).permute(0, 3, 1, 2).contiguous()
-
-
 def to_input(batch_uint8: torch.Tensor) -> torch.Tensor:
     return batch_uint8.float().div_(127.5).sub_(1.0)
 
@@ -75,12 +72,17 @@ def class_weights(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_proba(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-    model.eval()
-    out = [
-        torch.softmax(model(to_input(images[i : i + batch_size])), 1)
-        for i in range(0, len(images), batch_size)
-    ]
+def predict_proba(
+    model: nn.Module, images: Dataset | torch.Tensor, batch_size: int = 256, runtime: Runtime = CPU
+) -> np.ndarray:
+    """Class probabilities (N x C, float32 numpy) of a Dataset or tensor of uint8 images."""
+    images = data.as_dataset(images)
+    model.to(runtime.device).eval()
+    out = []
+    for xb in data.loader(images, data.sequential(len(images), batch_size), runtime):
+        with runtime.autocast():
+            logits = model(to_input(xb).to(runtime.device, non_blocking=True))
+        out.append(torch.softmax(logits.float(), 1).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0))
 
 
@@ -98,6 +100,7 @@ def fit(
     augmented: bool = False,
     eval_every: int | None = None,
     on_eval: Callable[[int, float, float, nn.Module], None] | None = None,
+    runtime: Runtime = CPU,
 ) -> nn.Module:
     """Train for a fixed number of optimizer steps (equal compute whatever the data size), with
     AdamW and a one-cycle schedule.
@@ -108,31 +111,38 @@ def fit(
     trained on data sets of different sizes get the same checkpoint choices."""
     if eval_every is not None and eval_every < 1:
         raise ValueError(f"eval_every must be >= 1, got {eval_every}")
+    x = data.as_dataset(x)
+    device = runtime.device
     gen = torch.Generator().manual_seed(seed)
     n_classes = model.head[-1].out_features
-    loss_fn = nn.CrossEntropyLoss(weight=class_weights(y, n_classes) if weighted else None)
+    model.to(device)
+    weight = class_weights(y, n_classes).to(device) if weighted else None
+    loss_fn = nn.CrossEntropyLoss(weight=weight)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    scaler = torch.amp.GradScaler(device.type, enabled=runtime.dtype == torch.float16)
     batch_size = min(batch_size, len(x))
-    order, cursor, running = torch.randperm(len(x), generator=gen), 0, []
-    for step in range(1, steps + 1):
-        idx = order[cursor : cursor + batch_size]
-        cursor += batch_size
+    batches = data.batch_order(len(x), steps, batch_size, gen)  # drawn up front: loaders prefetch
+    running = []
+    steps_done = progress(data.loader(x, batches, runtime), "fit", total=steps, unit="step")
+    for step, xb in enumerate(steps_done, start=1):
         model.train()
-        xb = to_input(x[idx])
+        xb = to_input(xb)
         if augmented:
-            xb = augment(xb, gen)
-        loss = loss_fn(model(xb), y[idx])
+            xb = augment(xb, gen)  # on the CPU, from the seed
+        yb = y[batches[step - 1]].to(device)
+        with runtime.autocast():
+            logits = model(xb.to(device, non_blocking=True))
+        loss = loss_fn(logits.float(), yb)
         opt.zero_grad()
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
         sched.step()
         running.append(loss.item())
         if on_eval and ((eval_every and step % eval_every == 0) or step == steps):
             on_eval(step, step * batch_size / len(x), sum(running) / len(running), model)
             running = []
-        if cursor + batch_size > len(x):  # an epoch is done (the last partial batch is dropped)
-            order, cursor = torch.randperm(len(x), generator=gen), 0
     return model
 
 
@@ -140,7 +150,13 @@ def save(model: SmallCNN, path: Path, classes: list[str], image_size: int, width
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(
-        {"state_dict": model.state_dict(), "classes": classes, "image_size": image_size, "width": width}, tmp
+        {
+            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+            "classes": classes,
+            "image_size": image_size,
+            "width": width,
+        },
+        tmp,
     )
     tmp.replace(path)
 

@@ -12,14 +12,19 @@ from typing import Any
 from stages.core import manifest, params as params_mod, paths
 from stages.core.errors import RebalanceError
 from stages.core.hashing import sha256_file
+from stages.dataset import ingest
 from stages.registry import git
 
 REQUIRED_METRICS = (paths.COUNTS, paths.EVAL)
 
 
 def check_up_to_date(repo) -> None:
-    """Every DVC stage's outputs match its dependencies (`dvc status` is empty)."""
-    status = repo.status()
+    """Every DVC stage's outputs match its dependencies (`dvc status` is empty), but for stage scan's
+    "always changed" (dvc.yaml): its listing of the source (data/source.json) must still be current."""
+    root = Path(repo.root_dir)
+    status = {name: s for name, s in repo.status().items() if s != ["always changed"]}
+    if not status and not ingest.listing_current(params_mod.load(root / paths.PARAMS), root):
+        status = {"scan (the source folder changed)": []}
     if status:
         names = ", ".join(list(status)[:3]) + (", ..." if len(status) > 3 else "")
         raise RebalanceError(f"pipeline not up to date ({len(status)} changed: {names}); run `dvc repro`")

@@ -26,10 +26,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stages.core import manifest
+from stages.core import device, manifest
 from stages.core.code import code_hash, versions
 from stages.core.errors import RebalanceError
 from stages.core.images import load_array, save_png
+from stages.core.progress import progress
 from stages.synth import diffusion_core as core, provenance
 from stages.synth.base import Context, output_path
 from stages.synth.inpaint import blob_mask, compose, downsample_mask, resize
@@ -52,6 +53,7 @@ class DiffusionSampler:
         self.cfg = ctx.params["synthesize"]["diffusion"]
         self.classes = ctx.params["dataset"]["classes"]
         self._sources: dict[str, pd.DataFrame] = {}
+        self.runtime = device.runtime(ctx.params)
         self.generator = self._check_generator()
 
     def _check_generator(self) -> dict[str, Any]:
@@ -182,7 +184,7 @@ class DiffusionSampler:
         blocks: dict[int, list[int]] = {}
         for index in indices:
             blocks.setdefault(index // cfg["batch_size"], []).append(index)
-        for block in blocks.values():
+        for block in progress(blocks.values(), f"diffusion {label}", total=len(blocks), unit="batch"):
             seeds = [self.ctx.seed(label, METHOD, i) for i in block]
             known = masks = None
             if local:
@@ -204,6 +206,7 @@ class DiffusionSampler:
                 guidance=cfg["guidance"],
                 known=known,
                 mask=masks,
+                runtime=self.runtime,
             ).numpy()
             for j, (index, seed) in enumerate(zip(block, seeds)):
                 image = resize(out[j], size)

@@ -26,6 +26,9 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
 from diffusers.training_utils import EMAModel
 
+from stages.core.device import CPU, Runtime
+from stages.core.progress import progress
+
 SCHEDULERS = {"ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler}
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 
@@ -103,18 +106,23 @@ def train(
     hflip: bool = True,
     log: Callable[[int, float], None] | None = None,
     log_every: int = 100,
+    runtime: Runtime = CPU,
 ) -> dict:
     """Train `unet` in place (v-prediction, AdamW, warmup + cosine LR) and leave the EMA weights in it.
 
-    images: N x H x W x 3 uint8 at the model's resolution; labels: N class indices.
-    Returns a summary (steps, final loss, seconds, images per second).
+    images: N x H x W x 3 uint8 at the model's resolution (kept as uint8: a float copy of a large
+    train set would not fit); labels: N class indices. Every random draw is made on the CPU from
+    `seed`; tensors then move to `runtime.device`. Returns a summary (steps, final loss, seconds,
+    images per second).
     """
     n_classes = unet.config.num_class_embeds - 1
+    device = runtime.device
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     sched = noise_scheduler()
-    x_all = to_model(images)
+    unet.to(device)
     opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
+    scaler = torch.amp.GradScaler(device.type, enabled=runtime.dtype == torch.float16)
     warmup = max(1, steps // 20)
     lr_sched = torch.optim.lr_scheduler.LambdaLR(
         opt,
@@ -123,21 +131,25 @@ def train(
     ema = EMAModel(unet.parameters(), decay=ema_decay, use_ema_warmup=True, power=3 / 4)
     unet.train()
     start, running = time.perf_counter(), None
-    for step in range(steps):
-        idx = torch.randint(0, len(x_all), (batch_size,), generator=gen)
-        x0, y = x_all[idx], labels[idx].clone()
+    for step in progress(range(steps), "train_diffusion", unit="step"):
+        idx = torch.randint(0, len(images), (batch_size,), generator=gen)
+        x0, y = to_model(images[idx]), labels[idx].clone()
         if hflip:
             flip = torch.rand(batch_size, generator=gen) < 0.5
             x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
         y[torch.rand(batch_size, generator=gen) < class_dropout] = n_classes
         noise = torch.randn(x0.shape, generator=gen)
         t = torch.randint(0, sched.config.num_train_timesteps, (batch_size,), generator=gen)
-        pred = unet(sched.add_noise(x0, noise, t), t, class_labels=y).sample
-        loss = torch.nn.functional.mse_loss(pred, sched.get_velocity(x0, noise, t))
+        x0, noise, t, y = (v.to(device, non_blocking=True) for v in (x0, noise, t, y))
+        with runtime.autocast():
+            pred = unet(sched.add_noise(x0, noise, t), t, class_labels=y).sample
+        loss = torch.nn.functional.mse_loss(pred.float(), sched.get_velocity(x0, noise, t))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
         lr_sched.step()
         ema.step(unet.parameters())
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
@@ -191,6 +203,7 @@ def sample(
     guidance: float = 1.0,
     known: torch.Tensor | None = None,
     mask: torch.Tensor | None = None,
+    runtime: Runtime = CPU,
 ) -> torch.Tensor:
     """Class-conditional sampling of one batch; returns N x H x W x 3 uint8.
 
@@ -202,26 +215,29 @@ def sample(
     """
     res = unet.config.sample_size
     n = len(labels)
-    x = initial_noise(seeds, (3, res, res))
-    y = torch.as_tensor(list(labels), dtype=torch.long)
+    device = runtime.device
+    unet.to(device)
+    x = initial_noise(seeds, (3, res, res)).to(device)  # drawn on the CPU: an image is its seed's
+    y = torch.as_tensor(list(labels), dtype=torch.long, device=device)
     guided = guidance != 1.0
     if guided:
         y = torch.cat([y, torch.full_like(y, unet.config.num_class_embeds - 1)])
     scheduler.set_timesteps(steps)
     if known is not None:
-        x0 = to_model(known)
-        m = mask.float()[:, None]
-        noise = initial_noise([s + 1 for s in seeds], (3, res, res))
+        x0 = to_model(known).to(device)
+        m = mask.float()[:, None].to(device)
+        noise = initial_noise([s + 1 for s in seeds], (3, res, res)).to(device)
     x = x * scheduler.init_noise_sigma
     for t in scheduler.timesteps:
         if known is not None:
             x = m * x + (1 - m) * scheduler.add_noise(x0, noise, t.reshape(1))
         inp = scheduler.scale_model_input(torch.cat([x, x]) if guided else x, t)
-        out = unet(inp, t, class_labels=y).sample
+        with runtime.autocast():
+            out = unet(inp, t, class_labels=y).sample.float()
         if guided:
             cond, uncond = out[:n], out[n:]
             out = uncond + guidance * (cond - uncond)
         x = scheduler.step(out, t, x).prev_sample
     if known is not None:
         x = m * x + (1 - m) * x0
-    return to_uint8(x)
+    return to_uint8(x).cpu()

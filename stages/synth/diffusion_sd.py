@@ -29,6 +29,7 @@ from PIL import Image
 from stages.core import manifest
 from stages.core.errors import RebalanceError
 from stages.core.images import load_array, save_png
+from stages.core.progress import progress
 from stages.synth.base import output_path
 from stages.synth.inpaint import blob_mask, compose, downsample_mask, resize
 
@@ -169,12 +170,14 @@ def generate(sampler, label: str, indices: list[int]) -> list[dict]:
     ctx, cfg = sampler.ctx, sampler.cfg
     sd = cfg["sd"]
     pipe = _pipeline(_require_model_dir(sd), str(sd["lora"] or ""))
+    on = sampler.runtime.device  # float16 on CUDA (as SD is usually run), float32 elsewhere
+    pipe = pipe.to(on, torch.float16 if on.type == "cuda" else torch.float32)
     detail = sampler.description
     sources = sampler.sources(label)
     size = sampler.output_size
     res = int(sd["resolution"])
     rows = []
-    for index in indices:
+    for index in progress(indices, f"sd_inpaint {label}"):
         seed = sampler.ctx.seed(label, METHOD, index)
         src = sources.iloc[index % len(sources)]
         original = load_array(ctx.raw_dir / src.path, size)

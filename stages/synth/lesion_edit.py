@@ -34,6 +34,7 @@ from stages.core import manifest
 from stages.core.code import code_hash, versions
 from stages.core.errors import RebalanceError
 from stages.core.images import load_array, save_png
+from stages.core.progress import progress
 from stages.dataset.grading import lesion_bins
 from stages.synth import bank, detector, sources
 from stages.synth.base import Context, output_path
@@ -131,7 +132,7 @@ class LesionEditor:
             return []
         cands, tries, n_sources = self.candidates(label), self.cfg["max_tries"], self.cfg["max_sources"]
         rows = []
-        for index in indices:
+        for index in progress(indices, f"lesion_edit {label}"):
             result, used = None, 0
             for position in self._source_order(index, len(cands)):
                 src = cands.iloc[position]

@@ -1,0 +1,27 @@
+"""Progress of long loops: a tqdm bar (rate, time left) on a terminal; one summary line otherwise,
+so CI and `dvc repro` logs stay readable."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from tqdm import tqdm
+
+T = TypeVar("T")
+
+
+def progress(items: Iterable[T], desc: str, total: int | None = None, unit: str = "img") -> Iterator[T]:
+    """Yield `items`, showing progress under `desc` (e.g. "synthesize level3 lesion_edit")."""
+    if sys.stderr.isatty():
+        yield from tqdm(items, desc=desc, total=total, unit=unit, dynamic_ncols=True, leave=False)
+        return
+    start, n = time.perf_counter(), 0
+    for item in items:
+        yield item
+        n += 1
+    seconds = time.perf_counter() - start
+    rate = f", {n / seconds:.1f} {unit}/s" if seconds > 0 and n else ""
+    print(f"{desc}: {n} {unit} in {seconds:.1f} s{rate}", file=sys.stderr, flush=True)

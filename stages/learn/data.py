@@ -1,0 +1,73 @@
+"""Images for the classifier, streamed: a torch Dataset that decodes on access, and DataLoaders
+that decode in worker processes. Memory stays flat in the size of the dataset.
+
+The order of the training batches is drawn up front from the run's seed (`batch_order`), so the
+DataLoader can prefetch them and a run is the same whatever the number of workers or the device.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from stages.core.device import CPU, Runtime
+from stages.core.images import load_array
+
+
+class ImageSet(Dataset):
+    """Files `folder/name` as uint8 3 x size x size tensors, decoded when asked for."""
+
+    def __init__(self, folder: str | Path, names: list[str], size: int):
+        self.folder, self.names, self.size = Path(folder), list(names), size
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return (
+            torch.from_numpy(load_array(self.folder / self.names[i], self.size)).permute(2, 0, 1).contiguous()
+        )
+
+
+class TensorSet(Dataset):
+    """Images already in memory (N x 3 x H x W uint8): tests and small tools."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[i]
+
+
+def as_dataset(data: Dataset | torch.Tensor) -> Dataset:
+    return TensorSet(data) if isinstance(data, torch.Tensor) else data
+
+
+def batch_order(n: int, steps: int, batch_size: int, gen: torch.Generator) -> list[list[int]]:
+    """`steps` batches of indices: a fresh permutation per pass, the last partial batch dropped."""
+    batches: list[list[int]] = []
+    while len(batches) < steps:
+        order = torch.randperm(n, generator=gen).tolist()
+        batches += [order[i : i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
+    return batches[:steps]
+
+
+def loader(data: Dataset, batches: list[list[int]], runtime: Runtime = CPU) -> DataLoader:
+    """Batches in the given order, decoded by `runtime.workers` processes (0: in this one)."""
+    return DataLoader(
+        data,
+        batch_sampler=batches,
+        num_workers=runtime.workers,
+        pin_memory=runtime.device.type == "cuda",
+        persistent_workers=False,
+    )
+
+
+def sequential(n: int, batch_size: int) -> list[list[int]]:
+    """Batches 0..n-1 in order (prediction)."""
+    return [list(range(i, min(n, i + batch_size))) for i in range(0, n, batch_size)]

@@ -1,0 +1,11 @@
+"""Long loops report progress: a bar on a terminal, one summary line in logs (CI, dvc repro)."""
+
+from __future__ import annotations
+
+from stages.core.progress import progress
+
+
+def test_one_summary_line_when_not_a_terminal(capsys):
+    assert list(progress(range(5), "synthesize level3 lesion_edit")) == [0, 1, 2, 3, 4]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("synthesize level3 lesion_edit: 5 img in ")
