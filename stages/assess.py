@@ -17,6 +17,7 @@ from stages.core.errors import run_main
 from stages.core.images import load_stack
 from stages.core.progress import progress
 from stages.learn import classifier as model_mod
+from stages.learn.data import image_set
 from stages.synth import quality, quality_plots
 
 GRID_PX = 96  # sample-grid tiles (images of any size are resized to it)
@@ -37,32 +38,30 @@ def main() -> None:
     val = real[real.split == "val"].sort_values("path").reset_index(drop=True)
     held_out = real[real.split != "train"].sort_values("path").reset_index(drop=True)
 
-    x_train = load_stack(paths.RAW, train.path, size)
+    runtime = device.runtime(params)
+    processes = params["compute"]["processes"]
+    budget = params["compute"]["in_memory_mb"]
+    x_train = image_set(paths.RAW, list(train.path), size, budget)  # streamed when large
     y_train = torch.tensor([classes.index(c) for c in train.label])
     torch.manual_seed(cfg["seed"])
     net = model_mod.SmallCNN(len(classes), cfg["width"])
     steps = cfg["epochs"] * -(-len(x_train) // cfg["batch_size"])
     model_mod.fit(
         net,
-        torch.from_numpy(x_train).permute(0, 3, 1, 2).contiguous(),
+        x_train,
         y_train,
         steps=steps,
         batch_size=cfg["batch_size"],
         lr=cfg["lr"],
         weight_decay=1e-4,
         seed=cfg["seed"],
-        runtime=device.runtime(params),
+        runtime=runtime,
     )
-    net.cpu()  # features and predictions of a few small images: the CPU is enough
-    space = quality.FeatureSpace(net, x_train)
-
-    def predict(images: np.ndarray) -> np.ndarray:
-        tensor = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
-        return model_mod.predict_proba(net, tensor).argmax(1) if len(images) else np.zeros(0, int)
-
-    f_train = space(x_train)
-    h_train = quality.phash_files(paths.RAW, train.path)
-    h_held_out = quality.phash_files(paths.RAW, held_out.path)  # a copy of these would be a leak
+    space = quality.FeatureSpace(net, x_train, runtime)
+    f_train = space.train
+    train_index = {p: i for i, p in enumerate(train.path)}
+    h_train = quality.phash_files(paths.RAW, train.path, processes)
+    h_held_out = quality.phash_files(paths.RAW, held_out.path, processes)  # a copy of these: a leak
     groups = {"real_val": (val, paths.RAW)}
     for method in sorted(set(synth.origin)):
         groups[method] = (
@@ -82,12 +81,11 @@ def main() -> None:
             sel = rows[rows.label == label]
             if sel.empty:
                 continue
-            x = load_stack(folder, sel.path, size)
-            f = space(x)
+            f, predicted = space(image_set(folder, list(sel.path), size, budget))
             real_f = f_train[(train.label == label).to_numpy()]
             precision, recall = quality.precision_recall(real_f, f, cfg["k"])
-            own_source = sel.source.to_numpy()[:, None] == train.path.to_numpy()[None, :]
-            hashes = quality.phash_files(folder, sel.path)
+            own_source = np.array([train_index.get(src, -1) for src in sel.source])  # its own source
+            hashes = quality.phash_files(folder, sel.path, processes)
             dist, nearest = quality.nearest_hash(hashes, h_train, exclude=own_source)
             copies = [
                 {"image": p, "nearest_train": train.path[j], "bits": int(d)}
@@ -105,7 +103,7 @@ def main() -> None:
                 ]
             per_class[label] = {
                 "n": len(sel),
-                "intended_class_rate": r4((predict(x) == classes.index(label)).mean()),
+                "intended_class_rate": r4((predicted == classes.index(label)).mean()),
                 "precision": r4(precision),
                 "recall": r4(recall),
                 "frechet": r4(quality.frechet_distance(real_f, f)),

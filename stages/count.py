@@ -17,6 +17,11 @@ def main() -> None:
     rows, prints = [], []
     for (name, label), fp in zip(real.images, real.prints):
         sha = sha256_file(paths.RAW / name)
+        prints.append(
+            {"path": name, "sha256": sha, "pixels": fp.pixels, "phash": duplicates.phash_hex(fp.phash)}
+        )
+        if name in the_plan["dropped"]:
+            continue  # a val/test copy of an image in an earlier official split
         rows.append(
             manifest.row(
                 path=name,
@@ -28,9 +33,6 @@ def main() -> None:
                 sha256=sha,
             )
         )
-        prints.append(
-            {"path": name, "sha256": sha, "pixels": fp.pixels, "phash": duplicates.phash_hex(fp.phash)}
-        )
     counts = plan.counts_json(the_plan)
     with atomic.output_dir(paths.COUNTED) as out:
         manifest.write(rows, out / manifest.FILENAME)  # paths relative to data/raw
@@ -38,9 +40,12 @@ def main() -> None:
         table = pd.DataFrame(prints, columns=["path", "sha256", "pixels", "phash"])
         atomic.write_text(out / paths.FINGERPRINTS.name, table.to_csv(index=False, lineterminator="\n"))
     atomic.write_json(paths.COUNTS, counts)
-    for group in counts["duplicates"]:
-        split = the_plan["assignment"][group[0]]
-        print(f"duplicates (kept in {split}): {', '.join(group)}")
+    shown = 20
+    for group in counts["duplicates"][:shown]:
+        where = ", ".join(f"{n} ({the_plan['assignment'].get(n, 'left out')})" for n in group)
+        print(f"duplicates: {where}")
+    if len(counts["duplicates"]) > shown:
+        print(f"... and {len(counts['duplicates']) - shown} more duplicate groups (all in {paths.COUNTS})")
     for warning in counts["warnings"]:
         print(f"warning: {warning}")
     print(

@@ -11,8 +11,7 @@ import pandas as pd
 
 from stages.core import atomic, manifest, params as params_mod, paths
 from stages.core.errors import run_main
-from stages.core.images import load_array
-from stages.core.progress import progress
+from stages.core.pool import pmap
 from stages.dataset import grading
 from stages.synth import detector
 
@@ -33,7 +32,8 @@ def main() -> None:
     result: dict = {"measured": True, "detector": detector.VERSION}
     for split in SPLITS:
         part = rows[rows.split == split]
-        counts = [detector.count(load_array(paths.RAW / p)) for p in progress(part.path, f"detect {split}")]
+        files = [paths.RAW / p for p in part.path]
+        counts = pmap(detector.count_file, files, f"detect {split}", params["compute"]["processes"])
         result[split] = detector.measure(counts, list(part.lesions), list(part.label), bins)
     atomic.write_json(paths.DETECTOR, result)
     tr = result["train"]

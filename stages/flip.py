@@ -1,20 +1,17 @@
-"""Stage flip: horizontal-flip doubling of the chosen splits (real and synthetic files alike)."""
+"""Stage flip: horizontal-flip doubling of the chosen splits (real and synthetic files alike).
+
+Flips run on every core (stages.core.pool); each also yields its fingerprint, written to
+data/flipped/fingerprints.csv so that stage fuse's leak check reads it instead of decoding again.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
+import pandas as pd
 
 from stages.core import atomic, manifest, params as params_mod, paths
 from stages.core.errors import run_main
-from stages.core.images import load_array, save_png
-from stages.core.progress import progress
-
-
-def flipped_path(fused_path: str) -> str:
-    p = Path(fused_path)
-    return (p.parent / f"{p.stem}_flip.png").as_posix()
+from stages.core.pool import pmap
+from stages.dataset.flips import FINGERPRINTS, flip_file, flipped_path
 
 
 def main() -> None:
@@ -25,26 +22,30 @@ def main() -> None:
     # (file on disk, its path in data/fused, its name as a source, its row)
     inputs = [(paths.RAW / r.path, f"{r.split}/{r.path}", r.path, r) for r in real.itertuples()]
     inputs += [(paths.SYNTHESIZED / r.path, r.path, r.path, r) for r in synthetic.itertuples()]
-    rows = []
+    chosen = [i for i in inputs if flip["enabled"] and i[3].split in flip["splits"]]
+    rows, prints = [], []
     with atomic.output_dir(paths.FLIPPED) as out:
-        if flip["enabled"]:
-            for file, fused_path, source_name, r in progress(inputs, "flip"):
-                if r.split not in flip["splits"]:
-                    continue
-                path = flipped_path(fused_path)
-                sha = save_png(np.ascontiguousarray(load_array(file)[:, ::-1]), out / path)
-                rows.append(
-                    manifest.row(
-                        path=path,
-                        split=r.split,
-                        label=r.label,
-                        origin="flip",
-                        source=source_name,
-                        root=r.root,
-                        sha256=sha,
-                    )
+        jobs = [(file, out / flipped_path(fused_path)) for file, fused_path, _, _ in chosen]
+        for dst in {dst.parent for _, dst in jobs}:
+            dst.mkdir(parents=True, exist_ok=True)
+        done = pmap(flip_file, jobs, "flip", params["compute"]["processes"])
+        for (_, fused_path, source_name, r), (sha, pixels, phash) in zip(chosen, done):
+            path = flipped_path(fused_path)
+            rows.append(
+                manifest.row(
+                    path=path,
+                    split=r.split,
+                    label=r.label,
+                    origin="flip",
+                    source=source_name,
+                    root=r.root,
+                    sha256=sha,
                 )
+            )
+            prints.append({"path": path, "sha256": sha, "pixels": pixels, "phash": phash})
         manifest.write(rows, out / manifest.FILENAME)
+        table = pd.DataFrame(prints, columns=["path", "sha256", "pixels", "phash"])
+        atomic.write_text(out / FINGERPRINTS, table.to_csv(index=False, lineterminator="\n"))
     print(f"flip: {len(rows)} flipped images")
 
 

@@ -17,19 +17,21 @@ from stages.core.errors import RebalanceError, run_main
 from stages.core.hashing import sha256_text
 from stages.core.progress import progress
 from stages.dataset import duplicates
+from stages.dataset.flips import FINGERPRINTS as FLIP_PRINTS
 
 
-def fingerprints(fused: pd.DataFrame, files: dict[str, Path], real_sources: dict[str, str]) -> list:
-    """Fingerprints of every fused file; real ones from stage count's table when unchanged."""
-    cached: dict[tuple[str, str], duplicates.Fingerprint] = {}
-    if paths.FINGERPRINTS.is_file():
-        table = pd.read_csv(paths.FINGERPRINTS, dtype=str, keep_default_na=False)
-        for r in table.itertuples():
-            cached[(r.path, r.sha256)] = duplicates.Fingerprint(r.pixels, int(r.phash, 16))
-    keys = [(real_sources.get(p, ""), sha) for p, sha in zip(fused.path, fused.sha256)]
-    todo = [i for i, key in enumerate(keys) if key not in cached]
+def fingerprints(fused: pd.DataFrame, files: dict[str, Path]) -> list:
+    """Fingerprints of every fused file, by file sha256: stage count's (real images) and stage
+    flip's (flips) tables, computed here only for the rest (synthetic images)."""
+    cached: dict[str, duplicates.Fingerprint] = {}
+    for table_path in (paths.FINGERPRINTS, paths.FLIPPED / FLIP_PRINTS):
+        if table_path.is_file():
+            table = pd.read_csv(table_path, dtype=str, keep_default_na=False)
+            for r in table.itertuples():
+                cached[r.sha256] = duplicates.Fingerprint(r.pixels, int(r.phash, 16))
+    todo = [i for i, sha in enumerate(fused.sha256) if sha not in cached]
     computed = dict(zip(todo, duplicates.of_files([files[fused.path.iloc[i]] for i in todo])))
-    return [computed[i] if i in computed else cached[key] for i, key in enumerate(keys)]
+    return [computed[i] if i in computed else cached[sha] for i, sha in enumerate(fused.sha256)]
 
 
 def check_leaks(fused: pd.DataFrame, prints: list, bits: int) -> None:
@@ -62,7 +64,6 @@ def main() -> None:
     params = params_mod.load()
     real = manifest.read(paths.COUNTED / manifest.FILENAME)
     files = {f"{r.split}/{r.path}": paths.RAW / r.path for r in real.itertuples()}
-    real_sources = {f"{r.split}/{r.path}": r.path for r in real.itertuples()}
     real = real.assign(path=[f"{r.split}/{r.path}" for r in real.itertuples()])
     parts = [real]
     for folder in (paths.SYNTHESIZED, paths.FLIPPED):
@@ -78,7 +79,7 @@ def main() -> None:
     problems = manifest.check_invariants(fused, params["fuse"]["synthetic_in_eval"])
     if problems:
         raise RebalanceError(f"fuse: {len(problems)} leakage problems, first: {problems[0]}")
-    prints = fingerprints(fused, files, real_sources)
+    prints = fingerprints(fused, files)
     check_leaks(fused, prints, params["count"]["near_duplicate_bits"])
     with atomic.output_dir(paths.FUSED) as out:
         for path, src in progress(files.items(), "fuse: link", total=len(files)):

@@ -1,4 +1,7 @@
-"""Stage raw: data/raw/<class>/<file> from the demo generator or the user's folder.
+"""Stage raw: data/raw/<class>/<file> from the demo generator or the user's source.
+
+Sources (`raw.source`): `demo`; a folder of class folders (stages/dataset/ingest.py); a CSV of
+`path,label[,split,group,...]` (csv_source.py); a MedMNIST .npz (npz_source.py).
 
 Besides the images, data/raw holds images.csv (every image: path, label, its path in the source,
 its official split and group, when the source gives them) and ingest.json (the params it was
@@ -10,13 +13,11 @@ listing of the source (data/source.json) changes.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from stages.core import atomic, images as images_mod, params as params_mod, paths
 from stages.core.errors import run_main
-from stages.dataset import demo, grading, ingest, metadata
+from stages.dataset import demo, grading, ingest, metadata, source
 
 UNMATCHED_SHOWN = 20  # metadata rows naming no ingested image: how many metrics/raw.json lists
 
@@ -38,11 +39,16 @@ def main() -> None:
             images, skipped = [(r["path"], r["label"]) for r in rows], []
             index = [{"path": p, "label": c, "source": p, "split": "", "group": ""} for p, c in images]
         else:
-            found = ingest.scan(Path(raw["source"]), classes, raw["on_bad_file"])
-            attached = metadata.attach(params["dataset"], found.source, found.official)
-            ingest.copy_images(Path(raw["source"]), found, out, raw["window"])
+            src = source.read(params, extract_to=out)
+            if not src.extracted:
+                ingest.copy_images(src.root, src.found, out, raw["window"])
+            found, csv = src.found, src.metadata_csv
+            attached = metadata.attach(src.dataset, found.source, found.official)
             images, skipped, unmatched = found.images, found.skipped, attached.unmatched
             windowed = found.windowed
+            if csv is not None:
+                labels = metadata.attributes(csv, images, found.source)
+                atomic.write_text(out / paths.LABELS.name, labels.to_csv(index=False, lineterminator="\n"))
             index = [
                 {
                     "path": name,
@@ -64,8 +70,10 @@ def main() -> None:
     if windowed:
         report["windowed"] = {"n": len(windowed), "window": raw["window"]}
     atomic.write_json(paths.RAW_REPORT, report)
-    for s in skipped:
+    for s in skipped[:UNMATCHED_SHOWN]:
         print(f"skipped {s['path']}: {s['reason']}")
+    if len(skipped) > UNMATCHED_SHOWN:
+        print(f"... and {len(skipped) - UNMATCHED_SHOWN} more skipped files (all in {paths.RAW_REPORT})")
     if unmatched:
         print(f"metadata: {len(unmatched)} rows name no ingested image, first: {unmatched[0]}")
     if windowed:

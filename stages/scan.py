@@ -23,7 +23,7 @@ def main() -> None:
     if changed:
         atomic.write_text(path, text)
     source = params["raw"]["source"]
-    what = "the demo" if source == "demo" else f"{len(found['files'] or [])} entries in {source}"
+    what = "the demo" if source == "demo" else f"{len(found.get('files') or [])} entries in {source}"
     print(f"scan: {what}, {'changed' if changed else 'unchanged'} ({path})")
 
 

@@ -24,8 +24,8 @@ from stages.core import device, manifest, params as params_mod, paths
 from stages.core.device import CPU, Runtime
 from stages.core.errors import RebalanceError, run_main
 from stages.core.schema import TRAIN_DATA
-from stages.learn import classifier as model_mod
-from stages.learn.data import ImageSet
+from stages.learn import backbones, classifier as model_mod
+from stages.learn.data import image_set
 
 OVERSAMPLE_SEED = 0  # which real images of a class get one copy more (`real_oversampled`)
 
@@ -98,16 +98,17 @@ def main() -> None:
     fused = manifest.read(paths.FUSED / manifest.FILENAME)
     train_rows = training_rows(fused, spec["data"])
     val_rows = model_mod.split_rows(fused, "val", ["real"])
-    x = ImageSet(paths.FUSED, list(train_rows.path), cfg["image_size"])  # decoded as batches are drawn
+    budget = params["compute"]["in_memory_mb"]  # small sets decoded once, large ones streamed
+    x = image_set(paths.FUSED, list(train_rows.path), cfg["image_size"], budget)
     y = torch.tensor([classes.index(c) for c in train_rows.label])
     if spec["shuffle_labels"]:  # a guard rail: such a model must score at chance
         y = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(1234))]
-    x_val = ImageSet(paths.FUSED, list(val_rows.path), cfg["image_size"])
+    x_val = image_set(paths.FUSED, list(val_rows.path), cfg["image_size"], budget)
     y_val = [classes.index(c) for c in val_rows.label]
 
     for seed in cfg["seeds"]:
         torch.manual_seed(seed)
-        net = model_mod.SmallCNN(len(classes), cfg["width"])
+        net = backbones.build(cfg["backbone"], len(classes), cfg["width"], cfg["pretrained"])
         with Live(
             dir=str(paths.DVCLIVE / variant / f"seed{seed}"), save_dvc_exp=False, dvcyaml=False
         ) as live:
@@ -120,7 +121,9 @@ def main() -> None:
                 augmented=spec["augment"], eval_every=cfg["eval_every"], on_eval=best, runtime=runtime,
             )  # fmt: skip
         net.load_state_dict(best.state)
-        model_mod.save(net, paths.classifier(variant, seed), classes, cfg["image_size"], cfg["width"])
+        model_mod.save(
+            net, paths.classifier(variant, seed), classes, cfg["image_size"], cfg["width"], cfg["backbone"]
+        )
         print(
             f"train@{variant} seed {seed}: {len(x)} images, best val balanced accuracy {best.score:.3f} "
             f"at step {best.best_step} of {cfg['steps']}"

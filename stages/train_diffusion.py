@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import torch
 
 from stages.core import atomic, device, manifest, params as params_mod, paths
 from stages.core.errors import RebalanceError, run_main
-from stages.core.images import load_array
+from stages.learn.data import image_set
 from stages.synth import diffusion_core as core, provenance
 
 
@@ -30,7 +29,8 @@ def main() -> None:
         raise RebalanceError(
             "train_diffusion: no train-split real images in data/counted; run `dvc repro count`"
         )
-    images = torch.from_numpy(np.stack([load_array(paths.RAW / p, cfg["resolution"]) for p in train.path]))
+    # decoded once if small, else streamed batch by batch (compute.in_memory_mb)
+    images = image_set(paths.RAW, list(train.path), cfg["resolution"], params["compute"]["in_memory_mb"])
     labels = torch.tensor([classes.index(c) for c in train.label])
     torch.manual_seed(cfg["seed"])  # the initial weights, too, come from the seed
     unet = core.build_unet(

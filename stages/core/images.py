@@ -5,6 +5,14 @@
 of the image's values linearly to 0..255, `minmax` its full range. Stage raw sets the mode from
 `raw.window` (`set_window`) and writes such files to data/raw as 8-bit PNGs (`window_png`), so
 every later stage reads 8-bit images.
+
+DICOM files (`.dcm`, `.dicom`, or any file with the DICM preamble) are decoded by
+stages/core/dicom.py and, like 16-bit images, written to data/raw as 8-bit PNGs.
+
+A stage that needs one square size (the classifier, assess, diffusion training) brings each
+image to it with `dataset.fit` (`set_fit`): `stretch` resizes (aspect ratio lost), `crop` cuts the
+centred largest square first, `pad` centres the image on a black square first (nothing lost).
+Square images give the same pixels under all three.
 """
 
 from __future__ import annotations
@@ -21,11 +29,14 @@ from stages.core.atomic import write_bytes
 from stages.core.errors import RebalanceError
 from stages.core.hashing import sha256_bytes
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".dcm", ".dicom"}
+DICOM_EXTENSIONS = {".dcm", ".dicom"}
 MAX_PIXELS = 64_000_000  # refuse decompression bombs with a clear message
 WINDOWS = ("percentile", "minmax")  # raw.window
 PERCENTILES = (0.5, 99.5)  # window `percentile`: these percentiles of the values become 0 and 255
+FITS = ("stretch", "crop", "pad")  # dataset.fit
 _window = "percentile"  # the mode open_rgb uses (set_window)
+_fit = "stretch"  # how load_array reaches a square size (set_fit)
 
 
 class BadImageError(RebalanceError):
@@ -44,8 +55,34 @@ def set_window(mode: str) -> None:
     _window = mode
 
 
+def set_fit(mode: str) -> None:
+    """How load_array brings an image to a square size: `stretch`, `crop` or `pad`."""
+    global _fit
+    if mode not in FITS:
+        raise ValueError(f"unknown fit {mode!r}; one of {', '.join(FITS)}")
+    _fit = mode
+
+
+def current_fit() -> str:
+    """The fit policy set_fit chose for this process."""
+    return _fit
+
+
 def is_image_name(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def is_dicom(path: str | Path) -> bool:
+    """A DICOM file: by extension, or by the `DICM` marker after the 128-byte preamble."""
+    path = Path(path)
+    if path.suffix.lower() in DICOM_EXTENSIONS:
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:] == b"DICM"
 
 
 def is_high_depth(im: Image.Image) -> bool:
@@ -74,8 +111,20 @@ def window_8bit(values: np.ndarray, mode: str | None = None) -> np.ndarray:
     return np.clip(np.rint((a - lo) * (255.0 / (hi - lo))), 0, 255).astype(np.uint8)
 
 
+def window_8bit_rgb(values: np.ndarray, mode: str | None = None) -> np.ndarray:
+    """An RGB array of any numeric type as uint8 (8-bit stays as is, deeper ones windowed jointly)."""
+    if values.dtype == np.uint8:
+        return values
+    flat = window_8bit(values.reshape(values.shape[0], -1), mode)
+    return flat.reshape(values.shape)
+
+
 def _decoded(path: Path, mode: str | None = None) -> tuple[Image.Image, bool]:
     """(the image as RGB or L, fully decoded, EXIF orientation applied; whether it was windowed)."""
+    if is_dicom(path):
+        from stages.core import dicom
+
+        return dicom.decode(path, mode), True
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -125,6 +174,14 @@ def verify(path: str | Path) -> bool:
     return _decoded(Path(path))[1]
 
 
+def check(path: str | Path) -> tuple[bool, str]:
+    """verify() that never raises (for process pools): (needs windowing, '') or (False, why not)."""
+    try:
+        return verify(path), ""
+    except BadImageError as err:
+        return False, err.reason
+
+
 def window_png(path: str | Path, mode: str | None = None) -> bytes:
     """A 16-bit or float image windowed to 8 bit, as deterministic PNG bytes (greyscale stays L)."""
     im, _ = _decoded(Path(path), mode)
@@ -133,16 +190,37 @@ def window_png(path: str | Path, mode: str | None = None) -> bytes:
     return buf.getvalue()
 
 
-def load_array(path: str | Path, size: int | None = None) -> np.ndarray:
-    """Load an image as an HxWx3 uint8 array, optionally resized to size x size."""
-    im = open_rgb(path)
-    if size is not None and im.size != (size, size):
+def fit_square(im: Image.Image, size: int, fit: str | None = None) -> Image.Image:
+    """`im` as size x size by the fit policy (module doc; default the one set by set_fit)."""
+    fit = fit or _fit
+    w, h = im.size
+    if fit == "crop" and w != h:
+        side = min(w, h)
+        left, top = (w - side) // 2, (h - side) // 2
+        im = im.crop((left, top, left + side, top + side))
+    elif fit == "pad" and w != h:
+        side = max(w, h)
+        square = Image.new(im.mode, (side, side))
+        square.paste(im, ((side - w) // 2, (side - h) // 2))
+        im = square
+    elif fit not in FITS:
+        raise ValueError(f"unknown fit {fit!r}; one of {', '.join(FITS)}")
+    if im.size != (size, size):
         im = im.resize((size, size), Image.BILINEAR)
-    return np.asarray(im, dtype=np.uint8)
+    return im
+
+
+def load_array(path: str | Path, size: int | None = None, fit: str | None = None) -> np.ndarray:
+    """Load an image as an HxWx3 uint8 array; with `size`, brought to size x size by `fit`
+    (default: dataset.fit, see set_fit)."""
+    im = open_rgb(path)
+    if size is not None:
+        im = fit_square(im, size, fit)
+    return np.array(im, dtype=np.uint8)  # a writable copy (torch.from_numpy needs one)
 
 
 def load_stack(folder: str | Path, names, size: int | None) -> np.ndarray:
-    """Images `folder/name` as one N x H x W x 3 uint8 array (resized to size x size when given)."""
+    """Images `folder/name` as one N x H x W x 3 uint8 array (brought to size x size when given)."""
     if len(names) == 0:
         return np.zeros((0, size or 0, size or 0, 3), np.uint8)
     return np.stack([load_array(Path(folder) / n, size) for n in names])
@@ -151,19 +229,26 @@ def load_stack(folder: str | Path, names, size: int | None) -> np.ndarray:
 def load_thumbnail(path: str | Path, size: int) -> np.ndarray:
     """A quick approximate size x size RGB array (JPEG decoded at reduced scale), for statistics."""
     path = Path(path)
+    if is_dicom(path):
+        return np.asarray(fit_square(open_rgb(path), size), dtype=np.uint8)
     try:
         with Image.open(path) as im:
             if is_high_depth(im):
                 im = open_rgb(path)
             im.draft("RGB", (size, size))
-            im = im.convert("RGB")
-            if im.size != (size, size):
-                im = im.resize((size, size), Image.BILINEAR)
-            return np.asarray(im, dtype=np.uint8)
+            return np.asarray(fit_square(im.convert("RGB"), size), dtype=np.uint8)
     except BadImageError:
         raise
     except Exception as err:
         raise BadImageError(path, f"cannot read image ({err})") from None
+
+
+def encode_array_png(array: np.ndarray) -> bytes:
+    """An HxW (grey, kept grey) or HxWx3 uint8 array as deterministic PNG bytes."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(array, "L" if array.ndim == 2 else "RGB").save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
 
 
 def encode_png(array: np.ndarray) -> bytes:

@@ -14,8 +14,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from stages.core import images
 from stages.core.errors import RebalanceError
-from stages.core.schema import METHODS, SPLITS, Params
+from stages.core.schema import METHODS, SPLITS, Params, source_kind
 
 __all__ = ["SPLITS", "ParamsError", "load", "validate", "release_settings"]
 
@@ -36,7 +37,9 @@ def load(path: str | Path = "params.yaml") -> dict[str, Any]:
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ParamsError(f"{where}: invalid YAML ({problem}); fix that line") from None
-    return validate(raw or {}, str(path))
+    params = validate(raw or {}, str(path))
+    images.set_fit(params["dataset"]["fit"])  # the one resize policy of every stage in this process
+    return params
 
 
 def validate(given: dict[str, Any], where: str = "params.yaml") -> dict[str, Any]:
@@ -130,15 +133,23 @@ def _check(p: dict[str, Any], where: str) -> None:
                 f"dataset.lesion_bins.{c}",
                 "must be [low, high] integers with high >= low (high may be null)",
             )
-    if p["raw"]["source"] == "demo":
+    kind = source_kind(p["raw"]["source"])
+    if kind == "demo":
         _need(bins is not None, where, "dataset.lesion_bins", "is required by the demo dataset")
-        _need(ds["metadata"] is None, where, "dataset.metadata", "needs raw.source to be a folder (not demo)")
-    _need(
-        ds["group_by"] is None or ds["metadata"] is not None,
-        where,
-        "dataset.group_by",
-        "names a column of dataset.metadata: set dataset.metadata to the CSV first",
-    )
+    if kind != "folder":
+        why = {
+            "demo": "the demo",
+            "csv": "a CSV source (its own columns are the metadata)",
+            "npz": "an .npz source",
+        }
+        _need(ds["metadata"] is None, where, "dataset.metadata", f"must be null for {why[kind]}")
+    if kind in ("folder", "npz", "demo"):
+        _need(
+            ds["group_by"] is None or ds["metadata"] is not None,
+            where,
+            "dataset.group_by",
+            "names a column of dataset.metadata (or of a CSV source): set dataset.metadata to the CSV first",
+        )
 
     split = p["count"]["split"]
     _need(

@@ -1,5 +1,5 @@
-"""Progress of long loops: a tqdm bar (rate, time left) on a terminal; one summary line otherwise,
-so CI and `dvc repro` logs stay readable."""
+"""Progress of long loops: a tqdm bar (rate, time left) on a terminal; one summary line otherwise
+(for loops that took at least SUMMARY_AFTER_S), so CI and `dvc repro` logs stay readable."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import TypeVar
 from tqdm import tqdm
 
 T = TypeVar("T")
+SUMMARY_AFTER_S = 1.0  # shorter loops print no summary line in logs
 
 
 def progress(items: Iterable[T], desc: str, total: int | None = None, unit: str = "img") -> Iterator[T]:
@@ -23,5 +24,7 @@ def progress(items: Iterable[T], desc: str, total: int | None = None, unit: str 
         yield item
         n += 1
     seconds = time.perf_counter() - start
+    if seconds < SUMMARY_AFTER_S:
+        return
     rate = f", {n / seconds:.1f} {unit}/s" if seconds > 0 and n else ""
     print(f"{desc}: {n} {unit} in {seconds:.1f} s{rate}", file=sys.stderr, flush=True)

@@ -37,6 +37,11 @@ class Dataset(Group):
     # column relative to the source folder and any others; a `split` column is an official split.
     metadata: str | None = None
     group_by: str | None = None  # a metadata column (patient id, ...): a group stays in one split
+    # How an image meets a stage's square size (train.image_size, assess.image_size, ...):
+    # stretch (resize) | crop (centred square first) | pad (black borders first). data/raw keeps originals.
+    fit: Literal["stretch", "crop", "pad"] = "stretch"
+    # Size of images generated from noise (diffusion full mode); null: the median side of the train images.
+    image_size: int | None = Field(None, ge=8, le=4096)
 
 
 class Demo(Group):
@@ -45,8 +50,18 @@ class Demo(Group):
     seed: int = 0
 
 
+def source_kind(source: str) -> Literal["demo", "csv", "npz", "folder"]:
+    """What `raw.source` names: the demo, a CSV file, a MedMNIST .npz file, or a folder."""
+    if source == "demo":
+        return "demo"
+    suffix = source.lower().rsplit(".", 1)[-1] if "." in source.rsplit("/", 1)[-1] else ""
+    return {"csv": "csv", "npz": "npz"}.get(suffix, "folder")
+
+
 class Raw(Group):
-    source: str = Field(min_length=1)  # `demo` or a folder with one sub-folder per class
+    # `demo`, a folder of <class>/ folders, a CSV (`path,label`, optional split/group/metadata
+    # columns; paths relative to the CSV's folder) or a MedMNIST-format .npz (official splits kept)
+    source: str = Field(min_length=1)
     on_bad_file: Literal["skip", "error"] = "skip"
     # 16-bit and float images (X-rays) to 8 bit: `percentile` maps the 0.5th..99.5th percentile of
     # each image's values to 0..255, `minmax` its full range (stages/core/images.py window_8bit)
@@ -202,7 +217,12 @@ class Train(Group):
     batch_size: PositiveInt = 64
     lr: float = Field(0.003, gt=0)
     weight_decay: float = Field(0.0001, ge=0)
-    width: PositiveInt = 16  # channels of the first conv layer
+    width: PositiveInt = 16  # channels of the first conv layer (small_cnn)
+    # small_cnn (CPU default) or a timm model: resnet18, resnet50, efficientnet_b0, convnext_tiny, ...
+    backbone: str = "small_cnn"
+    pretrained: str | None = (
+        None  # local weights file or HF snapshot folder (timm backbones); never downloaded
+    )
     variants: dict[str, Variant] = Field(default_factory=_default_variants, min_length=1)
 
 
@@ -231,6 +251,10 @@ class Compute(Group):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16/fp16 autocast on GPU only
     threads: PositiveInt | None = None  # torch threads on CPU (null: every core)
     workers: int = Field(2, ge=0)  # DataLoader processes decoding images (0: in the stage's process)
+    processes: PositiveInt | None = None  # process pool of ingest, detect and flip (null: every core)
+    # an image set up to this size (uint8 at the stage's resolution) is decoded once and kept in RAM;
+    # a larger one is streamed from files batch by batch (memory flat in the data size)
+    in_memory_mb: int = Field(512, ge=0)
 
 
 class Params(Group):

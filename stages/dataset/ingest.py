@@ -29,8 +29,9 @@ from typing import Any
 from stages.core import images, paths
 from stages.core.errors import RebalanceError
 from stages.core.hashing import sha256_text
-from stages.core.images import BadImageError, is_image_name
-from stages.core.schema import SPLITS
+from stages.core.images import is_image_name
+from stages.core.pool import pmap
+from stages.core.schema import SPLITS, source_kind
 
 LISTING = paths.DATA / "source.json"  # stage scan's listing of the source folder (a dep of raw)
 
@@ -108,7 +109,13 @@ def walk(directory: Path, root: Path, _ancestors: tuple[Path, ...] = ()) -> Iter
             yield entry, "not a regular file"
 
 
-def scan(folder: Path, classes: list[str], on_bad_file: str = "skip", verify: bool = True) -> Scan:
+def scan(
+    folder: Path,
+    classes: list[str],
+    on_bad_file: str = "skip",
+    verify: bool = True,
+    processes: int | None = None,
+) -> Scan:
     folder = Path(folder)
     if not folder.is_dir():
         raise RebalanceError(
@@ -140,7 +147,7 @@ def scan(folder: Path, classes: list[str], on_bad_file: str = "skip", verify: bo
                 raise RebalanceError(
                     f"{class_dir}: class folder missing; create it or remove {label!r} from dataset.classes"
                 )
-            for path, windowed in _files(class_dir, folder, result, on_bad_file, verify):
+            for path, windowed in _files(class_dir, folder, result, on_bad_file, verify, processes):
                 within = path.relative_to(class_dir).as_posix()
                 name = f"{label}/{split}/{within}" if split else f"{label}/{within}"
                 if windowed:
@@ -176,10 +183,10 @@ def _check_folder_link(path: Path, root: Path, what: str) -> None:
 
 
 def _files(
-    class_dir: Path, folder: Path, result: Scan, on_bad_file: str, verify: bool
+    class_dir: Path, folder: Path, result: Scan, on_bad_file: str, verify: bool, processes: int | None
 ) -> list[tuple[Path, bool]]:
     """The usable image files under one class folder (and whether each needs windowing); the others
-    reported (or an error)."""
+    reported (or an error). Decoding to verify runs on every core (stages.core.pool)."""
 
     def bad(path: Path, reason: str) -> None:
         if on_bad_file == "error":
@@ -187,7 +194,7 @@ def _files(
         rel = path.relative_to(folder).as_posix() + ("/" if path.is_dir() else "")
         result.skipped.append({"path": rel, "reason": reason})
 
-    usable = []
+    candidates = []
     for path, problem in walk(class_dir, folder.resolve()):
         hidden = [part for part in path.relative_to(class_dir).parts[:-1] if part.startswith(".")]
         if hidden:
@@ -199,17 +206,19 @@ def _files(
         if problem:
             bad(path, problem)
             continue
-        if not is_image_name(path):
+        if not (is_image_name(path) or images.is_dicom(path)):
             bad(path, "not an image file")
             continue
-        windowed = False
-        if verify:
-            try:
-                windowed = images.verify(path)
-            except BadImageError as err:
-                bad(path, err.reason)
-                continue
-        usable.append((path, windowed))
+        candidates.append(path)
+    if not verify:
+        return [(path, False) for path in candidates]
+    usable = []
+    checked = pmap(images.check, candidates, f"verify {class_dir.name}", processes)
+    for path, (windowed, problem) in zip(candidates, checked):
+        if problem:
+            bad(path, problem)
+        else:
+            usable.append((path, windowed))
     return usable
 
 
@@ -229,18 +238,28 @@ def copy_images(folder: Path, found: Scan, out_dir: Path, window: str = "percent
 def listing(params: dict[str, Any], base: Path = Path(".")) -> dict[str, Any]:
     """What stage raw reads besides params: for a folder source every file under it as [path, size,
     mtime_ns] (or [path, problem] for a link that cannot be followed), sorted, and the metadata CSV;
-    for the demo its params. Relative paths are relative to `base` (the repository root)."""
+    for a CSV source the CSV and every file it lists; for an .npz the file; for the demo its
+    params. Relative paths are relative to `base` (the repository root)."""
     raw, metadata = params["raw"], params["dataset"]["metadata"]
-    if raw["source"] == "demo":
+    kind = source_kind(raw["source"])
+    if kind == "demo":
         return {"source": "demo", "demo": raw["demo"]}
-    folder = Path(base) / raw["source"]
+    location = Path(base) / raw["source"]
     out: dict[str, Any] = {"source": raw["source"]}
     out["metadata"] = [metadata, *_stat(Path(base) / metadata)] if metadata else None
-    if not folder.is_dir():
+    if kind in ("csv", "npz"):
+        out["file"] = _stat(location)
+        if kind == "csv" and location.is_file():
+            from stages.dataset.csv_source import listed
+
+            rows = sorted(set(listed(location)))
+            return out | {"files": [[rel, *_stat(location.parent / rel)] for rel in rows]}
+        return out
+    if not location.is_dir():
         return out | {"files": None}
     files = []
-    for path, problem in walk(folder, folder.resolve()):
-        rel = path.relative_to(folder).as_posix()
+    for path, problem in walk(location, location.resolve()):
+        rel = path.relative_to(location).as_posix()
         files.append([rel, problem] if problem else [rel, *_stat(path)])
     return out | {"files": files}
 

@@ -98,6 +98,16 @@ def attach(dataset: dict[str, Any], source: dict[str, str], official: dict[str, 
     return out
 
 
+def attributes(csv_path: str | Path, images: list[tuple[str, str]], source: dict[str, str]) -> pd.DataFrame:
+    """data/raw/labels.csv for a source with metadata: `path` (in data/raw), `label` and the CSV's
+    other columns, one row per ingested image (empty values where the CSV has no row)."""
+    df = read(csv_path, None)
+    df = df.drop(columns=[c for c in ("label",) if c in df.columns])
+    rows = df.reindex([source[name] for name, _ in images]).fillna("").reset_index(drop=True)
+    head = pd.DataFrame({"path": [n for n, _ in images], "label": [c for _, c in images]})
+    return pd.concat([head, rows], axis=1)
+
+
 def write_index(rows: list[dict[str, str]], path: Path) -> None:
     """data/raw/images.csv: one row per ingested image (INDEX_COLUMNS), sorted by path."""
     frame = pd.DataFrame(rows, columns=INDEX_COLUMNS).sort_values("path")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
 from stages.core import images as images_mod, paths
 from stages.core.schema import SPLITS
 from stages.core.tables import markdown_table
-from stages.dataset import demo, duplicates, ingest, metadata, split
+from stages.dataset import demo, duplicates, ingest, metadata, source, split
 from stages.dataset.split import RealSet
 
 
@@ -31,12 +32,13 @@ def real_images(params: dict[str, Any], raw_dir: Path | None = None) -> RealSet:
     classes, raw = params["dataset"]["classes"], params["raw"]
     if raw["source"] == "demo":
         return RealSet(sorted(demo.file_names(classes, raw["demo"]["scale"])), paths.RAW)
-    folder = Path(raw["source"])
     images_mod.set_window(raw["window"])  # 16-bit images: the pixels stage raw writes to data/raw
-    found = ingest.scan(folder, classes, on_bad_file=raw["on_bad_file"])
-    attached = metadata.attach(params["dataset"], found.source, found.official)
-    prints = duplicates.of_files([folder / found.source[n] for n, _ in found.images])
-    return RealSet(found.images, folder, prints, attached.groups, attached.official)
+    src = source.read(params)
+    attached = metadata.attach(src.dataset, src.found.source, src.found.official)
+    prints = duplicates.of_files(source.files(src))
+    if src.extracted:
+        shutil.rmtree(src.root, ignore_errors=True)
+    return RealSet(src.found.images, src.root, prints, attached.groups, attached.official)
 
 
 def from_raw(raw_dir: Path, params: dict[str, Any]) -> RealSet:
@@ -85,6 +87,7 @@ def build(params: dict[str, Any], real: RealSet) -> dict[str, Any]:
         "split_method": result.method,
         "split_identity": "content" if real.prints is not None else "file name",
         "duplicates": result.duplicates,
+        "dropped": result.dropped,  # official split: val/test copies of earlier-split images, left out
         "warnings": result.warnings,
     }
 
@@ -92,7 +95,7 @@ def build(params: dict[str, Any], real: RealSet) -> dict[str, Any]:
 def counts_json(plan: dict[str, Any]) -> dict[str, Any]:
     """The CONTRACT's metrics/counts.json view of a plan (plus how the split was made)."""
     keys = ("raw", "splits", "target", "generated", "estimate", "split_method", "split_identity")
-    keys += ("duplicates", "warnings")
+    keys += ("duplicates", "dropped", "warnings")
     return {k: plan[k] for k in keys}
 
 

@@ -7,8 +7,10 @@ split is a function of that identity and `count.seed` only: u = sha256(seed, ide
 number in [0, 1), against the cumulative `count.split` fractions. Adding or removing an image
 therefore never moves another one (unless it is that image's duplicate or shares its group).
 Per-class counts are close to, not exactly, the fractions. A source that brings its own split
-(split folders or a `split` metadata column) is used as is; duplicates or a group across its
-splits are then an error, since the split cannot keep them together.
+(split folders, a `split` column, an .npz) is used as is; a group across its splits is then an
+error, and of an exact or near-duplicate pair across its splits the copy in the later split
+(val before test) is left out (`Result.dropped`, reported): the official split stays exact for
+every image kept, and no val/test image has a copy in train.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ class Result:
     method: str  # "hash" | "official"
     duplicates: list[list[str]]  # groups of exact/near-duplicate names
     warnings: list[str]
+    dropped: dict[str, str] = field(
+        default_factory=dict
+    )  # name -> why (official split: a copy in another split)
 
 
 def unit(seed: int, identity: str) -> float:
@@ -93,15 +98,23 @@ def make(real: RealSet, classes: list[str], fractions: dict[str, float], seed: i
     for members in joined:
         shared = min(identity[names[i]] for i in members)
         identity.update({names[i]: shared for i in members})
+    dropped: dict[str, str] = {}
     if real.official:
-        _check_official(real, names, pairs, group_pairs)
-        assignment, method = dict(real.official), "official"
+        dropped = _check_official(real, names, pairs, group_pairs)
+        assignment = {n: s for n, s in real.official.items() if n not in dropped}
+        method = "official"
     else:
         assignment = {n: draw(seed, identity[n], fractions) for n in names}
         method = "hash"
     dup_groups = [[names[i] for i in m] for m in groups(len(names), pairs)]
-    warnings += _class_warnings(real, assignment, classes, method, seed)
-    return Result(assignment, identity, method, dup_groups, warnings)
+    if dropped:
+        warnings.append(
+            f"{len(dropped)} val/test image(s) left out: duplicates of images in an earlier official split, "
+            f"first: {next(iter(dropped))} ({next(iter(dropped.values()))})"
+        )
+    kept = RealSet([im for im in real.images if im[0] not in dropped], real.root)
+    warnings += _class_warnings(kept, assignment, classes, method, seed)
+    return Result(assignment, identity, method, dup_groups, warnings, dropped)
 
 
 def _own_identity(real: RealSet, i: int) -> str:
@@ -113,22 +126,30 @@ def _own_identity(real: RealSet, i: int) -> str:
     return f"name:{name}"
 
 
-def _check_official(real: RealSet, names: list[str], pairs, group_pairs) -> None:
+def _check_official(real: RealSet, names: list[str], pairs, group_pairs) -> dict[str, str]:
+    """Errors for an official split that splits a group; the duplicates to leave out (name -> why)."""
     missing = [n for n in names if n not in real.official]
     if missing:
         raise RebalanceError(f"{real.root / missing[0]}: no official split while other images have one")
-    for i, j in pairs + group_pairs:
+    for i, j in group_pairs:
         a, b = real.official[names[i]], real.official[names[j]]
         if a != b:
-            why = (
-                describe(real.prints[i], real.prints[j])
-                if (i, j) in set(pairs)
-                else f"same group {real.groups[names[i]]!r}"
-            )
             raise RebalanceError(
-                f"{real.root / names[i]} ({a}) and {real.root / names[j]} ({b}): {why} in two official "
-                "splits (a leak); remove one from the source or move it to the other's split"
+                f"{real.root / names[i]} ({a}) and {real.root / names[j]} ({b}): same group "
+                f"{real.groups[names[i]]!r} in two official splits (a leak); move one to the other's split"
             )
+    order = {s: k for k, s in enumerate(SPLITS)}
+    dropped: dict[str, str] = {}
+    for i, j in sorted(pairs):
+        a, b = real.official[names[i]], real.official[names[j]]
+        if a == b:
+            continue
+        keep, drop = (i, j) if order[a] < order[b] else (j, i)
+        if names[keep] in dropped:
+            continue
+        what = describe(real.prints[i], real.prints[j])
+        dropped.setdefault(names[drop], f"{what} of {real.official[names[keep]]} image {names[keep]}")
+    return dropped
 
 
 def _class_warnings(real: RealSet, assignment: dict[str, str], classes, method: str, seed: int) -> list[str]:
@@ -148,5 +169,6 @@ def _class_warnings(real: RealSet, assignment: dict[str, str], classes, method: 
 def counts(images: list[tuple[str, str]], assignment: dict[str, str], classes: list[str]) -> dict:
     out = {s: {c: 0 for c in classes} for s in SPLITS}
     for name, label in images:
-        out[assignment[name]][label] += 1
+        if name in assignment:  # not a left-out duplicate
+            out[assignment[name]][label] += 1
     return out

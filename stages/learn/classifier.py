@@ -1,4 +1,5 @@
-"""The classifier: a small plain-torch CNN, its training loop and prediction, on any device.
+"""The classifier: a small plain-torch CNN (or a timm backbone, stages/learn/backbones.py), its
+training loop and prediction, on any device.
 
 Data arrive as a torch Dataset of uint8 images (stages/learn/data.py streams them from files);
 random draws (batch order, augmentation) happen on the CPU from the seed, tensors then move to
@@ -17,7 +18,7 @@ from torch.utils.data import Dataset
 
 from stages.core.device import CPU, Runtime
 from stages.core.progress import progress
-from stages.learn import data
+from stages.learn import backbones, data
 
 
 class SmallCNN(nn.Module):
@@ -25,6 +26,7 @@ class SmallCNN(nn.Module):
 
     def __init__(self, n_classes: int, width: int = 16):
         super().__init__()
+        self.num_classes = n_classes
 
         def block(c_in: int, c_out: int, pool: bool) -> list[nn.Module]:
             layers = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
@@ -46,8 +48,12 @@ class SmallCNN(nn.Module):
         return self.head(self.features(x))
 
 
-def to_input(batch_uint8: torch.Tensor) -> torch.Tensor:
-    return batch_uint8.float().div_(127.5).sub_(1.0)
+def to_input(batch_uint8: torch.Tensor, model: nn.Module | None = None) -> torch.Tensor:
+    """uint8 images as the model's input: [-1, 1] for the small CNN, the backbone's mean/std else."""
+    if model is None or isinstance(model, SmallCNN):
+        return batch_uint8.float().div_(127.5).sub_(1.0)
+    mean, std = backbones.input_stats(model)
+    return (batch_uint8.float().div_(255.0) - mean) / std
 
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -81,7 +87,7 @@ def predict_proba(
     out = []
     for xb in data.loader(images, data.sequential(len(images), batch_size), runtime):
         with runtime.autocast():
-            logits = model(to_input(xb).to(runtime.device, non_blocking=True))
+            logits = model(to_input(xb, model).to(runtime.device, non_blocking=True))
         out.append(torch.softmax(logits.float(), 1).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0))
 
@@ -114,7 +120,7 @@ def fit(
     x = data.as_dataset(x)
     device = runtime.device
     gen = torch.Generator().manual_seed(seed)
-    n_classes = model.head[-1].out_features
+    n_classes = model.num_classes
     model.to(device)
     weight = class_weights(y, n_classes).to(device) if weighted else None
     loss_fn = nn.CrossEntropyLoss(weight=weight)
@@ -127,7 +133,7 @@ def fit(
     steps_done = progress(data.loader(x, batches, runtime), "fit", total=steps, unit="step")
     for step, xb in enumerate(steps_done, start=1):
         model.train()
-        xb = to_input(xb)
+        xb = to_input(xb, model)
         if augmented:
             xb = augment(xb, gen)  # on the CPU, from the seed
         yb = y[batches[step - 1]].to(device)
@@ -146,7 +152,9 @@ def fit(
     return model
 
 
-def save(model: SmallCNN, path: Path, classes: list[str], image_size: int, width: int) -> None:
+def save(
+    model: nn.Module, path: Path, classes: list[str], image_size: int, width: int, backbone: str = "small_cnn"
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(
@@ -155,15 +163,17 @@ def save(model: SmallCNN, path: Path, classes: list[str], image_size: int, width
             "classes": classes,
             "image_size": image_size,
             "width": width,
+            "backbone": backbone,
         },
         tmp,
     )
     tmp.replace(path)
 
 
-def load(path: Path) -> tuple[SmallCNN, dict]:
+def load(path: Path) -> tuple[nn.Module, dict]:
+    """A saved classifier (its backbone rebuilt without pretrained weights, then its own loaded)."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    model = SmallCNN(len(ckpt["classes"]), ckpt["width"])
+    model = backbones.build(ckpt.get("backbone", backbones.SMALL_CNN), len(ckpt["classes"]), ckpt["width"])
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), ckpt
 

@@ -12,22 +12,27 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from stages.core import images
 from stages.core.device import CPU, Runtime
 from stages.core.images import load_array
 
 
 class ImageSet(Dataset):
-    """Files `folder/name` as uint8 3 x size x size tensors, decoded when asked for."""
+    """Files `folder/name` as uint8 3 x size x size tensors, decoded when asked for, brought to
+    the size by `fit` (default: dataset.fit as params.load set it; kept here for worker processes)."""
 
-    def __init__(self, folder: str | Path, names: list[str], size: int):
+    def __init__(self, folder: str | Path, names: list[str], size: int, fit: str | None = None):
         self.folder, self.names, self.size = Path(folder), list(names), size
+        self.fit = fit or images.current_fit()
 
     def __len__(self) -> int:
         return len(self.names)
 
     def __getitem__(self, i: int) -> torch.Tensor:
         return (
-            torch.from_numpy(load_array(self.folder / self.names[i], self.size)).permute(2, 0, 1).contiguous()
+            torch.from_numpy(load_array(self.folder / self.names[i], self.size, self.fit))
+            .permute(2, 0, 1)
+            .contiguous()
         )
 
 
@@ -44,6 +49,18 @@ class TensorSet(Dataset):
         return self.images[i]
 
 
+def image_set(folder: str | Path, names: list[str], size: int, in_memory_mb: float) -> Dataset:
+    """The images as a Dataset: decoded once into memory when they take at most `in_memory_mb`
+    (uint8 at `size`), else an ImageSet streamed from the files (compute.in_memory_mb). Both give
+    the same pixels, so the same results."""
+    if len(names) * size * size * 3 > in_memory_mb * 2**20:
+        return ImageSet(folder, names, size)
+    stream = ImageSet(folder, names, size)
+    if not names:
+        return TensorSet(torch.zeros((0, 3, size, size), dtype=torch.uint8))
+    return TensorSet(torch.stack([stream[i] for i in range(len(stream))]))
+
+
 def as_dataset(data: Dataset | torch.Tensor) -> Dataset:
     return TensorSet(data) if isinstance(data, torch.Tensor) else data
 
@@ -58,11 +75,12 @@ def batch_order(n: int, steps: int, batch_size: int, gen: torch.Generator) -> li
 
 
 def loader(data: Dataset, batches: list[list[int]], runtime: Runtime = CPU) -> DataLoader:
-    """Batches in the given order, decoded by `runtime.workers` processes (0: in this one)."""
+    """Batches in the given order, decoded by `runtime.workers` processes (0: in this one; always
+    0 for images already in memory, where workers would only add copying)."""
     return DataLoader(
         data,
         batch_sampler=batches,
-        num_workers=runtime.workers,
+        num_workers=0 if isinstance(data, TensorSet) else runtime.workers,
         pin_memory=runtime.device.type == "cuda",
         persistent_workers=False,
     )

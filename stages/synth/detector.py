@@ -15,12 +15,14 @@ demo's true counts by the `detect` stage (metrics/detector.json).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
 
+from stages.core.images import load_array
 from stages.dataset.grading import grade_of
 
 VERSION = "detector-1"
@@ -89,6 +91,11 @@ def analyse(image: np.ndarray, skin: np.ndarray | None = None) -> Analysis:
 def count(image: np.ndarray) -> int:
     """Number of acne lesions the detector finds in an HxWx3 uint8 image."""
     return analyse(image).count
+
+
+def count_file(path: Path) -> int:
+    """count() of an image file (one call per file, for a process pool)."""
+    return count(load_array(path))
 
 
 def measure(counts: list[int], true: list[int], labels: list[str], bins: dict) -> dict:

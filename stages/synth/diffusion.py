@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 
 from stages.core import device, manifest
 from stages.core.code import code_hash, versions
@@ -42,6 +43,15 @@ LIBRARIES = ("torch", "diffusers", "numpy", "pillow")  # their numerics shape an
 def evaluations_per_image(cfg: dict) -> int:
     """UNet evaluations per generated image (guidance doubles each step's batch)."""
     return cfg["steps"] * (2 if cfg["guidance"] != 1.0 else 1)
+
+
+def median_side(files: list[Path]) -> int:
+    """The median of max(width, height) over image files (headers only, nothing decoded)."""
+    sides = []
+    for f in files:
+        with Image.open(f) as im:
+            sides.append(max(im.size))
+    return int(np.median(sides))
 
 
 class DiffusionSampler:
@@ -87,11 +97,12 @@ class DiffusionSampler:
 
     @functools.cached_property
     def output_size(self) -> int:
-        """Side of the generated images: output_size, else the first train image's height."""
-        if self.cfg["output_size"]:
-            return int(self.cfg["output_size"])
-        first = self.ctx.train_real.sort_values("path").iloc[0]
-        return int(load_array(self.ctx.raw_dir / first.path).shape[0])
+        """Side of the generated images: synthesize.diffusion.output_size, else dataset.image_size,
+        else the median longer side of the train images (mixed sizes: one square size)."""
+        chosen = self.cfg["output_size"] or self.ctx.params["dataset"]["image_size"]
+        if chosen:
+            return int(chosen)
+        return median_side([self.ctx.raw_dir / p for p in self.ctx.train_real.path])
 
     @functools.cached_property
     def description(self) -> dict[str, Any]:

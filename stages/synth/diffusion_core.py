@@ -25,9 +25,11 @@ from pathlib import Path
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
 from diffusers.training_utils import EMAModel
+from torch.utils.data import Dataset
 
 from stages.core.device import CPU, Runtime
 from stages.core.progress import progress
+from stages.learn import data
 
 SCHEDULERS = {"ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler}
 WEIGHTS = "diffusion_pytorch_model.safetensors"
@@ -94,7 +96,7 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 
 def train(
     unet: UNet2DModel,
-    images: torch.Tensor,
+    images: Dataset | torch.Tensor,
     labels: torch.Tensor,
     *,
     steps: int,
@@ -110,9 +112,11 @@ def train(
 ) -> dict:
     """Train `unet` in place (v-prediction, AdamW, warmup + cosine LR) and leave the EMA weights in it.
 
-    images: N x H x W x 3 uint8 at the model's resolution (kept as uint8: a float copy of a large
-    train set would not fit); labels: N class indices. Every random draw is made on the CPU from
-    `seed`; tensors then move to `runtime.device`. Returns a summary (steps, final loss, seconds,
+    images: a Dataset of 3 x H x W uint8 images at the model's resolution (stages/learn/data.py:
+    streamed from files by `runtime.workers` processes, or in memory), or an N x H x W x 3 uint8
+    tensor; labels: N class indices. The batches are drawn up front, then every other random draw
+    is made on the CPU from `seed`; tensors then move to `runtime.device`. The same pixels give
+    the same model whether streamed or in memory. Returns a summary (steps, final loss, seconds,
     images per second).
     """
     n_classes = unet.config.num_class_embeds - 1
@@ -130,10 +134,13 @@ def train(
     )
     ema = EMAModel(unet.parameters(), decay=ema_decay, use_ema_warmup=True, power=3 / 4)
     unet.train()
+    if isinstance(images, torch.Tensor):
+        images = data.TensorSet(images.permute(0, 3, 1, 2))
+    batches = [torch.randint(0, len(images), (batch_size,), generator=gen).tolist() for _ in range(steps)]
     start, running = time.perf_counter(), None
-    for step in progress(range(steps), "train_diffusion", unit="step"):
-        idx = torch.randint(0, len(images), (batch_size,), generator=gen)
-        x0, y = to_model(images[idx]), labels[idx].clone()
+    stream = data.loader(images, batches, runtime)
+    for step, xb in enumerate(progress(stream, "train_diffusion", total=steps, unit="step")):
+        x0, y = xb.float().div(127.5).sub(1.0), labels[batches[step]].clone()
         if hflip:
             flip = torch.rand(batch_size, generator=gen) < 0.5
             x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)

@@ -25,28 +25,52 @@ import numpy as np
 import torch
 from PIL import Image
 from scipy import linalg
+from torch.utils.data import Dataset
+
+from stages.core.device import CPU, Runtime
+from stages.learn import data
+
+CHUNK = 1024  # rows compared at once: memory stays O(CHUNK x N), whatever the data size
 
 
-def pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
-    return np.sqrt(np.maximum(d, 0))
+def _nearest_sq(a: np.ndarray, b: np.ndarray, k: int, skip_self: bool = False) -> np.ndarray:
+    """Squared distance of each row of `a` to its k-th nearest row of `b` (chunked over `a`)."""
+    b_sq = (b * b).sum(1)
+    out = np.empty(len(a))
+    for i in range(0, len(a), CHUNK):
+        part = a[i : i + CHUNK]
+        d = (part * part).sum(1)[:, None] + b_sq[None, :] - 2 * part @ b.T
+        if skip_self:
+            d[np.arange(len(part)), np.arange(i, i + len(part))] = np.inf
+        out[i : i + len(part)] = np.partition(d, k - 1, axis=1)[:, k - 1]
+    return np.maximum(out, 0)
+
+
+def _covered(points: np.ndarray, centres: np.ndarray, radii_sq: np.ndarray) -> np.ndarray:
+    """For each point, whether it lies in any ball (centre, radius) (chunked over the points)."""
+    c_sq = (centres * centres).sum(1)
+    out = np.empty(len(points), bool)
+    for i in range(0, len(points), CHUNK):
+        part = points[i : i + CHUNK]
+        d = (part * part).sum(1)[:, None] + c_sq[None, :] - 2 * part @ centres.T
+        out[i : i + len(part)] = (d <= radii_sq[None, :]).any(1)
+    return out
 
 
 def knn_radii(x: np.ndarray, k: int) -> np.ndarray:
     """Distance of each row to its k-th nearest other row."""
-    d = pairwise(x, x)
-    np.fill_diagonal(d, np.inf)
     k = min(k, len(x) - 1)
-    return np.sort(d, axis=1)[:, k - 1]
+    return np.sqrt(_nearest_sq(x, x, k, skip_self=True))
 
 
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
-    """Improved precision and recall (Kynkäänniemi et al. 2019) with k-NN balls."""
+    """Improved precision and recall (Kynkäänniemi et al. 2019) with k-NN balls, computed in
+    chunks (memory bounded by CHUNK x the larger set, never real x fake at once)."""
     if len(real) < 2 or len(fake) < 2:
         return float("nan"), float("nan")
-    d = pairwise(real, fake)  # real x fake
-    precision = float((d <= knn_radii(real, k)[:, None]).any(0).mean())
-    recall = float((d <= knn_radii(fake, k)[None, :]).any(1).mean())
+    real, fake = real.astype(np.float64), fake.astype(np.float64)
+    precision = float(_covered(fake, real, knn_radii(real, k) ** 2).mean())
+    recall = float(_covered(real, fake, knn_radii(fake, k) ** 2).mean())
     return precision, recall
 
 
@@ -86,11 +110,26 @@ def phash(images: np.ndarray) -> np.ndarray:
     )
 
 
-def phash_files(folder, names) -> np.ndarray:
-    """Perceptual hashes of image files, each at its own size (mixed sizes are fine), N x 64 bools."""
-    from stages.core.images import load_array
+def phash_file(path: Path) -> np.ndarray:
+    """The 64-bit perceptual hash of one image file at its own size, as 64 booleans."""
+    from stages.core.images import open_rgb
 
-    return phash([load_array(Path(folder) / n) for n in names]) if len(names) else np.zeros((0, 64), bool)
+    return imagehash.phash(open_rgb(path)).hash.reshape(-1)
+
+
+def phash_files(folder, names, processes: int | None = None) -> np.ndarray:
+    """Perceptual hashes of image files, each at its own size (mixed sizes are fine), N x 64 bools,
+    on every core, one file decoded at a time per process."""
+    from stages.core.pool import pmap
+
+    files = [Path(folder) / n for n in names]
+    hashes = pmap(phash_file, files, f"phash {Path(folder).name}", processes)
+    return np.stack(hashes) if hashes else np.zeros((0, 64), bool)
+
+
+def pack(hashes: np.ndarray) -> np.ndarray:
+    """N x 64 boolean hashes as N uint64 words."""
+    return np.packbits(hashes.astype(np.uint8), axis=1).view(">u8").astype(np.uint64).reshape(-1)
 
 
 def nearest_hash(
@@ -98,12 +137,25 @@ def nearest_hash(
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each synthetic image, the Hamming distance to and index of the nearest real image.
 
-    `exclude` (N_fake x N_real booleans) marks pairs not to count, e.g. a local edit and its own
-    source, which it resembles by design; a copy of any *other* train image is still found."""
-    dist = (fake_hashes[:, None, :] != real_hashes[None, :, :]).sum(-1)
-    if exclude is not None:
-        dist = np.where(exclude, fake_hashes.shape[1] + 1, dist)
-    return dist.min(1), dist.argmin(1)
+    `exclude` (N_fake x N_real booleans, or for each fake image the index of one real image to
+    skip, -1 for none) marks pairs not to count, e.g. a local edit and its own source, which it
+    resembles by design; a copy of any *other* train image is still found. Hashes are compared
+    as packed 64-bit words with popcount, CHUNK synthetic images at a time (no N x M x 64 array)."""
+    n_bits = fake_hashes.shape[1] if fake_hashes.ndim == 2 else 64
+    dist, nearest = np.zeros(len(fake_hashes), int), np.zeros(len(fake_hashes), int)
+    if len(fake_hashes) == 0 or len(real_hashes) == 0:
+        return dist, nearest
+    fake, real = pack(fake_hashes), pack(real_hashes)
+    if exclude is not None and exclude.ndim == 2:
+        exclude = np.where(exclude.any(1), exclude.argmax(1), -1)
+    for i in range(0, len(fake), CHUNK):
+        d = np.bitwise_count(fake[i : i + CHUNK, None] ^ real[None, :]).astype(np.int64)
+        if exclude is not None:
+            rows = np.arange(len(d))
+            skip = exclude[i : i + CHUNK]
+            d[rows[skip >= 0], skip[skip >= 0]] = n_bits + 1
+        dist[i : i + len(d)], nearest[i : i + len(d)] = d.min(1), d.argmin(1)
+    return dist, nearest
 
 
 def colour_stats(images: np.ndarray) -> np.ndarray:
@@ -112,31 +164,43 @@ def colour_stats(images: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def cnn_features(model, images_nchw_uint8: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-    """Penultimate features of `stages.model.SmallCNN` (after global average pooling)."""
+def describe(model, images: Dataset, runtime: Runtime = CPU, batch_size: int = 256):
+    """One streamed pass over `images` (3 x H x W uint8 each, stages/learn/data.py): the small
+    CNN's penultimate features (after global average pooling), colour mean/std and the predicted
+    class of every image, as numpy arrays."""
     from stages.learn.classifier import to_input
 
-    model.eval()
-    pool = model.head[:2]  # AdaptiveAvgPool2d + Flatten
-    out = [
-        pool(model.features(to_input(images_nchw_uint8[i : i + batch_size])))
-        for i in range(0, len(images_nchw_uint8), batch_size)
-    ]
-    return torch.cat(out).numpy() if out else np.zeros((0, model.head[-1].in_features), np.float32)
+    model.to(runtime.device).eval()
+    pool, classify = model.head[:2], model.head[2:]  # AdaptiveAvgPool2d + Flatten | Dropout + Linear
+    feats, colours, preds = [], [], []
+    for xb in data.loader(images, data.sequential(len(images), batch_size), runtime):
+        with runtime.autocast():
+            pooled = pool(model.features(to_input(xb).to(runtime.device)))
+            logits = classify(pooled)
+        feats.append(pooled.float().cpu().numpy())
+        preds.append(logits.float().argmax(1).cpu().numpy())
+        colours.append(colour_stats(xb.permute(0, 2, 3, 1).numpy()))
+    if not feats:
+        width = model.head[-1].in_features
+        return np.zeros((0, width), np.float32), np.zeros((0, 6), np.float32), np.zeros(0, int)
+    return np.concatenate(feats), np.concatenate(colours), np.concatenate(preds)
 
 
 class FeatureSpace:
-    """CNN features + colour statistics, each block z-scored on the real train images."""
+    """CNN features + colour statistics, each block z-scored on the real train images; images are
+    streamed (a Dataset), so memory does not grow with the data."""
 
-    def __init__(self, model, real_train_uint8: np.ndarray):
-        self.model = model
-        blocks = self._blocks(real_train_uint8)
-        self.stats = [(b.mean(0), b.std(0) + 1e-6) for b in blocks]
+    def __init__(self, model, real_train: Dataset, runtime: Runtime = CPU):
+        self.model, self.runtime = model, runtime
+        cnn, colour, self.train_predictions = describe(model, real_train, runtime)
+        self.stats = [(b.mean(0), b.std(0) + 1e-6) for b in (cnn, colour)]
+        self.train = self._scaled(cnn, colour)
 
-    def _blocks(self, images: np.ndarray) -> list[np.ndarray]:
-        tensor = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
-        return [cnn_features(self.model, tensor), colour_stats(images)]
+    def _scaled(self, cnn: np.ndarray, colour: np.ndarray) -> np.ndarray:
+        blocks = zip((cnn, colour), self.stats)
+        return np.concatenate([(b - m) / s for b, (m, s) in blocks], axis=1)
 
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        blocks = self._blocks(images)
-        return np.concatenate([(b - m) / s for b, (m, s) in zip(blocks, self.stats)], axis=1)
+    def __call__(self, images: Dataset) -> tuple[np.ndarray, np.ndarray]:
+        """(features, predicted class) of every image."""
+        cnn, colour, predicted = describe(self.model, images, self.runtime)
+        return self._scaled(cnn, colour), predicted

@@ -1,0 +1,45 @@
+"""Every core for per-file work (ingest verification, detect, flip): an ordered process-pool map.
+
+`pmap(fn, items, desc, processes)` returns `[fn(x) for x in items]`, computed in `processes`
+worker processes (`compute.processes`; null: every core) in chunks, with a progress bar. Results
+come back in input order, so a stage's outputs do not depend on the number of processes. Small
+inputs (or processes == 1) run in the stage's own process: a pool costs more than it saves there.
+`fn` must be a module-level function (it is sent to the workers by name).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import TypeVar
+
+from stages.core.progress import progress
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+INLINE_BELOW = 64  # items: fewer run in this process
+CHUNKS_PER_PROCESS = 8  # work split finer than one chunk per process, so a slow chunk does not stall
+
+
+def cores(processes: int | None = None) -> int:
+    """The number of worker processes: `processes`, or every core this process may use."""
+    if processes:
+        return processes
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def pmap(
+    fn: Callable[[T], R], items: Sequence[T], desc: str, processes: int | None = None, unit: str = "img"
+) -> list[R]:
+    """[fn(x) for x in items], spread over `processes` processes (see the module doc)."""
+    n = cores(processes)
+    if n <= 1 or len(items) < INLINE_BELOW:
+        return [fn(x) for x in progress(items, desc, total=len(items), unit=unit)]
+    chunksize = max(1, len(items) // (n * CHUNKS_PER_PROCESS))
+    with ProcessPoolExecutor(max_workers=n) as ex:
+        return list(progress(ex.map(fn, items, chunksize=chunksize), desc, total=len(items), unit=unit))

@@ -1,0 +1,127 @@
+"""A CSV source: one row per image, `path,label` plus optional `split`, `group` and metadata columns.
+
+`raw.source: data/isic/train.csv`. Paths are relative to the CSV's folder (the source folder; a
+path leading out of it is refused like a symlink out of a source folder). `label` is a class name
+of `dataset.classes` or, failing that, an integer index into it (ISIC's `target` 0/1 as
+`classes: [benign, malignant]`); rows of other labels are reported skips. A `split` column
+(train/val/test) is an official split, kept exactly; the group of an image is the column
+`dataset.group_by` names, else the `group` column when there is one. Every other column is
+metadata: kept in data/raw/labels.csv for prompts and grouping. The CSV is both the image list and
+the metadata table (stages.dataset.metadata reads it as `dataset.metadata`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from stages.core import images
+from stages.core.errors import RebalanceError
+from stages.core.pool import pmap
+from stages.dataset import metadata
+from stages.dataset.ingest import Scan, link_problem
+
+LABEL = "label"
+GROUP = "group"
+
+
+def group_column(df: pd.DataFrame, group_by: str | None) -> str | None:
+    """The column that keeps images together: dataset.group_by, else `group` when present."""
+    if group_by is not None:
+        return group_by
+    return GROUP if GROUP in df.columns else None
+
+
+def dataset_view(dataset: dict[str, Any], csv_path: str, df: pd.DataFrame) -> dict[str, Any]:
+    """`dataset` as metadata.attach needs it: the CSV as metadata, its group column as group_by."""
+    return dataset | {"metadata": csv_path, "group_by": group_column(df, dataset["group_by"])}
+
+
+def label_of(value: str, classes: list[str]) -> str | None:
+    """A row's class: its value if a class name, else classes[int(value)], else None."""
+    value = value.strip()
+    if value in classes:
+        return value
+    try:
+        index = int(float(value)) if value else -1
+    except ValueError:
+        return None
+    return classes[index] if 0 <= index < len(classes) and float(value) == index else None
+
+
+def scan(
+    csv_path: Path,
+    classes: list[str],
+    group_by: str | None,
+    on_bad_file: str = "skip",
+    processes: int | None = None,
+) -> Scan:
+    """The usable images the CSV lists (as data/raw/<label>/<path>), the rest reported."""
+    csv_path = Path(csv_path)
+    df = metadata.read(csv_path, group_by)
+    if LABEL not in df.columns:
+        raise RebalanceError(
+            f"{csv_path}: no `{LABEL}` column (columns: path, {', '.join(df.columns)}); "
+            "add one with each image's class"
+        )
+    folder = csv_path.parent
+    root = folder.resolve()
+    result = Scan()
+
+    def bad(rel: str, reason: str) -> None:
+        if on_bad_file == "error":
+            raise RebalanceError(
+                f"{folder / rel}: {reason}; fix the row of {csv_path} or set raw.on_bad_file: skip"
+            )
+        result.skipped.append({"path": rel, "reason": reason})
+
+    candidates: list[tuple[str, str]] = []  # (path relative to the CSV's folder, label)
+    for rel, row in df.iterrows():
+        label = label_of(row[LABEL], classes)
+        if label is None:
+            result.skipped.append({"path": rel, "reason": f"label {row[LABEL]!r} not in dataset.classes"})
+            continue
+        path = folder / rel
+        if rel.startswith("/") or ".." in Path(rel).parts:
+            bad(rel, "path leads out of the CSV's folder; give paths relative to it")
+            continue
+        if not path.exists() and not path.is_symlink():
+            bad(rel, "file not found")
+            continue
+        problem = link_problem(path, root) or ("" if path.is_file() else "not a regular file")
+        if problem:
+            bad(rel, problem)
+            continue
+        if not (images.is_image_name(path) or images.is_dicom(path)):
+            bad(rel, "not an image file")
+            continue
+        candidates.append((rel, label))
+    checked = pmap(images.check, [folder / rel for rel, _ in candidates], "verify", processes)
+    for (rel, label), (windowed, problem) in zip(candidates, checked):
+        if problem:
+            bad(rel, problem)
+            continue
+        name = f"{label}/{rel}"
+        if windowed:
+            name += "" if name.lower().endswith(".png") else ".png"
+            result.windowed.add(name)
+        result.images.append((name, label))
+        result.source[name] = rel
+    for label in classes:
+        if not any(c == label for _, c in result.images):
+            raise RebalanceError(
+                f"{csv_path}: no usable image of class {label!r}; add rows with label {label} "
+                "or remove it from dataset.classes"
+            )
+    result.images.sort()
+    return result
+
+
+def listed(csv_path: Path) -> list[str]:
+    """The paths a CSV lists (for stage scan); [] when it cannot be read (raw reports why)."""
+    try:
+        return list(pd.read_csv(csv_path, dtype=str, keep_default_na=False, usecols=["path"]).path)
+    except Exception:
+        return []

@@ -1,0 +1,46 @@
+"""The user's source, whatever its kind (`raw.source`): a folder of class folders, a CSV or a
+MedMNIST .npz (the demo is stages/dataset/demo.py). One entry point for stage raw and the plan."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stages.core.schema import source_kind
+from stages.dataset import csv_source, ingest, metadata, npz_source
+
+
+@dataclass
+class Source:
+    found: ingest.Scan  # the usable images (names in data/raw), skips, source paths, official split
+    root: Path  # the folder the source paths are relative to
+    metadata_csv: str | None  # the CSV of per-image metadata (a CSV source is its own), or None
+    dataset: dict[str, Any]  # params' dataset group with that CSV and its group column filled in
+    extracted: bool = False  # the images are already written (an .npz), not files to copy
+
+
+def read(params: dict[str, Any], extract_to: Path | None = None) -> Source:
+    """Scan the source (every image decoded once to verify it). An .npz is extracted to
+    `extract_to` (a temporary folder when None; the caller then reads the images from `root`)."""
+    dataset, raw = params["dataset"], params["raw"]
+    path, processes = Path(raw["source"]), params["compute"]["processes"]
+    kind = source_kind(raw["source"])
+    if kind == "npz":
+        out = Path(extract_to) if extract_to is not None else Path(tempfile.mkdtemp(prefix="rebalance-npz-"))
+        found = npz_source.extract(path, dataset["classes"], out, raw["window"], processes)
+        return Source(found, out, None, dataset, extracted=True)
+    if kind == "csv":
+        found = csv_source.scan(path, dataset["classes"], dataset["group_by"], raw["on_bad_file"], processes)
+        view = csv_source.dataset_view(dataset, raw["source"], metadata.read(path, dataset["group_by"]))
+        return Source(found, path.parent, raw["source"], view)
+    found = ingest.scan(path, dataset["classes"], raw["on_bad_file"], processes=processes)
+    return Source(found, path, dataset["metadata"], dataset)
+
+
+def files(src: Source) -> list[Path]:
+    """The file of every found image, in `found.images` order (for fingerprints before ingestion)."""
+    if src.extracted:
+        return [src.root / name for name, _ in src.found.images]
+    return [src.root / src.found.source[name] for name, _ in src.found.images]

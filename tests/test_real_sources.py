@@ -1,0 +1,242 @@
+"""Sources as data actually comes: a folder of mixed photographs, a CSV with split and group
+columns, a MedMNIST .npz, DICOM; each runs `dvc repro` end to end on files the test makes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import TINY, commit_all, copy_repo, run, set_params
+from imagegen import one_line_error, smooth_image, stage, workdir
+from PIL import Image
+
+from stages.core import images
+
+SMALL = TINY | {
+    "train": TINY["train"]
+    | {"variants": {"real": {"data": "real"}, "balanced": {"data": "balanced"}}, "headline": "balanced"},
+    "evaluate": {"bootstrap": 20},
+    "synthesize": {"methods": {"diffusion": 1.0}, "diffusion": {"steps": 2, "mode": "local"}},
+    "count": {"target": {"strategy": "max"}},
+    "compute": {"workers": 0},
+}
+
+
+def photo(rng: np.random.Generator, path: Path, w: int, h: int, grey: bool) -> None:
+    """A smooth random photograph of w x h, saved as the suffix says (grey or RGB)."""
+    im = smooth_image(rng, 64).resize((w, h), Image.BICUBIC)
+    im = im.convert("L") if grey else im
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im.save(path, quality=92) if path.suffix == ".jpg" else im.save(path)
+
+
+def repro(tmp_path: Path, source: str, classes: list[str], extra: dict | None = None) -> Path:
+    repo = copy_repo(tmp_path / "repo")
+    set_params(repo, SMALL)
+    set_params(
+        repo,
+        {"dataset": {"name": "real", "classes": classes, "lesion_bins": None}, "raw": {"source": source}},
+    )
+    if extra:
+        set_params(repo, extra)
+    commit_all(repo)
+    run(["dvc", "repro"], repo)
+    return repo
+
+
+def counted(repo: Path) -> pd.DataFrame:
+    return pd.read_csv(repo / "data/counted/manifest.csv", dtype=str, keep_default_na=False)
+
+
+@pytest.mark.slow
+def test_a_folder_of_mixed_photographs_runs_end_to_end(tmp_path):
+    rng = np.random.default_rng(0)
+    src = tmp_path / "photos"
+    sizes = [(40, 56), (96, 64), (72, 72), (48, 90), (88, 40)]
+    for label, n in {"mild": 16, "severe": 7}.items():
+        for i in range(n):
+            w, h = sizes[i % len(sizes)]
+            photo(rng, src / label / f"p{i}{'.jpg' if i % 2 else '.png'}", w, h, grey=i % 3 == 0)
+    repo = repro(tmp_path, str(src), ["mild", "severe"], {"dataset": {"fit": "pad"}})
+    raw = json.loads((repo / "metrics/raw.json").read_text())
+    assert raw["images"] == {"mild": 16, "severe": 7} and raw["skipped"] == []
+    for f in (src / "mild").iterdir():  # originals untouched in data/raw, byte for byte
+        assert (repo / "data/raw/mild" / f.name).read_bytes() == f.read_bytes()
+    fused = pd.read_csv(repo / "data/fused/manifest.csv")
+    assert (fused[fused.split == "train"].label.value_counts().nunique()) == 1  # balanced
+    assert "balanced_accuracy" in json.loads((repo / "metrics/eval.json").read_text())
+
+
+@pytest.mark.slow
+def test_a_csv_with_split_and_group_columns_keeps_its_split_exactly(tmp_path):
+    rng = np.random.default_rng(1)
+    root = tmp_path / "isic"
+    rows = []
+    for i in range(36):
+        label = "benign" if i < 26 else "malignant"
+        patient = f"p{i // 2:02d}"  # two images per patient
+        split = ("train", "train", "train", "val", "test")[(i // 2) % 5]
+        path = f"images/{i:03d}.{'jpg' if i % 2 else 'png'}"
+        photo(rng, root / path, 48 + (i % 3) * 16, 48, grey=False)
+        # labels as names, or as the class index (ISIC's target 0/1)
+        rows.append({"path": path, "label": label if i % 4 else str(int(label == "malignant")),
+                     "split": split, "group": patient, "age": 30 + i})  # fmt: skip
+    rows.append({"path": "images/missing.png", "label": "benign", "split": "train", "group": "p99", "age": 1})
+    pd.DataFrame(rows).to_csv(root / "meta.csv", index=False)
+    repo = repro(tmp_path, str(root / "meta.csv"), ["benign", "malignant"])
+
+    man = counted(repo)
+    given = {f"{'malignant' if i >= 26 else 'benign'}/{r['path']}": r for i, r in enumerate(rows[:-1])}
+    assert dict(zip(man.path, man.split)) == {p: r["split"] for p, r in given.items()}  # exactly
+    group = {p: r["group"] for p, r in given.items()}
+    assert man.groupby(man.path.map(group)).split.nunique().max() == 1  # no group in two splits
+    raw = json.loads((repo / "metrics/raw.json").read_text())
+    assert raw["skipped"] == [{"path": "images/missing.png", "reason": "file not found"}]
+    labels = pd.read_csv(repo / "data/raw/labels.csv", dtype=str)
+    assert set(labels.columns) >= {"path", "label", "age", "group"}  # metadata kept for prompts
+    assert json.loads((repo / "metrics/counts.json").read_text())["split_method"] == "official"
+
+    # a group that the official split puts in two splits is a one-line error (a leak)
+    bad = pd.DataFrame(rows[:-1])
+    bad.loc[0, "split"] = "test"
+    bad.to_csv(root / "meta.csv", index=False)
+    stage(repo, "raw")
+    assert "same group 'p00' in two official splits" in one_line_error(stage(repo, "count", check=False))
+
+
+def medmnist(path: Path, sizes: dict[str, list[int]], size: int = 28) -> dict[str, np.ndarray]:
+    """A PneumoniaMNIST-shaped .npz: <split>_images N x size x size uint8, <split>_labels N x 1."""
+    rng = np.random.default_rng(2)
+    arrays = {}
+    for split, per_class in sizes.items():
+        labels = np.concatenate([np.full(n, c) for c, n in enumerate(per_class)]).astype(np.uint8)
+        imgs = [np.asarray(smooth_image(rng, size).convert("L")) for _ in labels]
+        arrays[f"{split}_images"] = np.stack(imgs)
+        arrays[f"{split}_labels"] = labels[:, None]
+    np.savez_compressed(path, **arrays)
+    return arrays
+
+
+@pytest.mark.slow
+def test_a_medmnist_npz_keeps_its_official_split(tmp_path):
+    arrays = medmnist(tmp_path / "pneumoniamnist.npz", {"train": [20, 8], "val": [4, 3], "test": [5, 3]})
+    repo = repro(tmp_path, str(tmp_path / "pneumoniamnist.npz"), ["normal", "pneumonia"])
+    man = counted(repo)
+    assert len(man) == 43
+    assert (man.split == man.path.str.split("/").str[1]).all()  # <class>/<split>/<split>_<i>.png
+    for r in man.sample(5, random_state=0).itertuples():
+        split, i = r.path.split("/")[1], int(r.path.rsplit("_", 1)[1].split(".")[0])
+        decoded = np.asarray(Image.open(repo / "data/raw" / r.path))
+        assert np.array_equal(decoded, arrays[f"{split}_images"][i])  # pixels as in the file
+        assert r.label == ["normal", "pneumonia"][int(arrays[f"{split}_labels"][i, 0])]
+    assert json.loads((repo / "metrics/counts.json").read_text())["splits"]["test"] == {
+        "normal": 5,
+        "pneumonia": 3,
+    }
+
+
+def test_npz_mistakes_are_one_line_errors(tmp_path):
+    np.savez(
+        tmp_path / "multi.npz", train_images=np.zeros((4, 8, 8), np.uint8), train_labels=np.zeros((4, 14))
+    )
+    np.savez(tmp_path / "range.npz", train_images=np.zeros((4, 8, 8), np.uint8), train_labels=np.arange(4))
+    np.savez(tmp_path / "none.npz", images=np.zeros((4, 8, 8), np.uint8))
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    expected = {
+        "multi": "multi-label",
+        "range": "list one class per label value",
+        "none": "no train_images array",
+        "junk": "cannot read the .npz",
+    }
+    for name, text in expected.items():
+        (tmp_path / name).mkdir()
+        work = workdir(tmp_path / name, tmp_path / f"{name}.npz", ["a", "b"])
+        assert text in one_line_error(stage(work, "raw", check=False)), name
+
+
+def test_an_official_duplicate_across_splits_is_left_out_of_test_and_reported(tmp_path):
+    path = tmp_path / "dup.npz"
+    arrays = medmnist(path, {"train": [6, 6], "val": [3, 3], "test": [3, 3]})
+    arrays["test_images"][0] = arrays["train_images"][0]  # the same image in train and test
+    np.savez(path, **arrays)
+    work = workdir(tmp_path, path, ["a", "b"])
+    stage(work, "raw")
+    stage(work, "count")
+    counts = json.loads((work / "metrics/counts.json").read_text())
+    assert list(counts["dropped"]) == ["a/test/test_000000.png"]
+    assert "a/test/test_000000.png" not in set(counted(work).path)
+    assert counts["splits"]["test"] == {"a": 2, "b": 3}
+
+
+def dicom(
+    path: Path, values: np.ndarray, window: tuple[float, float] | None, monochrome1: bool = False
+) -> None:
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.Rows, ds.Columns = "CR", values.shape[0], values.shape[1]
+    ds.SamplesPerPixel, ds.BitsAllocated, ds.BitsStored, ds.HighBit = 1, 16, 12, 11
+    ds.PixelRepresentation = 0
+    ds.PhotometricInterpretation = "MONOCHROME1" if monochrome1 else "MONOCHROME2"
+    ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+    if window:
+        ds.WindowCenter, ds.WindowWidth = window
+    ds.PixelData = values.astype(np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_dicom_files_are_windowed_to_8_bit_pngs(tmp_path):
+    ramp = np.tile(np.linspace(0, 4000, 32), (32, 1))  # stored values; HU = value - 1024
+    src = tmp_path / "src"
+    for label in ("a", "b"):
+        (src / label).mkdir(parents=True)
+    dicom(src / "a" / "own_window.dcm", ramp, window=(0, 800))  # HU -400..400 shown
+    dicom(src / "a" / "IM0001", ramp, window=None)  # no extension: found by its DICM preamble
+    dicom(src / "a" / "inverted.dcm", ramp, window=None, monochrome1=True)
+    (src / "a" / "fake.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"garbage")
+    for i in range(3):
+        smooth_image(np.random.default_rng(i)).save(src / "b" / f"{i}.png")
+    work = workdir(tmp_path, src, ["a", "b"])
+    stage(work, "raw")
+    out = {p.name: np.asarray(Image.open(p)) for p in (work / "data/raw/a").iterdir()}
+    assert set(out) == {"own_window.dcm.png", "IM0001.png", "inverted.dcm.png"}
+    win = out["own_window.dcm.png"][0].astype(int)  # one row of the ramp
+    hu = ramp[0] - 1024
+    assert (win[hu <= -400] == 0).all() and (win[hu >= 400] == 255).all()  # the file's own window
+    inside = (hu > -380) & (hu < 380)
+    assert (np.diff(win[inside]) >= 0).all() and len(set(win[inside])) > 5  # grey levels follow
+    plain = out["IM0001.png"][0].astype(int)
+    assert plain[0] < 10 and plain[-1] > 245 and (np.diff(plain) >= 0).all()  # raw.window percentile
+    assert (out["inverted.dcm.png"][0].astype(int) == 255 - plain).all()  # MONOCHROME1: inverted
+    skipped = json.loads((work / "metrics/raw.json").read_text())["skipped"]
+    assert [s["path"] for s in skipped] == ["a/fake.dcm"] and "DICOM" in skipped[0]["reason"]
+
+
+@pytest.mark.parametrize("fit", ["stretch", "crop", "pad"])
+def test_one_fit_policy_brings_every_image_to_the_square_size(tmp_path, fit):
+    wide = np.zeros((20, 40, 3), np.uint8)
+    wide[:, 10:30] = 255  # a white centred square, black on both sides
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    out = images.load_array(tmp_path / "wide.png", 20, fit)
+    assert out.shape == (20, 20, 3)
+    white = (out[..., 0] > 127).mean()
+    expected = {"stretch": 0.5, "crop": 1.0, "pad": 0.25}[fit]
+    assert abs(white - expected) < 0.05
+    if fit == "pad":  # the padding is above and below: the middle rows keep the half-white
+        assert out[0].max() == 0 and out[10, 10, 0] == 255
+    square = np.asarray(smooth_image(np.random.default_rng(0), 32))
+    Image.fromarray(square).save(tmp_path / "square.png")
+    assert np.array_equal(
+        images.load_array(tmp_path / "square.png", 16, fit),
+        images.load_array(tmp_path / "square.png", 16, "stretch"),
+    )
