@@ -49,7 +49,7 @@ def main() -> None:
 
     n_boot = params["evaluate"]["bootstrap"]
     table, confusion, roc, pr, samples = {}, {}, {}, {}, {}
-    for variant in progress(cfg["variants"], "evaluate", unit="variant"):
+    for variant in progress(params_mod.variants(params), "evaluate", unit="variant"):
         probas = []
         for seed in cfg["seeds"]:
             net, _ = model_mod.load(paths.classifier(variant, seed))
@@ -84,6 +84,7 @@ def main() -> None:
     )
     result = {
         "headline": head,
+        "generators": {s["method"]: v for v, s in params_mod.variants(params).items() if s["method"]},
         "minority": minority,
         "n_test": len(y),
         "test_set": test_set,

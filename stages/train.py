@@ -47,7 +47,27 @@ def oversampled_rows(real: pd.DataFrame, target: dict[str, int], seed: int = OVE
     return pd.concat(parts).sort_values("path", kind="stable").reset_index(drop=True)
 
 
-def training_rows(fused: pd.DataFrame, data: str) -> pd.DataFrame:
+def method_rows(rows: pd.DataFrame, method: str, seed: int = OVERSAMPLE_SEED) -> pd.DataFrame:
+    """`balanced_<method>`: the real train rows and flips of real images, plus `method`'s images
+    and their flips, the latter repeated (as in oversampled_rows) so that every class has as many
+    rows as in `balanced`. A class the method made nothing for is filled with repeated real rows
+    (as real_oversampled), so the counts match whatever the shares.
+    (A flip's `source` is a raw path for a real image, the fused path for a synthetic one.)"""
+    is_flip = rows.origin == "flip"
+    synthetic = set(rows.path[~rows.origin.isin(["real", "flip"])])
+    mine = set(rows.path[rows.origin == method])
+    base = rows[(rows.origin == "real") | (is_flip & ~rows.source.isin(synthetic))]
+    own = rows[(rows.origin == method) | (is_flip & rows.source.isin(mine))]
+    parts = [base]
+    for label, want in sorted(rows.label.value_counts().to_dict().items()):
+        have, of_label = int((base.label == label).sum()), own[own.label == label]
+        if want > have:
+            fill = of_label if len(of_label) else base[base.label == label]
+            parts.append(oversampled_rows(fill, {label: want - have}, seed))
+    return pd.concat(parts).sort_values("path", kind="stable").reset_index(drop=True)
+
+
+def training_rows(fused: pd.DataFrame, data: str, method: str | None = None) -> pd.DataFrame:
     """The train-split rows a variant learns from (a path appears more than once when oversampled)."""
     if data not in TRAIN_DATA:
         raise RebalanceError(
@@ -59,6 +79,8 @@ def training_rows(fused: pd.DataFrame, data: str) -> pd.DataFrame:
         "balanced_noflip": rows.origin != "flip",
         "balanced": rows.origin != "",
     }
+    if method is not None:  # balanced_<method>: one generator's images only, balanced's counts
+        return method_rows(rows, method)
     if data == "real_oversampled":  # the control: balanced's per-class counts from real images alone
         target = rows[keep["balanced"]].label.value_counts().to_dict()
         return oversampled_rows(rows[keep["real"]], target)
@@ -93,10 +115,13 @@ def main() -> None:
     variant = sys.argv[1]
     params = params_mod.load()
     cfg, classes = params["train"], params["dataset"]["classes"]
-    spec = cfg["variants"][variant]
+    every = params_mod.variants(params)
+    if variant not in every:
+        raise RebalanceError(f"train: no variant {variant!r}; variants: {', '.join(every)}")
+    spec = every[variant]
     runtime = device.runtime(params)
     fused = manifest.read(paths.FUSED / manifest.FILENAME)
-    train_rows = training_rows(fused, spec["data"])
+    train_rows = training_rows(fused, spec["data"], spec["method"])
     val_rows = model_mod.split_rows(fused, "val", ["real"])
     budget = params["compute"]["in_memory_mb"]  # small sets decoded once, large ones streamed
     x = image_set(paths.FUSED, list(train_rows.path), cfg["image_size"], budget)

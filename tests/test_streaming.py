@@ -34,3 +34,21 @@ def test_streamed_and_in_memory_diffusion_training_give_the_same_model(tmp_path)
     for key, value in memory.items():
         assert torch.equal(value, streamed[key]), key
         assert torch.equal(value, legacy[key]), key
+
+
+def test_img2img_starts_from_the_source_noised_to_strength():
+    torch.manual_seed(0)
+    unet = core.build_unet(16, 2, [16, 32], 1, False).eval()
+    start = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8))
+
+    def run(strength: float, seeds=(1, 2)) -> torch.Tensor:
+        scheduler = core.sampler(core.noise_scheduler().config, "ddim")
+        return core.sample(unet, scheduler, [0, 1], list(seeds), steps=10, start=start, strength=strength)
+
+    def distance(a: torch.Tensor) -> float:
+        return float((a.float() - start.float()).abs().mean())
+
+    near, far = run(0.1), run(1.0)
+    assert distance(near) < distance(far) / 2  # a light touch keeps the source, a full run does not
+    assert torch.equal(run(0.3), run(0.3))  # determined by the seeds
+    assert not torch.equal(run(0.3), run(0.3, seeds=(3, 4)))

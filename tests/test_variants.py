@@ -65,3 +65,45 @@ def test_oversampling_a_class_without_real_images_is_a_one_line_error():
 def test_other_variants_train_on_their_origins_of_the_train_split(data, origins):
     rows = training_rows(fused_manifest(), data)
     assert set(rows.origin) == origins and set(rows.split) == {"train"} and rows.path.is_unique
+
+
+def two_method_manifest() -> pd.DataFrame:
+    """Real images (raw paths as flip sources), lesion edits for half of each deficit, diffusion
+    images for the other half, a flip of everything."""
+    rows = []
+    for label, n in REAL.items():
+        deficit = TARGET - n
+        for i in range(n):
+            rows += [(f"train/{label}/real_{i}.png", "train", label, "real", f"{label}/real_{i}.png")]
+            rows += [(f"train/{label}/real_{i}_flip.png", "train", label, "flip", f"{label}/real_{i}.png")]
+        for method, k in (("lesion_edit", deficit // 2), ("diffusion", deficit - deficit // 2)):
+            for i in range(k):
+                path = f"train/{label}/{method}_{i}.png"
+                rows += [(path, "train", label, method, f"{label}/real_0.png")]
+                rows += [(path.replace(".png", "_flip.png"), "train", label, "flip", path)]
+    return pd.DataFrame(rows, columns=["path", "split", "label", "origin", "source"])
+
+
+@pytest.mark.parametrize("method", ["lesion_edit", "diffusion"])
+def test_balanced_method_has_balanced_counts_from_real_and_one_generator_only(method):
+    fused = two_method_manifest()
+    balanced = training_rows(fused, "balanced")
+    mine = training_rows(fused, "balanced", method)
+    assert mine.label.value_counts().to_dict() == balanced.label.value_counts().to_dict()
+    other = "diffusion" if method == "lesion_edit" else "lesion_edit"
+    assert other not in set(mine.origin) and not mine.path.str.contains(other).any()  # nor its flips
+    assert set(fused.path[fused.origin == "real"]) <= set(mine.path)  # every real image
+    assert (mine.path.str.contains(method)).sum() >= 2 * (TARGET - min(REAL.values())) - 2
+    pd.testing.assert_frame_equal(mine, training_rows(fused.iloc[::-1], "balanced", method))
+
+
+def test_every_method_gets_a_generated_variant_and_names_cannot_collide():
+    from conftest import make_params
+
+    from stages.core import params
+
+    p = make_params({"synthesize": {"methods": {"lesion_edit": 0.5, "diffusion": 0.5}}})
+    made = {k: v["method"] for k, v in params.variants(p).items() if v["method"]}
+    assert made == {"balanced_lesion_edit": "lesion_edit", "balanced_diffusion": "diffusion"}
+    with pytest.raises(params.ParamsError, match="balanced_<method> variants are made from"):
+        make_params({"train": {"variants": {"balanced_diffusion": {"data": "balanced"}}}})

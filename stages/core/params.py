@@ -55,6 +55,26 @@ def validate(given: dict[str, Any], where: str = "params.yaml") -> dict[str, Any
     return params
 
 
+METHOD_VARIANT = "balanced_{}"  # the per-generator evidence rows: one variant per synthesis method
+
+
+def variants(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every classifier variant: `train.variants` and one `balanced_<method>` per method of
+    `synthesize.methods` (real + that method's images only, balanced's per-class counts); the
+    latter are trained by dvc.yaml's stage family train_method@<method>."""
+    generated = {
+        METHOD_VARIANT.format(m): {
+            "data": "balanced",
+            "augment": False,
+            "weighted": False,
+            "shuffle_labels": False,
+            "method": m,
+        }
+        for m in params["synthesize"]["methods"]
+    }
+    return params["train"]["variants"] | generated
+
+
 def release_settings(params: dict[str, Any]) -> dict[str, Any]:
     """The `release` group (remote and gate), defaults filled in."""
     return validate(params)["release"]
@@ -198,11 +218,25 @@ def _check(p: dict[str, Any], where: str) -> None:
     )
 
     train = p["train"]
+    taken = sorted(set(train["variants"]) & {METHOD_VARIANT.format(m) for m in methods})
     _need(
-        train["headline"] in train["variants"],
+        not taken,
+        where,
+        "train.variants",
+        f"must not define {', '.join(taken)}: balanced_<method> variants are made from synthesize.methods",
+    )
+    for name, spec in train["variants"].items():
+        _need(
+            spec["method"] is None or (spec["data"] == "balanced" and spec["method"] in methods),
+            where,
+            f"train.variants.{name}.method",
+            "needs data: balanced and a method of synthesize.methods",
+        )
+    _need(
+        train["headline"] in variants(p),
         where,
         "train.headline",
-        f"must name one of train.variants ({', '.join(train['variants'])})",
+        f"must name a variant ({', '.join(variants(p))})",
     )
     _need(
         p["flip"]["enabled"] is False or set(p["flip"]["splits"]) <= set(SPLITS),

@@ -130,13 +130,16 @@ class StableDiffusion(Group):
 class Diffusion(Group):
     backend: Literal["unet", "sd_inpaint"] = "unet"
     model_dir: str = "models/diffusion"
-    mode: Literal["full", "local"] = "local"  # local: RePaint-style regeneration of masked regions
+    # full: from noise | local: RePaint-style regeneration of masked regions of a train image |
+    # img2img: a train image of the class noised to `strength`, then denoised toward the class (DA-Fusion)
+    mode: Literal["full", "local", "img2img"] = "local"
+    strength: float = Field(0.5, gt=0, le=1)  # img2img: share of the schedule re-run (1 = from noise)
     scheduler: Literal["ddim", "dpm"] = "ddim"
     steps: int = Field(12, ge=1, le=1000)
     guidance: float = Field(3.0, ge=0)  # classifier-free guidance (1 = off)
     batch_size: PositiveInt = 32
     mask: Mask = Mask()
-    output_size: PositiveInt | None = None  # null: the size of the train images
+    output_size: PositiveInt | None = None  # null: dataset.image_size, else the median train image side
     sd: StableDiffusion = StableDiffusion()
 
 
@@ -193,6 +196,9 @@ class Variant(Group):
     augment: bool = False  # online flips, brightness/contrast, shifts
     weighted: bool = False  # inverse-frequency class weights in the loss
     shuffle_labels: bool = False  # a guard rail: such a model must score at chance
+    # data balanced only: real + this method's images (and flips), that method's images repeated
+    # (seeded) to balanced's per-class counts. Set for the generated balanced_<method> variants.
+    method: str | None = None
 
 
 def _default_variants() -> dict[str, Variant]:

@@ -70,6 +70,24 @@ def _answer(summary: dict, metrics: list[str]) -> list[str]:
     return lines
 
 
+def _generators(summary: dict, metrics: list[str]) -> list[str]:
+    """Which generator helped: each balanced_<method> (real + that method's images only) against
+    the first baseline trained, on the same paired statistics."""
+    generators = summary.get("generators") or {}
+    lines = []
+    for method, variant in generators.items():
+        paired = summary["variants"].get(variant, {}).get("paired", {})
+        base = next((b for b in BASELINES if b in paired), None)
+        if base is None:
+            continue
+        if not lines:
+            lines = ["Which generator helped (real + one method's images, balanced's per-class counts):", ""]
+        diffs = paired[base]
+        deltas = "; ".join(f"{m} {_delta(diffs[m])}" for m in metrics if m in diffs)
+        lines.append(f"- `{method}` (`{variant}` vs `{base}`): {deltas}")
+    return lines + [""] if lines else []
+
+
 def markdown(summary: dict) -> str:
     """summary.json as Markdown: the answer first (the headline variant minus each baseline, per
     minority class and for balanced accuracy), how seeds are pooled and p computed, the variants x
@@ -80,6 +98,7 @@ def markdown(summary: dict) -> str:
     n_pairs = sum(len(v.get("paired", {})) for v in variants.values())
     lines = [
         *_answer(summary, [*recalls, "balanced_accuracy"]),
+        *_generators(summary, [*recalls, "balanced_accuracy"]),
         f"Predictions pooled over seeds: each variant's {n_seeds} seed(s), {POOLING}; every difference "
         f"is pooled predictions minus pooled predictions on the same {n_test} real test images. "
         f"[95% paired bootstrap interval], {n_boot} resamples drawn within each true class (class "

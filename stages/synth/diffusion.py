@@ -41,8 +41,12 @@ LIBRARIES = ("torch", "diffusers", "numpy", "pillow")  # their numerics shape an
 
 
 def evaluations_per_image(cfg: dict) -> int:
-    """UNet evaluations per generated image (guidance doubles each step's batch)."""
-    return cfg["steps"] * (2 if cfg["guidance"] != 1.0 else 1)
+    """UNet evaluations per generated image (guidance doubles each step's batch; img2img runs
+    only the last `strength` share of the steps)."""
+    steps = cfg["steps"]
+    if cfg.get("mode") == "img2img":
+        steps = max(1, round(steps * cfg["strength"]))
+    return steps * (2 if cfg["guidance"] != 1.0 else 1)
 
 
 def median_side(files: list[Path]) -> int:
@@ -128,6 +132,7 @@ class DiffusionSampler:
             "unet_evals": evaluations_per_image(cfg),
             "generator": self.generator,
             **({"mask": cfg["mask"]} if cfg["mode"] == "local" else {}),
+            **({"strength": cfg["strength"]} if cfg["mode"] == "img2img" else {}),
         }
 
     def sources(self, label: str) -> pd.DataFrame:
@@ -137,7 +142,7 @@ class DiffusionSampler:
             found = train[train.label == label].sort_values("path").reset_index(drop=True)
             if found.empty:
                 raise RebalanceError(
-                    f"diffusion: mode local needs train images of {label!r} and there are none; "
+                    f"diffusion: mode {self.cfg['mode']} needs train images of {label!r} and there are none; "
                     "use synthesize.diffusion.mode: full"
                 )
             rng = np.random.default_rng(self.ctx.seed(label, METHOD))
@@ -161,7 +166,7 @@ class DiffusionSampler:
             "block": [index // cfg["batch_size"], cfg["batch_size"]],
             **self.description,
         }
-        if cfg["backend"] == "sd_inpaint" or cfg["mode"] == "local":
+        if cfg["backend"] == "sd_inpaint" or cfg["mode"] in ("local", "img2img"):
             src = self.sources(label).iloc[index % len(self.sources(label))]
             key["source"] = [src.path, src.get("sha256", "")]
         if cfg["backend"] == "sd_inpaint":
@@ -188,7 +193,9 @@ class DiffusionSampler:
         res = unet.config.sample_size
         size = self.output_size
         local = cfg["mode"] == "local"
-        sources = self.sources(label) if local else None
+        img2img = cfg["mode"] == "img2img"
+        from_source = local or img2img  # each image starts from a train image of the class
+        sources = self.sources(label) if from_source else None
         detail = self.description
         rows = []
         # Fixed blocks of consecutive indices, so an image's batch never depends on how many are asked.
@@ -197,10 +204,13 @@ class DiffusionSampler:
             blocks.setdefault(index // cfg["batch_size"], []).append(index)
         for block in progress(blocks.values(), f"diffusion {label}", total=len(blocks), unit="batch"):
             seeds = [self.ctx.seed(label, METHOD, i) for i in block]
-            known = masks = None
-            if local:
+            known = masks = start = None
+            if from_source:
                 srcs = [sources.iloc[i % len(sources)] for i in block]
                 originals = [load_array(ctx.raw_dir / s.path, size) for s in srcs]
+            if img2img:
+                start = torch.from_numpy(np.stack([resize(o, res) for o in originals]))
+            if local:
                 full_masks = [
                     blob_mask(np.random.default_rng(s), size, cfg["mask"]["blobs"], cfg["mask"]["fraction"])
                     for s in seeds
@@ -217,6 +227,8 @@ class DiffusionSampler:
                 guidance=cfg["guidance"],
                 known=known,
                 mask=masks,
+                start=start,
+                strength=cfg["strength"],
                 runtime=self.runtime,
             ).numpy()
             for j, (index, seed) in enumerate(zip(block, seeds)):
@@ -225,7 +237,7 @@ class DiffusionSampler:
                     image = compose(originals[j], image, full_masks[j])
                 path = output_path(METHOD, label, index)
                 sha = save_png(image, ctx.out_dir / path)
-                src = srcs[j] if local else None
+                src = srcs[j] if from_source else None
                 extra = {"mask_fraction": round(float(full_masks[j].mean()), 4)} if local else {}
                 rows.append(
                     manifest.row(
@@ -235,8 +247,8 @@ class DiffusionSampler:
                         origin=METHOD,
                         seed=seed,
                         sha256=sha,
-                        source=src.path if local else "",
-                        root=src.root if local else "",
+                        source=src.path if from_source else "",
+                        root=src.root if from_source else "",
                         detail={**detail, "resolution": res, "size": size, **extra},
                     )
                 )

@@ -210,6 +210,8 @@ def sample(
     guidance: float = 1.0,
     known: torch.Tensor | None = None,
     mask: torch.Tensor | None = None,
+    start: torch.Tensor | None = None,
+    strength: float = 1.0,
     runtime: Runtime = CPU,
 ) -> torch.Tensor:
     """Class-conditional sampling of one batch; returns N x H x W x 3 uint8.
@@ -219,6 +221,9 @@ def sample(
     Local mode: `known` (N x H x W x 3 uint8) and `mask` (N x H x W, 1 = regenerate) make the
     region outside the mask follow the noised original at every step (RePaint without jumps);
     the caller restores the exact original pixels outside the mask afterwards.
+    img2img (DA-Fusion): `start` (N x H x W x 3 uint8) noised to the timestep `strength` of the
+    way into the schedule (with each image's seeded noise), then only the remaining
+    round(steps * strength) steps are run, class-conditioned.
     """
     res = unet.config.sample_size
     n = len(labels)
@@ -235,7 +240,15 @@ def sample(
         m = mask.float()[:, None].to(device)
         noise = initial_noise([s + 1 for s in seeds], (3, res, res)).to(device)
     x = x * scheduler.init_noise_sigma
-    for t in scheduler.timesteps:
+    timesteps = scheduler.timesteps
+    if start is not None:
+        run = max(1, min(steps, round(steps * strength)))
+        begin = len(timesteps) - run
+        timesteps = timesteps[begin:]
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(begin)
+        x = scheduler.add_noise(to_model(start).to(device), x, timesteps[:1])
+    for t in timesteps:
         if known is not None:
             x = m * x + (1 - m) * scheduler.add_noise(x0, noise, t.reshape(1))
         inp = scheduler.scale_model_input(torch.cat([x, x]) if guided else x, t)
