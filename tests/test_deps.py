@@ -14,7 +14,8 @@ from conftest import REPO
 from stages.core.code import closure
 
 ENTRY_POINTS = (
-    "scan", "raw", "count", "detect", "train_diffusion", "synthesize", "assess", "flip", "fuse", "train",
+    "scan", "raw", "count", "detect", "train_diffusion", "train_gan", "synthesize", "assess", "flip", "fuse",
+    "train",
     "evaluate",
 )  # fmt: skip
 

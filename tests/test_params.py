@@ -35,7 +35,7 @@ MISTAKES = [
     ({"dataset": {"classes": ["a"]}}, "dataset.classes", "at least 2"),
     ({"dataset": {"lesion_bins": {"level0": [5, 0]}}}, "dataset.lesion_bins.level0", "high >= low"),
     ({"flip": {"splits": ["test"]}}, "flip.splits", "real-only"),
-    ({"train": {"headline": "nope"}}, "train.headline", "train.variants"),
+    ({"train": {"headline": "nope"}}, "train.headline", "must name a variant (real"),
     ({"raw": {"on_bad_file": "ignore"}}, "raw.on_bad_file", "'skip' or 'error'"),
     ({"train": {"steps": "100"}}, "train.steps", "valid integer"),
     ({"diffusion_train": {"resolution": 30}}, "diffusion_train.resolution", "divisible"),

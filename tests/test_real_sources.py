@@ -52,7 +52,7 @@ def counted(repo: Path) -> pd.DataFrame:
 
 
 @pytest.mark.slow
-def test_a_folder_of_mixed_photographs_runs_end_to_end(tmp_path):
+def test_a_folder_of_mixed_photographs_runs_end_to_end_with_the_gan(tmp_path):
     rng = np.random.default_rng(0)
     src = tmp_path / "photos"
     sizes = [(40, 56), (96, 64), (72, 72), (48, 90), (88, 40)]
@@ -60,7 +60,8 @@ def test_a_folder_of_mixed_photographs_runs_end_to_end(tmp_path):
         for i in range(n):
             w, h = sizes[i % len(sizes)]
             photo(rng, src / label / f"p{i}{'.jpg' if i % 2 else '.png'}", w, h, grey=i % 3 == 0)
-    repo = repro(tmp_path, str(src), ["mild", "severe"], {"dataset": {"fit": "pad"}})
+    gan = {"synthesize": {"methods": {"gan": 1.0}}, "gan_train": {"resolution": 16, "channels": 8, "steps": 20}}
+    repo = repro(tmp_path, str(src), ["mild", "severe"], {"dataset": {"fit": "pad"}, **gan})
     raw = json.loads((repo / "metrics/raw.json").read_text())
     assert raw["images"] == {"mild": 16, "severe": 7} and raw["skipped"] == []
     for f in (src / "mild").iterdir():  # originals untouched in data/raw, byte for byte
@@ -68,6 +69,11 @@ def test_a_folder_of_mixed_photographs_runs_end_to_end(tmp_path):
     fused = pd.read_csv(repo / "data/fused/manifest.csv")
     assert (fused[fused.split == "train"].label.value_counts().nunique()) == 1  # balanced
     assert "balanced_accuracy" in json.loads((repo / "metrics/eval.json").read_text())
+    assert set(fused.origin) == {"real", "gan", "flip"}  # the GAN method, end to end
+    summary = json.loads((repo / "metrics/summary.json").read_text())
+    assert summary["generators"] == {"gan": "balanced_gan"} and "balanced_gan" in summary["variants"]
+    quality = json.loads((repo / "metrics/synthesis_quality.json").read_text())
+    assert "gan" in quality["per_method"]
 
 
 @pytest.mark.slow

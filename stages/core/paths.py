@@ -20,12 +20,14 @@ FUSED = DATA / "fused"  # the published dataset: {train,val,test}/<class>/<file>
 
 MODELS = Path("models")
 DIFFUSION_MODEL = MODELS / "diffusion"
+GAN_MODEL = MODELS / "gan"
 
 METRICS = Path("metrics")
 RAW_REPORT = METRICS / "raw.json"
 COUNTS = METRICS / "counts.json"
 DETECTOR = METRICS / "detector.json"
 DIFFUSION_TRAIN = METRICS / "diffusion_train.json"
+GAN_TRAIN = METRICS / "gan_train.json"
 SYNTHESIS_QUALITY = METRICS / "synthesis_quality.json"
 FUSED_COUNTS = METRICS / "fused.json"
 TEST_SET = METRICS / "test_set.json"  # the test set's identity: hash and file list (frozen across releases)

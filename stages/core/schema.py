@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 SPLITS = ("train", "val", "test")
-METHODS = ("lesion_edit", "diffusion")  # synthesis methods (stages/synth/<name>.py)
+METHODS = ("lesion_edit", "diffusion", "gan")  # synthesis methods (stages/synth/<name>.py)
 TRAIN_DATA = ("real", "balanced", "balanced_noflip", "real_oversampled")  # what a classifier variant sees
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -52,10 +52,8 @@ class Demo(Group):
 
 def source_kind(source: str) -> Literal["demo", "csv", "npz", "folder"]:
     """What `raw.source` names: the demo, a CSV file, a MedMNIST .npz file, or a folder."""
-    if source == "demo":
-        return "demo"
     suffix = source.lower().rsplit(".", 1)[-1] if "." in source.rsplit("/", 1)[-1] else ""
-    return {"csv": "csv", "npz": "npz"}.get(suffix, "folder")
+    return "demo" if source == "demo" else {"csv": "csv", "npz": "npz"}.get(suffix, "folder")
 
 
 class Raw(Group):
@@ -143,6 +141,12 @@ class Diffusion(Group):
     sd: StableDiffusion = StableDiffusion()
 
 
+class Gan(Group):
+    model_dir: str = "models/gan"  # trained by stage train_gan
+    batch_size: PositiveInt = 64
+    output_size: PositiveInt | None = None  # null: dataset.image_size, else the median train image side
+
+
 class Synthesize(Group):
     seed: int = 0  # part of every generated image's seed
     # A generator without a training_set.json record (an SD folder or LoRA from elsewhere) may have
@@ -151,6 +155,7 @@ class Synthesize(Group):
     methods: dict[str, Annotated[float, Field(ge=0)]]  # method -> share of each class's deficit
     lesion_edit: LesionEdit = LesionEdit()
     diffusion: Diffusion = Diffusion()
+    gan: Gan = Gan()
 
 
 class DiffusionTrain(Group):
@@ -164,6 +169,18 @@ class DiffusionTrain(Group):
     lr: float = Field(0.002, gt=0)
     ema_decay: float = Field(0.995, ge=0, lt=1)
     class_dropout: float = Field(0.1, ge=0, lt=1)  # label dropout, for classifier-free guidance
+    hflip: bool = True
+
+
+class GanTrain(Group):  # the GAN of method `gan` (stage train_gan; stages/synth/gan_core.py)
+    seed: int = 0
+    resolution: int = Field(32, ge=8)  # a power of two
+    z_dim: PositiveInt = 64
+    channels: PositiveInt = 32  # the widest layers have 8x this
+    steps: PositiveInt = 600
+    batch_size: PositiveInt = 32
+    lr: float = Field(0.0002, gt=0)
+    ema_decay: float = Field(0.999, ge=0, lt=1)  # the saved generator is this average of its weights
     hflip: bool = True
 
 
@@ -271,6 +288,7 @@ class Params(Group):
     count: Count
     synthesize: Synthesize
     diffusion_train: DiffusionTrain
+    gan_train: GanTrain = GanTrain()
     assess: Assess
     flip: Flip
     fuse: Fuse

@@ -38,3 +38,22 @@ def image_seed(*parts: object) -> int:
 def output_path(method: str, label: str, index: int) -> str:
     """Where generated image `index` of a class lives, relative to data/fused (and data/synthesized)."""
     return f"train/{label}/{method}_{label}_{index:05d}.png"
+
+
+def median_side(files: list[Path]) -> int:
+    """The median of max(width, height) over image files (headers only, nothing decoded): the
+    square size of generated images when neither the method nor dataset.image_size sets one."""
+    from PIL import Image
+
+    sides = []
+    for f in files:
+        with Image.open(f) as im:
+            sides.append(max(im.size))
+    return int(sorted(sides)[len(sides) // 2])
+
+
+def output_size(ctx: Context, method_size: int | None) -> int:
+    """Side of images a method makes from noise: its own output_size, else dataset.image_size, else
+    the median side of the train images."""
+    chosen = method_size or ctx.params["dataset"]["image_size"]
+    return int(chosen) if chosen else median_side([ctx.raw_dir / p for p in ctx.train_real.path])

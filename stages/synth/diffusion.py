@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 
 from stages.core import device, manifest
 from stages.core.code import code_hash, versions
@@ -33,7 +32,7 @@ from stages.core.errors import RebalanceError
 from stages.core.images import load_array, save_png
 from stages.core.progress import progress
 from stages.synth import diffusion_core as core, provenance
-from stages.synth.base import Context, output_path
+from stages.synth.base import Context, output_path, output_size as size_for
 from stages.synth.inpaint import blob_mask, compose, downsample_mask, resize
 
 METHOD = "diffusion"
@@ -47,15 +46,6 @@ def evaluations_per_image(cfg: dict) -> int:
     if cfg.get("mode") == "img2img":
         steps = max(1, round(steps * cfg["strength"]))
     return steps * (2 if cfg["guidance"] != 1.0 else 1)
-
-
-def median_side(files: list[Path]) -> int:
-    """The median of max(width, height) over image files (headers only, nothing decoded)."""
-    sides = []
-    for f in files:
-        with Image.open(f) as im:
-            sides.append(max(im.size))
-    return int(np.median(sides))
 
 
 class DiffusionSampler:
@@ -103,10 +93,7 @@ class DiffusionSampler:
     def output_size(self) -> int:
         """Side of the generated images: synthesize.diffusion.output_size, else dataset.image_size,
         else the median longer side of the train images (mixed sizes: one square size)."""
-        chosen = self.cfg["output_size"] or self.ctx.params["dataset"]["image_size"]
-        if chosen:
-            return int(chosen)
-        return median_side([self.ctx.raw_dir / p for p in self.ctx.train_real.path])
+        return size_for(self.ctx, self.cfg["output_size"])
 
     @functools.cached_property
     def description(self) -> dict[str, Any]:

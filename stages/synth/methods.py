@@ -5,14 +5,18 @@ from __future__ import annotations
 from stages.core.errors import RebalanceError
 from stages.synth.base import Context, Method
 
-NAMES = ("lesion_edit", "diffusion")
+NAMES = ("lesion_edit", "diffusion", "gan")
 
 
 def prepare(name: str, ctx: Context) -> Method:
     """The method `name`, ready to generate images for this run."""
-    from stages.synth import diffusion, lesion_edit  # here, not above: they load torch and OpenCV
+    from stages.synth import diffusion, gan, lesion_edit  # here, not above: they load torch and OpenCV
 
-    classes = {"lesion_edit": lesion_edit.LesionEditor, "diffusion": diffusion.DiffusionSampler}
+    classes = {
+        "lesion_edit": lesion_edit.LesionEditor,
+        "diffusion": diffusion.DiffusionSampler,
+        "gan": gan.GanSampler,
+    }
     if name not in classes:
         raise RebalanceError(
             f"params.yaml: synthesize.methods names unknown method {name!r}; "
