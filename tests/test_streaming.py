@@ -52,3 +52,16 @@ def test_img2img_starts_from_the_source_noised_to_strength():
     assert distance(near) < distance(far) / 2  # a light touch keeps the source, a full run does not
     assert torch.equal(run(0.3), run(0.3))  # determined by the seeds
     assert not torch.equal(run(0.3), run(0.3, seeds=(3, 4)))
+
+
+def test_quota_spreads_over_clusters_in_proportion_or_evenly():
+    from stages.synth.sources import spread_order
+
+    clusters = np.array([0] * 8 + [1] * 2)  # one big cluster, one small
+    proportional = spread_order(clusters, seed=0)
+    assert sorted(proportional) == list(range(10))  # every source once before any twice
+    first_five = clusters[proportional[:5]]
+    assert (first_five == 1).sum() == 1  # the small cluster gets its share: 1 in 5
+    even = spread_order(clusters, seed=0, spread="even")
+    assert len(even) == 16 and (clusters[even] == 1).sum() == 8  # half of the quota each
+    assert clusters[even[0]] != clusters[even[1]]  # alternating

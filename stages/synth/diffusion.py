@@ -31,7 +31,7 @@ from stages.core.code import code_hash, versions
 from stages.core.errors import RebalanceError
 from stages.core.images import load_array, save_png
 from stages.core.progress import progress
-from stages.synth import diffusion_core as core, provenance
+from stages.synth import diffusion_core as core, provenance, sources as source_plan
 from stages.synth.base import Context, output_path, output_size as size_for
 from stages.synth.inpaint import blob_mask, compose, downsample_mask, resize
 
@@ -123,17 +123,20 @@ class DiffusionSampler:
         }
 
     def sources(self, label: str) -> pd.DataFrame:
-        """Train real images of `label`, in a per-class seeded order (index i uses entry i mod n)."""
+        """Train real images of `label` clustered (KMeans on colour/texture) and in spread order
+        over the clusters (stages/synth/sources.py); index i uses entry i mod n."""
         if label not in self._sources:
             train = self.ctx.train_real
-            found = train[train.label == label].sort_values("path").reset_index(drop=True)
+            found = train[train.label == label]
             if found.empty:
                 raise RebalanceError(
                     f"diffusion: mode {self.cfg['mode']} needs train images of {label!r} and there are none; "
                     "use synthesize.diffusion.mode: full"
                 )
-            rng = np.random.default_rng(self.ctx.seed(label, METHOD))
-            self._sources[label] = found.iloc[rng.permutation(len(found))].reset_index(drop=True)
+            seed = self.ctx.seed(label, METHOD)
+            self._sources[label] = source_plan.plan(
+                found, self.ctx.raw_dir, self.cfg["clusters"], seed, spread=self.cfg["spread"]
+            )
         return self._sources[label]
 
     def cache_key(self, label: str, index: int) -> str:
@@ -226,6 +229,8 @@ class DiffusionSampler:
                 sha = save_png(image, ctx.out_dir / path)
                 src = srcs[j] if from_source else None
                 extra = {"mask_fraction": round(float(full_masks[j].mean()), 4)} if local else {}
+                if from_source:
+                    extra["cluster"] = int(src.cluster)
                 rows.append(
                     manifest.row(
                         path=path,

@@ -215,6 +215,7 @@ def generate(sampler, label: str, indices: list[int]) -> list[dict]:
                     "prompt": prompt,
                     "size": size,
                     "mask_fraction": round(float(mask.mean()), 4),
+                    "cluster": int(src.cluster),
                 },
             )
         )

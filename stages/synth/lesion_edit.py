@@ -81,7 +81,7 @@ class LesionEditor:
                 )
             seed = self.ctx.seed(label, METHOD, "sources")
             self._candidates[label] = sources.plan(
-                pool, self.ctx.raw_dir, self.cfg["clusters"], seed, self._features
+                pool, self.ctx.raw_dir, self.cfg["clusters"], seed, self._features, self.cfg["spread"]
             )
         return self._candidates[label]
 

@@ -1,4 +1,5 @@
-"""Source choice for local edits: cluster candidate images, then spread the quota over them.
+"""Source choice for methods that start from a real image (lesion edits, diffusion local/img2img,
+SD inpainting): cluster the candidate images, then spread the quota over the clusters.
 
 As seed 002 does per cluster: simple colour/texture features per image, scikit-learn KMeans, and
 an order that interleaves clusters in proportion to their size and visits every source once
@@ -40,22 +41,34 @@ def cluster(paths: list[str], raw_dir: Path, k: int, seed: int, memo: dict | Non
     return KMeans(n_clusters=k, n_init=2, random_state=seed).fit_predict(x).astype(int)
 
 
-def spread_order(clusters: np.ndarray, seed: int) -> list[int]:
-    """Row order: a seeded shuffle within each cluster, clusters interleaved by size."""
+def spread_order(clusters: np.ndarray, seed: int, spread: str = "proportional") -> list[int]:
+    """Row order: a seeded shuffle within each cluster, then clusters interleaved: `proportional`
+    to their size (every source once before any twice), or `even` (round robin: each cluster gets
+    an equal share, a small cluster's sources are reused more often)."""
     rng = np.random.default_rng(seed)
     keyed = []
+    shuffled = {}
     for c in np.unique(clusters):
         members = np.flatnonzero(clusters == c)
-        members = members[rng.permutation(len(members))]
-        keyed += [((j + 0.5) / len(members), int(c), int(m)) for j, m in enumerate(members)]
+        shuffled[int(c)] = members[rng.permutation(len(members))]
+    if spread == "even":
+        rounds = max(len(m) for m in shuffled.values())
+        return [int(m[j % len(m)]) for j in range(rounds) for _, m in sorted(shuffled.items())]
+    for c, members in shuffled.items():
+        keyed += [((j + 0.5) / len(members), c, int(m)) for j, m in enumerate(members)]
     return [m for _, _, m in sorted(keyed)]
 
 
 def plan(
-    candidates: pd.DataFrame, raw_dir: Path, k: int, seed: int, memo: dict | None = None
+    candidates: pd.DataFrame,
+    raw_dir: Path,
+    k: int,
+    seed: int,
+    memo: dict | None = None,
+    spread: str = "proportional",
 ) -> pd.DataFrame:
     """Candidates (sorted by path) in spread order, with a `cluster` column."""
     candidates = candidates.sort_values("path").reset_index(drop=True)
     ids = cluster(list(candidates.path), raw_dir, k, seed, memo)
     out = candidates.assign(cluster=ids)
-    return out.iloc[spread_order(ids, seed)].reset_index(drop=True)
+    return out.iloc[spread_order(ids, seed, spread)].reset_index(drop=True)
