@@ -14,9 +14,8 @@ from conftest import REPO
 from stages.core.code import closure
 
 ENTRY_POINTS = (
-    "scan", "raw", "count", "detect", "train_diffusion", "train_gan", "synthesize", "assess", "flip", "fuse",
-    "train",
-    "evaluate",
+    "scan", "raw", "count", "detect", "train_diffusion", "train_gan", "sd_lora", "synthesize",
+    "assess", "flip", "fuse", "train", "evaluate",
 )  # fmt: skip
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import folder_params
+from sdgen import tiny_sd_pipeline
 
 from stages.core.errors import RebalanceError
 from stages.core.images import load_array, save_png
@@ -188,70 +189,6 @@ def test_missing_model_is_a_clear_error(tmp_path):
 # --- the local Stable Diffusion inpainting path, on a tiny random pipeline built here ---------
 
 
-def tiny_sd_pipeline(folder: Path) -> Path:
-    """A randomly initialised SD inpainting pipeline (9-channel UNet), saved; nothing downloaded."""
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    torch.manual_seed(0)
-    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
-    vocab = ["<|startoftext|>", "<|endoftext|>", "!"] + letters + [c + "</w>" for c in letters]
-    (folder / "tok").mkdir(parents=True)
-    (folder / "tok" / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
-    (folder / "tok" / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(
-        str(folder / "tok" / "vocab.json"), str(folder / "tok" / "merges.txt"), model_max_length=16
-    )
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            bos_token_id=0,
-            eos_token_id=1,
-            pad_token_id=1,
-            hidden_size=32,
-            intermediate_size=37,
-            num_attention_heads=4,
-            num_hidden_layers=2,
-            vocab_size=len(vocab),
-            max_position_embeddings=16,
-            projection_dim=32,
-        )
-    )
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 32),
-        layers_per_block=1,
-        sample_size=8,
-        in_channels=9,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=8,
-        norm_num_groups=8,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(16, 16),
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        norm_num_groups=8,
-        sample_size=16,
-    )
-    pipe = StableDiffusionInpaintPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=DDIMScheduler(),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(folder / "sd")
-    return folder / "sd"
-
-
 def test_sd_inpaint_offline_with_attribute_prompts(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     sd_dir = tiny_sd_pipeline(tmp_path / "pipe")
@@ -280,7 +217,7 @@ def test_sd_inpaint_offline_with_attribute_prompts(tmp_path, monkeypatch):
     for r in rows:
         detail = json.loads(r["detail"])
         prompts.add(detail["prompt"])
-        assert detail["backend"] == "sd_inpaint" and len(detail["checkpoint"]) == 16
+        assert detail["backend"] == "sd" and detail["mode"] == "inpaint" and len(detail["checkpoint"]) == 16
         original = load_array(tmp_path / "raw" / r["source"])
         made = load_array(tmp_path / "out" / r["path"])
         mask = diffusion.blob_mask(np.random.default_rng(int(r["seed"])), 32, 2, 0.3)

@@ -21,6 +21,7 @@ FUSED = DATA / "fused"  # the published dataset: {train,val,test}/<class>/<file>
 MODELS = Path("models")
 DIFFUSION_MODEL = MODELS / "diffusion"
 GAN_MODEL = MODELS / "gan"
+SD_LORA = MODELS / "sd_lora"
 
 METRICS = Path("metrics")
 RAW_REPORT = METRICS / "raw.json"
@@ -28,6 +29,7 @@ COUNTS = METRICS / "counts.json"
 DETECTOR = METRICS / "detector.json"
 DIFFUSION_TRAIN = METRICS / "diffusion_train.json"
 GAN_TRAIN = METRICS / "gan_train.json"
+SD_LORA_TRAIN = METRICS / "sd_lora.json"
 SYNTHESIS_QUALITY = METRICS / "synthesis_quality.json"
 FUSED_COUNTS = METRICS / "fused.json"
 TEST_SET = METRICS / "test_set.json"  # the test set's identity: hash and file list (frozen across releases)

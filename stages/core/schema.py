@@ -96,6 +96,7 @@ from stages.core.schema_synth import (  # noqa: E402
     GanTrain,
     LesionEdit,
     Mask,
+    SdLora,
     StableDiffusion,
     Synthesize,
 )
@@ -208,6 +209,7 @@ class Params(Group):
     synthesize: Synthesize
     diffusion_train: DiffusionTrain
     gan_train: GanTrain = GanTrain()
+    sd_lora: SdLora = SdLora()
     assess: Assess
     flip: Flip
     fuse: Fuse

@@ -32,6 +32,9 @@ class Mask(Group):
 
 
 class StableDiffusion(Group):
+    # inpaint (blob masks on a train image; model_dir an inpainting folder) | img2img (a train image
+    # noised to `strength`, DA-Fusion) | text2img (from noise); the last two: a text-to-image folder
+    mode: Literal["inpaint", "img2img", "text2img"] = "inpaint"
     model_dir: str | None = None  # a local StableDiffusionInpaintPipeline folder (save_pretrained)
     lora: str | None = None  # optional LoRA weights (needs peft)
     attributes: str | None = "data/raw/labels.csv"  # per-image attributes for prompts (seed 003)
@@ -47,7 +50,8 @@ class StableDiffusion(Group):
 
 
 class Diffusion(Group):
-    backend: Literal["unet", "sd_inpaint"] = "unet"
+    # unet (trained by train_diffusion) | sd (a local SD folder, sd.mode) | sd_inpaint (= sd, mode inpaint)
+    backend: Literal["unet", "sd", "sd_inpaint"] = "unet"
     model_dir: str = "models/diffusion"
     # full: from noise | local: RePaint-style regeneration of masked regions of a train image |
     # img2img: a train image of the class noised to `strength`, then denoised toward the class (DA-Fusion)
@@ -93,6 +97,20 @@ class DiffusionTrain(Group):
     ema_decay: float = Field(0.995, ge=0, lt=1)
     class_dropout: float = Field(0.1, ge=0, lt=1)  # label dropout, for classifier-free guidance
     hflip: bool = True
+
+
+class SdLora(Group):
+    """LoRA fine-tuning of a local SD 1.5 folder (stage sd_lora; stages/synth/lora_train.py)."""
+
+    model_dir: str | None = None  # a local StableDiffusionPipeline folder; null: the stage trains nothing
+    classes: list[str] | None = None  # null: the classes with a deficit
+    phase1_steps: int = Field(700, ge=0)  # UNet only
+    phase2_steps: int = Field(700, ge=0)  # UNet + text encoder
+    rank: PositiveInt = 4
+    lr: float = Field(3e-5, gt=0)
+    resolution: int = Field(128, ge=8, multiple_of=8)
+    batch_size: PositiveInt = 4
+    seed: int = 0
 
 
 class GanTrain(Group):  # the GAN of method `gan` (stage train_gan; stages/synth/gan_core.py)

@@ -6,8 +6,9 @@ Backends (`synthesize.diffusion.backend`):
   `mode: full` makes images from noise (`source`/`root` empty); `mode: local` regenerates only
   masked regions of a real train image of the same class, RePaint-style, and then restores every
   pixel outside the mask byte for byte (`source`/`root` = that image).
-- `sd_inpaint`: a Stable Diffusion inpainting pipeline loaded from a local folder (optional LoRA),
-  prompted from per-image attributes (see stages/synth/diffusion_sd.py); always local.
+- `sd` (`sd_inpaint` = `sd` with `sd.mode: inpaint`): a Stable Diffusion pipeline loaded from a
+  local folder (optional LoRA, e.g. the one stage sd_lora trains), prompted from per-image
+  attributes, in `sd.mode` inpaint, img2img or text2img (see stages/synth/diffusion_sd.py).
 
 Generated images are made at the model's resolution and upsampled (bicubic) to the size of the
 dataset's train images. Every image is determined by its seed
@@ -58,6 +59,7 @@ class DiffusionSampler:
         self.classes = ctx.params["dataset"]["classes"]
         self._sources: dict[str, pd.DataFrame] = {}
         self.runtime = device.runtime(ctx.params)
+        self.is_sd = self.cfg["backend"] in ("sd", "sd_inpaint")  # a local Stable Diffusion folder
         self.generator = self._check_generator()
 
     def _check_generator(self) -> dict[str, Any]:
@@ -99,14 +101,14 @@ class DiffusionSampler:
     def description(self) -> dict[str, Any]:
         """What determines an image besides its seed (goes into `detail` and the cache key)."""
         cfg = self.cfg
-        if cfg["backend"] == "sd_inpaint":
+        if self.is_sd:
             from stages.synth import diffusion_sd
 
             return {
-                "backend": "sd_inpaint",
-                "mode": "local",
-                "mask": cfg["mask"],
-                **diffusion_sd.describe(cfg["sd"]),
+                "backend": "sd",
+                "mode": diffusion_sd.mode(cfg),
+                **({"mask": cfg["mask"]} if diffusion_sd.mode(cfg) == "inpaint" else {}),
+                **diffusion_sd.describe(cfg["sd"], diffusion_sd.mode(cfg)),
                 "generator": self.generator,
             }
         return {
@@ -149,24 +151,24 @@ class DiffusionSampler:
         cfg = self.cfg
         key = {
             "code": code_hash(__name__),  # this module and every project module it imports
-            "versions": versions(*LIBRARIES, *(("transformers",) if cfg["backend"] == "sd_inpaint" else ())),
+            "versions": versions(*LIBRARIES, *(("transformers", "peft") if self.is_sd else ())),
             "label": label,
             "seed": self.ctx.seed(label, METHOD, index),
             "size": self.output_size,
             "block": [index // cfg["batch_size"], cfg["batch_size"]],
             **self.description,
         }
-        if cfg["backend"] == "sd_inpaint" or cfg["mode"] in ("local", "img2img"):
+        if self.is_sd or cfg["mode"] in ("local", "img2img"):
             src = self.sources(label).iloc[index % len(self.sources(label))]
             key["source"] = [src.path, src.get("sha256", "")]
-        if cfg["backend"] == "sd_inpaint":
+        if self.is_sd:
             from stages.synth import diffusion_sd
 
             key["prompt"] = diffusion_sd.prompt_of(self, label, src)
         return json.dumps(key, sort_keys=True)
 
     def generate(self, label: str, indices: list[int]) -> list[dict[str, str]]:
-        if self.cfg["backend"] == "sd_inpaint":
+        if self.is_sd:
             from stages.synth import diffusion_sd
 
             return diffusion_sd.generate(self, label, indices)

@@ -1,16 +1,22 @@
-"""The `sd_inpaint` backend of the diffusion method: local Stable Diffusion inpainting.
+"""The `sd` backend of the diffusion method (`sd_inpaint` = `sd` in mode inpaint): local Stable
+Diffusion in three modes (`synthesize.diffusion.sd.mode`):
+- inpaint: a `StableDiffusionInpaintPipeline` folder inpaints random blob masks on real train
+  images of the class; every pixel outside the mask is then restored to the original's bytes;
+- img2img (DA-Fusion): a `StableDiffusionImg2ImgPipeline` built from a text-to-image folder noises a
+  real train image of the class to `strength` and denoises it toward the class's prompt;
+- text2img: a `StableDiffusionPipeline` makes the image from noise (source/root empty; the prompt
+  still comes from a train image's attributes, named in `detail.prompt_from`).
+Folders load with `local_files_only=True` (nothing is ever downloaded), optionally with LoRA
+weights (`sd.lora`, e.g. models/sd_lora from stage sd_lora; needs `peft`).
+Prompts are built per image, as in seed 003, from attributes in a CSV
+(`synthesize.diffusion.sd.attributes`, keyed by the `path` column relative to data/raw): lesion
+colour, size/shape, border and surrounding skin tone. Columns used when present:
+`lesion_colour`/`lesion_color`, `size_shape`, `border`, `skin_tone` (text, or a number 0..1 from
+light to dark, as the demo's labels.csv), and lesion counts `papules`/`pustules`/`nodules` (the
+demo's), from which colour, size/shape and border are derived. `prompt_for` is the one prompt
+builder: stage sd_lora trains with the same prompts.
 
-Loads a `StableDiffusionInpaintPipeline` from a local folder (`local_files_only=True`; nothing is
-ever downloaded), optionally with LoRA weights (needs `peft`), and inpaints random blob masks on
-real train images of the target class. Prompts are built per image, as in seed 003, from
-attributes in a CSV (`synthesize.diffusion.sd.attributes`, keyed by the `path` column relative
-to data/raw): lesion colour, size/shape, border and surrounding skin tone. Columns used when
-present: `lesion_colour`/`lesion_color`, `size_shape`, `border`, `skin_tone` (text, or a number
-0..1 from light to dark, as the demo's labels.csv), and lesion counts `papules`/`pustules`/
-`nodules` (the demo's), from which colour, size/shape and border are derived. After inpainting,
-every pixel outside the mask is restored to the original's bytes.
-
-Settings under `synthesize.diffusion.sd`: model_dir (required), lora, attributes, prompt
+Settings under `synthesize.diffusion.sd`: mode, model_dir (required), lora, attributes, prompt
 (a template with {severity}, {label}, {colour}, {size_shape}, {border}, {skin}), negative_prompt,
 resolution (512 for SD 1.5), steps, guidance, strength.
 """
@@ -26,7 +32,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from stages.core import manifest
+from stages.core import manifest, paths
 from stages.core.errors import RebalanceError
 from stages.core.images import load_array, save_png
 from stages.core.progress import progress
@@ -44,22 +50,34 @@ KIND_WORDS = {  # dominant lesion kind -> (colour, size/shape, border)
 }
 
 
+PIPELINES = {  # sd.mode -> diffusers pipeline class
+    "inpaint": "StableDiffusionInpaintPipeline",
+    "img2img": "StableDiffusionImg2ImgPipeline",
+    "text2img": "StableDiffusionPipeline",
+}
+
+
+def mode(cfg: dict) -> str:
+    """The SD mode of `synthesize.diffusion` (backend sd_inpaint is mode inpaint)."""
+    return "inpaint" if cfg["backend"] == "sd_inpaint" else cfg["sd"]["mode"]
+
+
 def _require_model_dir(sd: dict) -> str:
     if not sd["model_dir"]:
         raise RebalanceError(
-            "params.yaml: synthesize.diffusion.backend sd_inpaint needs "
-            "synthesize.diffusion.sd.model_dir (a local diffusers inpainting folder)"
+            "params.yaml: synthesize.diffusion.backend sd needs synthesize.diffusion.sd.model_dir "
+            "(a local diffusers SD folder: an inpainting one for mode inpaint)"
         )
     return str(sd["model_dir"])
 
 
-def describe(sd: dict) -> dict[str, Any]:
+def describe(sd: dict, how: str = "inpaint") -> dict[str, Any]:
     """What determines an image besides its seed and prompt (`synthesize.diffusion.sd`)."""
     model_dir = _require_model_dir(sd)
     return {
         "checkpoint": _fingerprint(model_dir, str(sd["lora"] or "")),
         "steps": sd["steps"],
-        "scheduler": _pipeline(model_dir, str(sd["lora"] or "")).scheduler.__class__.__name__,
+        "scheduler": _pipeline(model_dir, str(sd["lora"] or ""), how).scheduler.__class__.__name__,
         "guidance": sd["guidance"],
         "strength": sd["strength"],
         "resolution": sd["resolution"],
@@ -85,16 +103,17 @@ def _fingerprint(model_dir: str, lora: str) -> str:
 
 
 @functools.lru_cache(maxsize=2)
-def _pipeline(model_dir: str, lora: str):
-    from diffusers import StableDiffusionInpaintPipeline
+def _pipeline(model_dir: str, lora: str, how: str = "inpaint"):
+    import diffusers
 
+    kind = getattr(diffusers, PIPELINES[how])
     if not Path(model_dir).is_dir():
         raise RebalanceError(
             f"{model_dir}: no such folder; synthesize.diffusion.sd.model_dir must be a local "
-            "diffusers StableDiffusionInpaintPipeline (saved with save_pretrained)"
+            f"diffusers folder for a {PIPELINES[how]} (saved with save_pretrained)"
         )
     try:
-        pipe = StableDiffusionInpaintPipeline.from_pretrained(
+        pipe = kind.from_pretrained(
             model_dir,
             local_files_only=True,
             safety_checker=None,
@@ -103,8 +122,12 @@ def _pipeline(model_dir: str, lora: str):
         )
     except (OSError, ValueError) as err:
         raise RebalanceError(
-            f"{model_dir}: cannot load an inpainting pipeline ({str(err).splitlines()[0]})"
+            f"{model_dir}: cannot load a {PIPELINES[how]} ({str(err).splitlines()[0]})"
         ) from None
+    channels = pipe.unet.config.in_channels
+    if (how == "inpaint") != (channels == 9):
+        want = "an inpainting folder (9-channel UNet)" if how == "inpaint" else "a text-to-image folder"
+        raise RebalanceError(f"{model_dir}: UNet has {channels} input channels; sd.mode {how} needs {want}")
     if lora:
         try:
             pipe.load_lora_weights(lora, local_files_only=True)
@@ -151,6 +174,8 @@ def prompt_for(attrs: dict[str, Any], label: str, classes: list[str], template: 
 def attributes(path: str | None) -> dict[str, dict]:
     if not path:
         return {}
+    if not Path(path).exists() and Path(path) == paths.LABELS:
+        return {}  # a source without per-image attributes: prompts from the class alone
     if not Path(path).exists():
         raise RebalanceError(f"{path}: attributes CSV not found (synthesize.diffusion.sd.attributes)")
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -166,10 +191,10 @@ def prompt_of(sampler, label: str, src) -> str:
 
 
 def generate(sampler, label: str, indices: list[int]) -> list[dict]:
-    """Inpaint blob masks of `label`'s source images (a `diffusion.DiffusionSampler`'s sources)."""
+    """Images of `label` in the sampler's SD mode, from its sources (a DiffusionSampler's)."""
     ctx, cfg = sampler.ctx, sampler.cfg
-    sd = cfg["sd"]
-    pipe = _pipeline(_require_model_dir(sd), str(sd["lora"] or ""))
+    sd, how = cfg["sd"], mode(cfg)
+    pipe = _pipeline(_require_model_dir(sd), str(sd["lora"] or ""), how)
     on = sampler.runtime.device  # float16 on CUDA (as SD is usually run), float32 elsewhere
     pipe = pipe.to(on, torch.float16 if on.type == "cuda" else torch.float32)
     detail = sampler.description
@@ -177,29 +202,41 @@ def generate(sampler, label: str, indices: list[int]) -> list[dict]:
     size = sampler.output_size
     res = int(sd["resolution"])
     rows = []
-    for index in progress(indices, f"sd_inpaint {label}"):
+    for index in progress(indices, f"sd {how} {label}"):
         seed = sampler.ctx.seed(label, METHOD, index)
         src = sources.iloc[index % len(sources)]
-        original = load_array(ctx.raw_dir / src.path, size)
-        mask = blob_mask(np.random.default_rng(seed), size, cfg["mask"]["blobs"], cfg["mask"]["fraction"])
         prompt = prompt_of(sampler, label, src)
-        mask_low = Image.fromarray(downsample_mask(mask, res).astype(np.uint8) * 255)
-        out = pipe(
-            prompt=prompt,
-            negative_prompt=sd["negative_prompt"] or None,
-            image=Image.fromarray(resize(original, res)),
-            mask_image=mask_low,
-            height=res,
-            width=res,
-            num_inference_steps=sd["steps"],
-            guidance_scale=sd["guidance"],
-            strength=sd["strength"],
-            generator=torch.Generator().manual_seed(seed),
-            output_type="np",
-        ).images[0]
-        generated = np.clip(np.rint(out * 255), 0, 255).astype(np.uint8)
-        image = compose(original, resize(generated, size), mask)
+        common = {
+            "prompt": prompt,
+            "negative_prompt": sd["negative_prompt"] or None,
+            "num_inference_steps": sd["steps"],
+            "guidance_scale": sd["guidance"],
+            "generator": torch.Generator().manual_seed(seed),
+            "output_type": "np",
+        }
+        extra: dict[str, Any] = {"prompt": prompt, "size": size, "cluster": int(src.cluster)}
+        if how == "text2img":
+            out = pipe(height=res, width=res, **common).images[0]
+            extra["prompt_from"] = src.path
+        else:
+            original = load_array(ctx.raw_dir / src.path, size)
+            if how == "inpaint":
+                mask = blob_mask(
+                    np.random.default_rng(seed), size, cfg["mask"]["blobs"], cfg["mask"]["fraction"]
+                )
+                mask_low = Image.fromarray(downsample_mask(mask, res).astype(np.uint8) * 255)
+                image = Image.fromarray(resize(original, res))
+                out = pipe(
+                    image=image, mask_image=mask_low, height=res, width=res, strength=sd["strength"], **common
+                )
+                extra["mask_fraction"] = round(float(mask.mean()), 4)
+            else:
+                out = pipe(image=Image.fromarray(resize(original, res)), strength=sd["strength"], **common)
+            out = out.images[0]
+        generated = resize(np.clip(np.rint(out * 255), 0, 255).astype(np.uint8), size)
+        image = compose(original, generated, mask) if how == "inpaint" else generated
         path = output_path(METHOD, label, index)
+        from_source = how != "text2img"
         rows.append(
             manifest.row(
                 path=path,
@@ -208,15 +245,9 @@ def generate(sampler, label: str, indices: list[int]) -> list[dict]:
                 origin=METHOD,
                 seed=seed,
                 sha256=save_png(image, ctx.out_dir / path),
-                source=src.path,
-                root=src.root,
-                detail={
-                    **detail,
-                    "prompt": prompt,
-                    "size": size,
-                    "mask_fraction": round(float(mask.mean()), 4),
-                    "cluster": int(src.cluster),
-                },
-            )
+                source=src.path if from_source else "",
+                root=src.root if from_source else "",
+                detail={**detail, **extra},
+            )  # fmt: skip
         )
     return rows

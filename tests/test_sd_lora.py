@@ -1,0 +1,91 @@
+"""Stage sd_lora on a tiny random SD pipeline: phase 1 and 2 train and save LoRA weights, and the
+sd backend (text2img, img2img, inpaint) really uses them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import folder_params
+from imagegen import make_folder, stage, workdir
+from safetensors.torch import load_file, save_file
+from sdgen import tiny_sd_pipeline
+
+from stages.synth import diffusion
+from stages.synth.base import Context
+
+
+@pytest.fixture(scope="module")
+def lora(tmp_path_factory):
+    """A work folder with two classes ingested and counted, and a LoRA trained by the stage."""
+    root = tmp_path_factory.mktemp("lora")
+    base = tiny_sd_pipeline(root / "t2i", inpaint=False)
+    make_folder(root / "src", {"common": 9, "rare": 4})
+    updates = {
+        "sd_lora": {"model_dir": str(base), "phase1_steps": 3, "phase2_steps": 2, "lr": 0.01,
+                    "resolution": 16, "batch_size": 2},
+        "count": {"target": {"strategy": "max"}},
+    }  # fmt: skip
+    work = workdir(root, root / "src", ["common", "rare"], updates)
+    for name in ("raw", "count", "sd_lora"):
+        stage(work, name)
+    return work, base
+
+
+def test_phase_1_and_2_train_and_save_unet_and_text_encoder_lora(lora):
+    work, _ = lora
+    weights = load_file(str(work / "models/sd_lora/pytorch_lora_weights.safetensors"))
+    assert any(k.startswith("unet.") for k in weights) and any(k.startswith("text_encoder.") for k in weights)
+    report = json.loads((work / "metrics/sd_lora.json").read_text())
+    assert report["classes"] == ["rare"]  # the class with a deficit
+    assert report["phase1"]["steps"] == 3 and report["phase2"]["steps"] == 2
+    assert report["phase1"]["seconds_per_step"] > 0
+    record = json.loads((work / "models/sd_lora/training_set.json").read_text())
+    assert record["n"] == len(json.loads((work / "models/sd_lora/prompts.json").read_text()))
+    assert all(p.startswith("rare/") for p in json.loads((work / "models/sd_lora/prompts.json").read_text()))
+
+
+def generate(work, base, lora_dir, mode: str, out: str) -> list[dict]:
+    manifest = pd.read_csv(work / "data/counted/manifest.csv")
+    train = manifest[manifest.split == "train"].reset_index(drop=True)
+    sd = {"mode": mode, "model_dir": str(base), "lora": str(lora_dir) if lora_dir else None,
+          "attributes": None, "resolution": 16, "steps": 2, "guidance": 1.0, "strength": 0.6}  # fmt: skip
+    params = folder_params(
+        ["common", "rare"], {"allow_external_model": True, "diffusion": {"backend": "sd", "sd": sd}}
+    )
+    ctx = Context(params=params, train_real=train, raw_dir=work / "data/raw", out_dir=work / out)
+    return diffusion.DiffusionSampler(ctx).generate("rare", [0, 1])
+
+
+def pixels(work, rows, out: str) -> np.ndarray:
+    from stages.core.images import load_array
+
+    return np.stack([load_array(work / out / r["path"]) for r in rows]).astype(int)
+
+
+@pytest.mark.parametrize("mode", ["text2img", "img2img", "inpaint"])
+def test_generated_images_change_when_the_lora_changes(lora, tmp_path, mode):
+    work, base = lora
+    if mode == "inpaint":
+        base = tiny_sd_pipeline(tmp_path / "inpaint", inpaint=True)  # same attention shapes
+    trained = work / "models/sd_lora"
+    scaled = tmp_path / "scaled"  # the same LoRA with its up-projections x 4
+    shutil.copytree(trained, scaled)
+    weights = load_file(str(trained / "pytorch_lora_weights.safetensors"))
+    save_file({k: v * 4 if "lora_B" in k or "lora.up" in k else v for k, v in weights.items()},
+              str(scaled / "pytorch_lora_weights.safetensors"))  # fmt: skip
+    with_lora = generate(work, base, trained, mode, f"a_{mode}")
+    again = generate(work, base, trained, mode, f"b_{mode}")
+    other = generate(work, base, scaled, mode, f"c_{mode}")
+    assert [r["sha256"] for r in with_lora] == [r["sha256"] for r in again]  # determined by the seed
+    a, c = pixels(work, with_lora, f"a_{mode}"), pixels(work, other, f"c_{mode}")
+    assert (a != c).mean() > 0.02  # the weights are really used (inpaint: only inside the mask)
+    detail = json.loads(with_lora[0]["detail"])
+    assert detail["mode"] == mode and detail["generator"]["lora"]["external"] is False
+    if mode == "text2img":
+        assert with_lora[0]["source"] == "" and detail["prompt_from"].startswith("rare/")
+    else:
+        assert with_lora[0]["source"].startswith("rare/")
