@@ -18,7 +18,8 @@ from stages.core.images import load_stack
 from stages.core.progress import progress
 from stages.learn import classifier as model_mod
 from stages.learn.data import image_set
-from stages.synth import quality, quality_plots
+from stages.synth import quality
+from stages.synth.quality_plots import grid_plot, tsne_plot
 
 GRID_PX = 96  # sample-grid tiles (images of any size are resized to it)
 
@@ -128,15 +129,14 @@ def main() -> None:
     atomic.write_json(paths.SYNTHESIS_QUALITY, report)
 
     with atomic.output_dir(paths.SYNTHESIS_PLOTS) as out:
-        quality_plots.tsne_plot(np.concatenate(tsne_feats), tsne_groups, cfg["seed"], out / "tsne.png")
+        tsne_plot(np.concatenate(tsne_feats), tsne_groups, cfg["seed"], out / "tsne.png")
         for label in classes:
             real_rows = train[train.label == label].path[: cfg["grid"]]
-            quality_plots.grid_plot(
-                label,
-                {"real": load_stack(paths.RAW, real_rows, GRID_PX), **samples.get(label, {})},
-                cfg["grid"],
-                out / f"samples_{label}.png",
-            )
+            real = {"real": load_stack(paths.RAW, real_rows, GRID_PX)}
+            made = samples.get(label, {})
+            grid_plot(label, real | made, cfg["grid"], out / f"samples_{label}.png")  # every method
+            for method, images in made.items():  # and one grid per method and class
+                grid_plot(label, real | {method: images}, cfg["grid"], out / f"samples_{method}_{label}.png")
     for name, per_class in report["per_method"].items():
         print(
             f"assess: {name}: "

@@ -75,6 +75,7 @@ def test_a_folder_of_mixed_photographs_runs_end_to_end_with_the_gan(tmp_path):
     assert summary["generators"] == {"gan": "balanced_gan"} and "balanced_gan" in summary["variants"]
     quality = json.loads((repo / "metrics/synthesis_quality.json").read_text())
     assert "gan" in quality["per_method"]
+    assert (repo / "metrics/plots/synthesis/samples_gan_severe.png").is_file()  # a grid per method and class
 
 
 @pytest.mark.slow
