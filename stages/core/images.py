@@ -119,8 +119,9 @@ def window_8bit_rgb(values: np.ndarray, mode: str | None = None) -> np.ndarray:
     return flat.reshape(values.shape)
 
 
-def _decoded(path: Path, mode: str | None = None) -> tuple[Image.Image, bool]:
-    """(the image as RGB or L, fully decoded, EXIF orientation applied; whether it was windowed)."""
+def _decoded(path: Path, mode: str | None = None, check_only: bool = False) -> tuple[Image.Image, bool]:
+    """(the image as RGB or L, fully decoded, EXIF orientation applied; whether it was windowed).
+    `check_only`: decode every pixel (so corruption shows) but skip orientation and conversion."""
     if is_dicom(path):
         from stages.core import dicom
 
@@ -135,6 +136,9 @@ def _decoded(path: Path, mode: str | None = None) -> tuple[Image.Image, bool]:
                         f"image is {im.width}x{im.height}, over {MAX_PIXELS:,} pixels",
                         "downscale it or remove it from the dataset",
                     )
+                if check_only:
+                    im.load()
+                    return im, is_high_depth(im)
                 im = ImageOps.exif_transpose(im)
                 if is_high_depth(im):
                     return Image.fromarray(window_8bit(np.asarray(im), mode), "L"), True
@@ -171,7 +175,7 @@ def open_rgb(path: str | Path) -> Image.Image:
 
 def verify(path: str | Path) -> bool:
     """Decode an image fully (a BadImageError if it cannot be used); True if it needs windowing."""
-    return _decoded(Path(path))[1]
+    return _decoded(Path(path), check_only=True)[1]
 
 
 def check(path: str | Path) -> tuple[bool, str]:

@@ -231,8 +231,6 @@ class DiffusionSampler:
                 sha = save_png(image, ctx.out_dir / path)
                 src = srcs[j] if from_source else None
                 extra = {"mask_fraction": round(float(full_masks[j].mean()), 4)} if local else {}
-                if from_source:
-                    extra["cluster"] = int(src.cluster)
                 rows.append(
                     manifest.row(
                         path=path,
@@ -243,6 +241,7 @@ class DiffusionSampler:
                         sha256=sha,
                         source=src.path if from_source else "",
                         root=src.root if from_source else "",
+                        cluster=int(src.cluster) if from_source else "",
                         detail={**detail, "resolution": res, "size": size, **extra},
                     )
                 )

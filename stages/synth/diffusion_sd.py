@@ -214,7 +214,7 @@ def generate(sampler, label: str, indices: list[int]) -> list[dict]:
             "generator": torch.Generator().manual_seed(seed),
             "output_type": "np",
         }
-        extra: dict[str, Any] = {"prompt": prompt, "size": size, "cluster": int(src.cluster)}
+        extra: dict[str, Any] = {"prompt": prompt, "size": size}
         if how == "text2img":
             out = pipe(height=res, width=res, **common).images[0]
             extra["prompt_from"] = src.path
@@ -247,6 +247,7 @@ def generate(sampler, label: str, indices: list[int]) -> list[dict]:
                 sha256=save_png(image, ctx.out_dir / path),
                 source=src.path if from_source else "",
                 root=src.root if from_source else "",
+                cluster=int(src.cluster),
                 detail={**detail, **extra},
             )  # fmt: skip
         )
