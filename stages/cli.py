@@ -92,3 +92,52 @@ def compare(rev_a: str, rev_b: str, fmt: str, allow_different_test_sets: bool) -
         click.echo(json.dumps(result, indent=2))
     else:
         click.echo(registry.compare_markdown(result), nl=False)
+
+
+def _serve(mode: str, host: str, port: int, reviewer: str, open_browser: bool) -> None:
+    from pathlib import Path
+
+    from stages.core import paths
+    from stages.review import server
+
+    params = params_mod.load()
+    if not (paths.FUSED / "manifest.csv").is_file():
+        raise RebalanceError(f"{paths.FUSED}/manifest.csv not found; run `dvc repro` (or `dvc pull`) first")
+    token = server.new_token()
+    app = server.create_app(Path("."), params, token, mode, reviewer)
+    srv = server.serve(app, host, port)
+    url = f"http://{host}:{srv.server_port}/?token={token}"
+    click.echo(f"{'Review' if mode == 'review' else 'Reader study'}: {url}  (Ctrl-C stops)")
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(url)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (keep local).")
+@click.option("--port", default=8765, show_default=True, help="Port (0: any free one).")
+@click.option("--reviewer", default="", help="Name recorded with each decision (editable on the page).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in the default browser.")
+def review(host: str, port: int, reviewer: str, open_browser: bool) -> None:
+    """Web page to accept or reject each synthetic image of data/fused before it ships.
+
+    Decisions are appended to reviews/<dataset.name>.csv; a rejected image is left out and its slot
+    regenerated with a new sub-seed by the next `dvc repro`."""
+    _serve("review", host, port, reviewer, open_browser)
+
+
+@main.command("reader-study")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (keep local).")
+@click.option("--port", default=8766, show_default=True, help="Port (0: any free one).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in the default browser.")
+def reader_study(host: str, port: int, open_browser: bool) -> None:
+    """Blinded real-vs-synthetic study (review.reader_study in params.yaml), one session per reader.
+
+    Answers go to metrics/reader_study_answers.csv; per-reader accuracy, the pooled accuracy with
+    its 95% interval and Cohen's/Fleiss' kappa to metrics/reader_study.json."""
+    _serve("study", host, port, "", open_browser)

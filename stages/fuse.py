@@ -18,6 +18,7 @@ from stages.core.hashing import sha256_text
 from stages.core.progress import progress
 from stages.dataset import duplicates
 from stages.dataset.flips import FINGERPRINTS as FLIP_PRINTS
+from stages.review import decisions
 
 
 def fingerprints(fused: pd.DataFrame, files: dict[str, Path]) -> list:
@@ -79,6 +80,17 @@ def main() -> None:
     problems = manifest.check_invariants(fused, params["fuse"]["synthetic_in_eval"])
     if problems:
         raise RebalanceError(f"fuse: {len(problems)} leakage problems, first: {problems[0]}")
+    rejected = {
+        sha
+        for sha, d in decisions.latest(decisions.read(decisions.path_for(params))).items()
+        if d == "reject"
+    }
+    shipped = fused[fused.sha256.isin(rejected)]
+    if not shipped.empty:
+        raise RebalanceError(
+            f"fuse: {len(shipped)} image(s) a reviewer rejected would ship, first {shipped.path.iloc[0]}; "
+            "run `dvc repro` (synthesize regenerates rejected slots)"
+        )
     prints = fingerprints(fused, files)
     check_leaks(fused, prints, params["count"]["near_duplicate_bits"])
     with atomic.output_dir(paths.FUSED) as out:

@@ -23,8 +23,8 @@ def main() -> None:
     params = params_mod.load()
     cfg, sd = params["sd_lora"], params["synthesize"]["diffusion"]["sd"]
     if cfg["model_dir"] is None:
-        with atomic.output_dir(paths.SD_LORA):
-            pass
+        with atomic.output_dir(paths.SD_LORA) as out:
+            atomic.write_text(out / "NOT_TRAINED.txt", "sd_lora.model_dir is null\n")
         atomic.write_json(paths.SD_LORA_TRAIN, {"trained": False, "note": "sd_lora.model_dir is null"})
         print("sd_lora: skipped, sd_lora.model_dir is null (a local SD 1.5 folder trains the LoRA)")
         return

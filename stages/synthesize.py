@@ -4,7 +4,8 @@ Each method (stages/synth/) is prepared once, when a class first needs it. Incre
 data/synthesized is a persistent output (dvc.yaml `persist: true`); each row's
 `method.cache_key(label, index)` is stored in its `detail` JSON, and on the next run a file whose
 key, path and checksum still match is hard-linked into the new output instead of being
-regenerated. Everything else is generated, files no longer planned disappear,
+regenerated. An image a reviewer rejected (reviews/<dataset.name>.csv) changes its slot's seeds,
+so the slot is regenerated. Everything else is generated, files no longer planned disappear,
 and the new folder replaces the old one atomically. Also writes the lesion-edit sample grid.
 """
 
@@ -17,6 +18,7 @@ from stages.core import atomic, manifest, params as params_mod, paths
 from stages.core.errors import run_main
 from stages.core.hashing import sha256_file
 from stages.core.images import save_png
+from stages.review import decisions
 from stages.synth import methods as synth_methods
 from stages.synth.base import Context, Method, output_path
 
@@ -78,7 +80,15 @@ def main() -> None:
     rows: list[dict] = []
     with atomic.output_dir(paths.SYNTHESIZED) as out:
         held_out = real[real.split != "train"].reset_index(drop=True)
-        ctx = Context(params=params, train_real=train_real, raw_dir=paths.RAW, out_dir=out, held_out=held_out)
+        retries = decisions.retries(decisions.read(decisions.path_for(params)))  # rejected: new sub-seed
+        ctx = Context(
+            params=params,
+            train_real=train_real,
+            raw_dir=paths.RAW,
+            out_dir=out,
+            held_out=held_out,
+            retries=retries,
+        )
         methods: dict[str, Method] = {}  # each prepared once, when first needed
         for label, per_method in quota.items():
             for name, n in per_method.items():

@@ -23,8 +23,8 @@ def main() -> None:
     params = params_mod.load()
     cfg = params["gan_train"]
     if "gan" not in params["synthesize"]["methods"]:
-        with atomic.output_dir(paths.GAN_MODEL):
-            pass
+        with atomic.output_dir(paths.GAN_MODEL) as out:
+            atomic.write_text(out / "NOT_TRAINED.txt", "gan is not in synthesize.methods\n")
         atomic.write_json(paths.GAN_TRAIN, {"trained": False, "note": "gan is not in synthesize.methods"})
         print("train_gan: skipped, gan is not in synthesize.methods")
         return

@@ -180,6 +180,18 @@ class Gate(Group):
     max_imbalance: float | None = Field(2.0, ge=1)  # largest / smallest train class; null skips
     invariants: bool = True  # CONTRACT invariants hold on data/fused/manifest.csv
     checksums: bool = True  # every data/fused file matches its manifest sha256
+    min_reviewed: float = Field(0.0, ge=0, le=1)  # share of synthetic train images a reviewer accepted
+
+
+class ReaderStudy(Group):
+    real: int = Field(20, ge=0)  # seed 003: 20 real + 20 synthetic images per reader
+    synthetic: int = Field(20, ge=0)
+    seed: int = 0  # which images, in which order (the same for every reader)
+    classes: list[str] | None = None  # null: the classes with synthetic images (the minority)
+
+
+class Review(Group):  # `rebalance review` and `rebalance reader-study` (stages/review/); no stage reads it
+    reader_study: ReaderStudy = ReaderStudy()
 
 
 class Release(Group):
@@ -216,4 +228,5 @@ class Params(Group):
     train: Train
     evaluate: Evaluate
     compute: Compute = Compute()
+    review: Review = Review()
     release: Release = Release()

@@ -180,6 +180,41 @@ def _provenance(fused) -> list[str]:
     ]
 
 
+def _review(params: dict[str, Any], fused) -> list[str]:
+    """Clinician review (reviews/<name>.csv) per class and method, and the reader study if run."""
+    import json
+
+    from stages.review import decisions
+
+    synthetic = fused[(fused.split == "train") & ~fused.origin.isin(["real", "flip"])]
+    done = decisions.summary(decisions.read(decisions.path_for(params)), synthetic)
+    rows = [
+        [label, method, c["n"], c["reviewed"], c["accepted"], c["rejected"]]
+        for label, per in sorted(done["per_class"].items())
+        for method, c in sorted(per.items())
+    ]
+    lines = ["", "## Clinician review", ""]
+    where = decisions.path_for(params)
+    share = f"{done['accepted_share']:.0%}"
+    lines.append(
+        f"{done['accepted']} of {done['n']} synthetic train images accepted by a reviewer "
+        f"({share}; `{where}`)."
+    )
+    lines.append("")
+    if rows:
+        lines.append(markdown_table(["class", "method", "images", "reviewed", "accepted", "rejected"], rows))
+    study = paths.METRICS / "reader_study.json"
+    if study.is_file():
+        s = json.loads(study.read_text())
+        lo, hi = s["accuracy_ci95"]
+        agree = s.get("agreement")
+        items, kappa = s["items"], f"; {agree['measure']} {agree['kappa']}" if agree else ""
+        readers = len(s["readers"])
+        blinded = f"blinded, {items['real']} real + {items['synthetic']} synthetic images, {readers} readers"
+        lines += ["", f"Reader study ({blinded}): accuracy {s['accuracy']} [{lo}, {hi}] (chance 0.5){kappa}."]
+    return lines
+
+
 def _gate(gate_rows: list[dict[str, Any]]) -> list[str]:
     rows = [[r["check"], r["value"], "pass" if r["ok"] else "FAIL"] for r in gate_rows]
     return ["", "## Release gate", "", markdown_table(["check", "value", "result"], rows)]
@@ -231,6 +266,7 @@ def data_card(
         *_headline(evalm, params, classes),
         *_variants(summary_md),
         *_provenance(fused),
+        *_review(params, fused),
         *_gate(gate_rows),
         *_use_it(tag),
     ]

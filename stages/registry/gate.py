@@ -83,6 +83,18 @@ def _checksums_row(root: Path, fused) -> dict[str, Any]:
     }
 
 
+def _reviewed_row(root: Path, params: dict[str, Any], fused, minimum: float) -> dict[str, Any]:
+    from stages.review import decisions
+
+    synthetic = fused[(fused.split == "train") & ~fused.origin.isin(["real", "flip"])]
+    done = decisions.summary(decisions.read(root / decisions.path_for(params)), synthetic)
+    return {
+        "check": f"synthetic train images accepted by a reviewer >= {minimum:.0%}",
+        "value": f"{done['accepted']}/{done['n']} ({done['accepted_share']:.0%})",
+        "ok": done["accepted_share"] >= minimum,
+    }
+
+
 def gate(root: Path, params: dict[str, Any], evalm: dict[str, Any], fused) -> list[dict[str, Any]]:
     """The release quality gate (`release.gate` in params): one row per check, `ok` True/False."""
     cfg = params_mod.release_settings(params)["gate"]
@@ -93,6 +105,8 @@ def gate(root: Path, params: dict[str, Any], evalm: dict[str, Any], fused) -> li
         rows.append(_invariants_row(fused, params["fuse"].get("synthetic_in_eval", False)))
     if cfg.get("checksums", True):
         rows.append(_checksums_row(root, fused))
+    if cfg.get("min_reviewed", 0) > 0:
+        rows.append(_reviewed_row(root, params, fused, cfg["min_reviewed"]))
     return rows
 
 

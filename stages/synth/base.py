@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,10 +17,19 @@ class Context:
     raw_dir: Path  # where train_real's paths live
     out_dir: Path  # data/synthesized (temporary while the stage runs)
     held_out: pd.DataFrame | None = None  # val/test real rows: a generator must not have seen them
+    # output path -> how many of its images a reviewer rejected (stages/review/decisions.py)
+    retries: dict[str, int] = field(default_factory=dict)
 
     def seed(self, *parts: object) -> int:
-        """A stable seed for one image (or one shared choice): dataset name, synthesize.seed, `parts`."""
-        return image_seed(self.params["dataset"]["name"], self.params["synthesize"]["seed"], *parts)
+        """A stable seed for one image (or one shared choice): dataset name, synthesize.seed, `parts`.
+
+        Seeds of an image slot (parts starting with class, method, index) whose images a reviewer
+        rejected k times get ("retry", k) appended: the slot is regenerated with a new sub-seed."""
+        retry = ()
+        if len(parts) >= 3 and isinstance(parts[2], int) and self.retries:
+            k = self.retries.get(output_path(str(parts[1]), str(parts[0]), parts[2]), 0)
+            retry = ("retry", k) if k else ()
+        return image_seed(self.params["dataset"]["name"], self.params["synthesize"]["seed"], *parts, *retry)
 
 
 class Method(Protocol):
