@@ -1,0 +1,146 @@
+"""Classifier training throughput: the project's loop (stages.learn.classifier.fit) against a bare torch loop.
+
+Both train the same backbone (`--backbone`: small_cnn, the SmallCNN of stages/learn/classifier.py, or
+a timm model via stages.learn.backbones.build, e.g. resnet18; same width, fresh weights from the
+same seed) for the same number of optimizer steps at the same batch size, on the same in-memory
+random uint8 images (N x 3 x S x S, 4 classes), in this one process with the same torch threads.
+
+- project: `fit(model, images, labels, ...)` on a TensorSet (stages.learn.data), runtime
+  Runtime(cpu, float32, --workers DataLoader workers): DataLoader over pre-drawn batches, to_input,
+  AdamW + OneCycleLR, CrossEntropyLoss, loss.item() per step (as stage train runs it, minus the
+  on_eval validation calls, which are not training).
+- bare: the same batch indices, `x[idx]` converted the same way (SmallCNN: /127.5 - 1; timm:
+  (/255 - mean) / std), forward, CrossEntropyLoss, zero_grad, backward, AdamW step.
+
+Each is warmed up first (--warmup steps on a throw-away model), then timed --repeats times,
+alternating which goes first; the fastest run of each is kept (on a shared machine other processes
+only ever add time; every run's seconds are in the JSON). images/s = steps x batch size / seconds. Prints
+project/bare (the issue's bar: >= 0.9).
+
+    python benchmarks/bench_classifier.py [--steps 60] [--batch-size 64] [--backbone small_cnn]
+        [--workers 0] [--out benchmarks/results/bench_classifier.json]
+    python benchmarks/bench_classifier.py --backbone resnet18 --size 32 --steps 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from stages.core.device import Runtime, set_threads
+from stages.learn import backbones, classifier, data
+
+RESULTS = Path(__file__).resolve().parent / "results"
+LR, WEIGHT_DECAY, SEED = 3e-3, 1e-4, 0
+
+
+def build(name: str, n_classes: int, width: int) -> nn.Module:
+    torch.manual_seed(SEED)
+    return backbones.build(name, n_classes, width)
+
+
+def project(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch: int, workers: int) -> None:
+    runtime = Runtime(torch.device("cpu"), None, workers)
+    kwargs = {"lr": LR, "weight_decay": WEIGHT_DECAY, "seed": SEED, "runtime": runtime}
+    classifier.fit(model, x, y, steps=steps, batch_size=batch, **kwargs)
+
+
+def bare(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch: int, workers: int) -> None:
+    if isinstance(model, classifier.SmallCNN):
+
+        def convert(xb: torch.Tensor) -> torch.Tensor:
+            return xb.float().div_(127.5).sub_(1.0)
+    else:
+        mean, std = backbones.input_stats(model)
+
+        def convert(xb: torch.Tensor) -> torch.Tensor:
+            return (xb.float().div_(255.0) - mean) / std
+
+    order = data.batch_order(len(x), steps, batch, torch.Generator().manual_seed(SEED))
+    loss_fn = nn.CrossEntropyLoss()
+    opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
+    model.train()
+    for idx in order:
+        loss = loss_fn(model(convert(x[idx])), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    loss.item()
+
+
+def run(a: argparse.Namespace) -> dict:
+    backbone, n, size, width, steps, batch = a.backbone, a.n, a.size, a.width, a.steps, a.batch_size
+    warmup, repeats, workers = a.warmup, a.repeats, a.workers
+    load, threads = round(os.getloadavg()[0], 2), set_threads(a.threads)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=gen)
+    y = torch.randint(0, 4, (n,), generator=gen)
+    loops = {"project": project, "bare": bare}
+    for fn in loops.values():
+        fn(build(backbone, 4, width), x, y, warmup, batch, workers)
+    timings: dict[str, list[float]] = {name: [] for name in loops}
+    for rep in range(repeats):
+        for name in loops if rep % 2 == 0 else reversed(loops):
+            model = build(backbone, 4, width)
+            start = time.perf_counter()
+            loops[name](model, x, y, steps, batch, workers)
+            timings[name].append(time.perf_counter() - start)
+    rate = {name: steps * batch / min(t) for name, t in timings.items()}
+    return {
+        "backbone": backbone,
+        "width": width,
+        "images": n,
+        "image_size": size,
+        "steps": steps,
+        "batch_size": batch,
+        "workers": workers,
+        "threads": threads,
+        "repeats": repeats,
+        "load_average_1min": [load, round(os.getloadavg()[0], 2)],  # before, after: others' CPU use
+        "seconds": {name: [round(s, 3) for s in t] for name, t in timings.items()},
+        "project_images_per_second": round(rate["project"], 1),
+        "bare_images_per_second": round(rate["bare"], 1),
+        "ratio": round(rate["project"] / rate["bare"], 3),
+        "bar": 0.9,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--backbone", default=backbones.SMALL_CNN, help="small_cnn or a timm name")
+    ap.add_argument("--width", type=int, default=16, help="small_cnn's first conv channels")
+    ap.add_argument("--n", type=int, default=2048, help="images in memory")
+    ap.add_argument("--size", type=int, default=64, help="pixels, square")
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps of each loop first")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs of each (fastest kept)")
+    ap.add_argument("--workers", type=int, default=0, help="DataLoader workers of the project loop")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: every core)")
+    ap.add_argument("--out", type=Path, default=RESULTS / "bench_classifier.json")
+    a = ap.parse_args()
+    r = run(a)
+    print(
+        f"{r['backbone']} (width {r['width']}), {r['steps']} steps x {r['batch_size']} images "
+        f"{r['image_size']}x{r['image_size']}, {r['threads']} threads, {r['workers']} workers"
+    )
+    sec = r["seconds"]
+    print(f"project (classifier.fit): {r['project_images_per_second']:.1f} images/s  {sec['project']} s")
+    print(f"bare torch loop:          {r['bare_images_per_second']:.1f} images/s  {sec['bare']} s")
+    print(f"load average (1 min) before/after: {r['load_average_1min']}")
+    if r["load_average_1min"][0] > 0.5:
+        print("note: load average > 0.5 before the run: other processes may have shared the cores")
+    print(f"ratio project/bare: {r['ratio']:.3f} (bar: >= {r['bar']})")
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(r, indent=2) + "\n")
+    print(json.dumps(r))
+
+
+if __name__ == "__main__":
+    main()
