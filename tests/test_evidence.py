@@ -7,6 +7,7 @@ import json
 import sys
 
 import pytest
+import yaml
 from conftest import TINY, commit_all, copy_repo, deep_update, run, set_params
 
 from stages.core import manifest
@@ -48,7 +49,13 @@ def evidence(tmp_path_factory):
 
 def test_table_has_every_variant_with_spread_and_intervals(evidence):
     summary = json.loads((evidence / "metrics/summary.json").read_text())
-    assert set(summary["variants"]) == {"real", "real_weighted", "real_oversampled", "balanced", "shuffled"}
+    methods = yaml.safe_load((evidence / "params.yaml").read_text())["synthesize"]["methods"]
+    generated = {f"balanced_{m}" for m in methods}  # one evidence row per synthesis method
+    assert summary["generators"] == {m: f"balanced_{m}" for m in methods}
+    assert (
+        set(summary["variants"])
+        == {"real", "real_weighted", "real_oversampled", "balanced", "shuffled"} | generated
+    )
     assert summary["minority"] == ["level2", "level3"]
     for v in summary["variants"].values():
         for metric in ("balanced_accuracy", "macro_f1", "recall_level2", "recall_level3"):

@@ -81,7 +81,7 @@ def test_duplicates_in_one_class_share_a_split_and_are_reported(tmp_path):
             assert len({split[n] for n in group}) == 1, (seed, group, [split[n] for n in group])
         counts = json.loads((work / "metrics/counts.json").read_text())
         assert sorted(counts["duplicates"]) == groups
-        assert "duplicates (kept in" in proc.stdout and "a/0_q90.jpg" in proc.stdout
+        assert "duplicates: " in proc.stdout and "a/0_q90.jpg" in proc.stdout
 
 
 def official_source(root: Path) -> Path:
@@ -104,7 +104,7 @@ def test_official_split_folders_are_kept(tmp_path):
     assert (work / "data/fused/test/a/test/test_0.png").is_file()
 
 
-def test_official_split_leak_is_refused_by_count_and_by_fuse(tmp_path):
+def test_official_split_leak_is_refused_by_fuse_and_left_out_by_count(tmp_path):
     src = official_source(tmp_path / "src")
     work = workdir(tmp_path, src, ["a", "b"])
     build_to_fuse(work)
@@ -123,11 +123,19 @@ def test_official_split_leak_is_refused_by_count_and_by_fuse(tmp_path):
     manifest.write(pd.concat([counted, manifest.frame([leak])]), work / "data/counted/manifest.csv")
     line = one_line_error(stage(work, "fuse", check=False))
     assert "test/a/test/test_1.png" in line and "train/a/train/leak.jpg" in line and "leak" in line
-    # count: the same copy put into the source's train folder
+    # count: the same copy put into the source's train folder; the official split is kept for
+    # every other image and the test copy is left out (reported), so the test set has no copy in train
     reencode(src / "test/a/test_1.png", src / "train/a/leak.jpg")
     stage(work, "raw")
-    line = one_line_error(stage(work, "count", check=False))
-    assert "a/test/test_1.png" in line and "a/train/leak.jpg" in line and "official" in line
+    proc = stage(work, "count")
+    assert "left out" in proc.stdout and "a/test/test_1.png" in proc.stdout
+    counts = json.loads((work / "metrics/counts.json").read_text())
+    assert (
+        list(counts["dropped"]) == ["a/test/test_1.png"]
+        and "a/train/leak.jpg" in counts["dropped"]["a/test/test_1.png"]
+    )
+    kept = assignment(work)
+    assert "a/test/test_1.png" not in kept and kept["a/train/leak.jpg"] == "train"
 
 
 def test_official_split_column_and_its_leak(tmp_path):
@@ -146,8 +154,10 @@ def test_official_split_column_and_its_leak(tmp_path):
         csv, index=False
     )
     stage(work, "raw")
-    line = one_line_error(stage(work, "count", check=False))
-    assert "a/10.png" in line and "a/copy.jpg" in line
+    stage(work, "count")  # the test image with a copy in train is left out, every other split kept
+    dropped = json.loads((work / "metrics/counts.json").read_text())["dropped"]
+    assert list(dropped) == ["a/10.png"] and "a/copy.jpg" in dropped["a/10.png"]
+    assert assignment(work) == {**{n: s for n, s in splits.items() if n != "a/10.png"}, "a/copy.jpg": "train"}
     bad = pd.read_csv(csv).assign(split=lambda d: d.split.where(d.path != "b/3.png", "holdout"))
     bad.to_csv(csv, index=False)
     line = one_line_error(stage(work, "raw", check=False))
