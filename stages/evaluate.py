@@ -22,7 +22,7 @@ from stages.core.errors import run_main
 from stages.core.hashing import sha256_text
 from stages.core.progress import progress
 from stages.learn import classifier as model_mod, metrics as scoring, report as summary
-from stages.learn.data import image_set
+from stages.learn.data import fused_set
 
 
 def write_csv_dir(folder: Path, tables: dict[str, list[dict]]) -> None:
@@ -42,7 +42,7 @@ def main() -> None:
     test = model_mod.split_rows(fused, "test", ["real"])
     test_set = sha256_text("".join(f"{r.path}:{r.sha256}\n" for r in test.itertuples()))
     runtime = device.runtime(params)
-    x = image_set(paths.FUSED, list(test.path), cfg["image_size"], params["compute"]["in_memory_mb"])
+    x = fused_set(test, cfg["image_size"], params["compute"]["in_memory_mb"])
     y = np.array([classes.index(c) for c in test.label])
     counts = json.loads((paths.COUNTS).read_text())
     minority = [c for c in classes if counts["target"][c] > counts["splits"]["train"][c]]

@@ -1,4 +1,6 @@
-"""Stage fuse: data/fused/{train,val,test}/<class>/ and its manifest, linked, not copied.
+"""Stage fuse: data/fused/{train,val,test}/<class>/ and its manifest, linked, not copied; or,
+with `fuse.format: shards`, data/fused/shards/<split>-NNNNNN.tar and the manifest (the sharded
+release format of stages/dataset/shards.py, for 100k+ images: a few files instead of one per image).
 
 Before publishing it refuses a manifest that breaks the CONTRACT invariants, and any content
 leak: a file of val or test that is an exact or near-duplicate (perceptual hash within
@@ -16,7 +18,7 @@ from stages.core import atomic, manifest, params as params_mod, paths
 from stages.core.errors import RebalanceError, run_main
 from stages.core.hashing import sha256_text
 from stages.core.progress import progress
-from stages.dataset import duplicates
+from stages.dataset import duplicates, shards
 from stages.dataset.flips import FINGERPRINTS as FLIP_PRINTS
 from stages.review import decisions
 
@@ -93,15 +95,19 @@ def main() -> None:
         )
     prints = fingerprints(fused, files)
     check_leaks(fused, prints, params["count"]["near_duplicate_bits"])
+    cfg = params["fuse"]
     with atomic.output_dir(paths.FUSED) as out:
-        for path, src in progress(files.items(), "fuse: link", total=len(files)):
-            atomic.link_or_copy(src, out / path)
+        if cfg["format"] == "shards":
+            fused = shards.write(fused, files, out, cfg["shard_mb"])
+        else:
+            for path, src in progress(files.items(), "fuse: link", total=len(files)):
+                atomic.link_or_copy(src, out / path)
         manifest.write(fused, out / manifest.FILENAME)
     counts = manifest.nested_counts(fused, ["split", "label", "origin"])
     atomic.write_json(paths.FUSED_COUNTS, counts)
     atomic.write_json(paths.TEST_SET, test_set(fused))
     print(
-        f"fuse: {len(fused)} files, no content leak; "
+        f"fuse: {len(fused)} images ({cfg['format']}), no content leak; "
         + ", ".join(f"{s} {int((fused.split == s).sum())}" for s in ("train", "val", "test"))
     )
 

@@ -25,7 +25,7 @@ from stages.core.device import CPU, Runtime
 from stages.core.errors import RebalanceError, run_main
 from stages.core.schema import TRAIN_DATA
 from stages.learn import backbones, classifier as model_mod
-from stages.learn.data import image_set
+from stages.learn.data import fused_set
 
 OVERSAMPLE_SEED = 0  # which real images of a class get one copy more (`real_oversampled`)
 
@@ -124,11 +124,11 @@ def main() -> None:
     train_rows = training_rows(fused, spec["data"], spec["method"])
     val_rows = model_mod.split_rows(fused, "val", ["real"])
     budget = params["compute"]["in_memory_mb"]  # small sets decoded once, large ones streamed
-    x = image_set(paths.FUSED, list(train_rows.path), cfg["image_size"], budget)
+    x = fused_set(train_rows, cfg["image_size"], budget)
     y = torch.tensor([classes.index(c) for c in train_rows.label])
     if spec["shuffle_labels"]:  # a guard rail: such a model must score at chance
         y = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(1234))]
-    x_val = image_set(paths.FUSED, list(val_rows.path), cfg["image_size"], budget)
+    x_val = fused_set(val_rows, cfg["image_size"], budget)
     y_val = [classes.index(c) for c in val_rows.label]
 
     for seed in cfg["seeds"]:

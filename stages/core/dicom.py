@@ -10,6 +10,7 @@ decoder are BadImageErrors (reported skips), each with its fix.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +26,14 @@ def _first(value):
     return value[0] if isinstance(value, MultiValue) else value
 
 
-def decode(path: Path, mode: str | None = None) -> Image.Image:
-    """A DICOM file's first frame as an 8-bit L (or RGB) image (see the module doc)."""
+def decode(path: Path, mode: str | None = None, data: bytes | None = None) -> Image.Image:
+    """A DICOM file's first frame as an 8-bit L (or RGB) image (see the module doc); `data`: the
+    file's bytes (a shard's sample), `path` then only names it."""
     import pydicom
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     try:
-        ds = pydicom.dcmread(path)
+        ds = pydicom.dcmread(path if data is None else io.BytesIO(data))
     except Exception as err:
         raise BadImageError(
             path, f"cannot read DICOM ({str(err).splitlines()[0] or type(err).__name__})"

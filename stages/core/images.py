@@ -119,17 +119,21 @@ def window_8bit_rgb(values: np.ndarray, mode: str | None = None) -> np.ndarray:
     return flat.reshape(values.shape)
 
 
-def _decoded(path: Path, mode: str | None = None, check_only: bool = False) -> tuple[Image.Image, bool]:
+def _decoded(
+    path: Path, mode: str | None = None, check_only: bool = False, data: bytes | None = None
+) -> tuple[Image.Image, bool]:
     """(the image as RGB or L, fully decoded, EXIF orientation applied; whether it was windowed).
-    `check_only`: decode every pixel (so corruption shows) but skip orientation and conversion."""
-    if is_dicom(path):
+    `check_only`: decode every pixel (so corruption shows) but skip orientation and conversion.
+    `data`: the file's bytes (a sample of a shard), `path` then only names it."""
+    dicom_data = data is not None and (path.suffix.lower() in DICOM_EXTENSIONS or data[128:132] == b"DICM")
+    if dicom_data or (data is None and is_dicom(path)):
         from stages.core import dicom
 
-        return dicom.decode(path, mode), True
+        return dicom.decode(path, mode, data=data), True
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(path if data is None else io.BytesIO(data)) as im:
                 if im.width * im.height > MAX_PIXELS:
                     raise BadImageError(
                         path,
@@ -163,13 +167,13 @@ def _decoded(path: Path, mode: str | None = None, check_only: bool = False) -> t
         raise BadImageError(path, f"cannot read image ({reason or type(err).__name__})") from None
 
 
-def open_rgb(path: str | Path) -> Image.Image:
+def open_rgb(path: str | Path, data: bytes | None = None) -> Image.Image:
     """Open an image as RGB, EXIF orientation applied, fully decoded (so corruption shows here).
 
     16-bit and float images are windowed to 8 bit (`set_window`); every decoder error, a
-    decompression bomb included, is a BadImageError.
+    decompression bomb included, is a BadImageError. `data`: the bytes of the file `path` names.
     """
-    im, _ = _decoded(Path(path))
+    im, _ = _decoded(Path(path), data=data)
     return im.convert("RGB")
 
 
@@ -214,10 +218,12 @@ def fit_square(im: Image.Image, size: int, fit: str | None = None) -> Image.Imag
     return im
 
 
-def load_array(path: str | Path, size: int | None = None, fit: str | None = None) -> np.ndarray:
+def load_array(
+    path: str | Path, size: int | None = None, fit: str | None = None, data: bytes | None = None
+) -> np.ndarray:
     """Load an image as an HxWx3 uint8 array; with `size`, brought to size x size by `fit`
-    (default: dataset.fit, see set_fit)."""
-    im = open_rgb(path)
+    (default: dataset.fit, see set_fit). `data`: the bytes of the file `path` names (a shard's sample)."""
+    im = open_rgb(path, data)
     if size is not None:
         im = fit_square(im, size, fit)
     return np.array(im, dtype=np.uint8)  # a writable copy (torch.from_numpy needs one)

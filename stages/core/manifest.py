@@ -28,6 +28,9 @@ from stages.core.errors import RebalanceError
 
 COLUMNS = ["path", "split", "label", "origin", "source", "root", "sha256", "seed", "cluster", "detail"]
 FILENAME = "manifest.csv"
+# A sharded release (fuse.format: shards, stages/dataset/shards.py) adds where each image's bytes
+# are: the tar (relative to data/fused), the sample key in it, the byte offset and size there.
+SHARD_COLUMNS = ["shard", "key", "offset", "size"]
 
 
 def row(**fields: Any) -> dict[str, str]:
@@ -56,14 +59,15 @@ def read(path: str | Path) -> pd.DataFrame:
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise RebalanceError(f"{path}: manifest lacks columns {missing}; rebuild it with `dvc repro`")
-    return df[COLUMNS]
+    return df[COLUMNS + [c for c in SHARD_COLUMNS if c in df.columns]]
 
 
 def write(df: pd.DataFrame | list[dict[str, str]], path: str | Path) -> None:
-    """Write a manifest atomically, rows sorted by path (so identical runs give identical bytes)."""
+    """Write a manifest atomically, rows sorted by path (so identical runs give identical bytes);
+    the shard columns are kept when present."""
     if not isinstance(df, pd.DataFrame):
         df = frame(df)
-    df = df[COLUMNS].sort_values("path", kind="stable")
+    df = df[COLUMNS + [c for c in SHARD_COLUMNS if c in df.columns]].sort_values("path", kind="stable")
     write_text(path, df.to_csv(index=False, lineterminator="\n"))
 
 

@@ -126,6 +126,10 @@ class Flip(Group):
 
 class Fuse(Group):
     synthetic_in_eval: bool = False  # keep val/test real-only
+    # files: data/fused/<split>/<class>/<file> (hard links); shards: WebDataset tars per split
+    # (stages/dataset/shards.py), a few files instead of one per image, for 100k+ image releases
+    format: Literal["files", "shards"] = "files"
+    shard_mb: float = Field(256.0, gt=0)  # shards: the largest tar (MiB), one image at least
 
 
 class Variant(Group):

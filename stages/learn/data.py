@@ -9,31 +9,60 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
-from stages.core import images
+from stages.core import images, paths
 from stages.core.device import CPU, Runtime
 from stages.core.images import load_array
+from stages.dataset import shards
+
+Span = tuple[str, int, int]  # a sample of a sharded release: (shard, byte offset, size)
 
 
 class ImageSet(Dataset):
     """Files `folder/name` as uint8 3 x size x size tensors, decoded when asked for, brought to
-    the size by `fit` (default: dataset.fit as params.load set it; kept here for worker processes)."""
+    the size by `fit` (default: dataset.fit as params.load set it; kept here for worker processes).
+    With `spans`, image i is the bytes spans[i] of a shard under `folder` (names[i] names it)."""
 
-    def __init__(self, folder: str | Path, names: list[str], size: int, fit: str | None = None):
-        self.folder, self.names, self.size = Path(folder), list(names), size
+    def __init__(
+        self, folder: str | Path, names: list[str], size: int, fit: str | None = None,
+        spans: list[Span] | None = None,
+    ):  # fmt: skip
+        self.folder, self.names, self.size, self.spans = Path(folder), list(names), size, spans
         self.fit = fit or images.current_fit()
 
     def __len__(self) -> int:
         return len(self.names)
 
+    def _bytes(self, i: int) -> bytes | None:
+        if self.spans is None:
+            return None
+        shard, offset, size = self.spans[i]
+        row = {"path": self.names[i], "shard": shard, "offset": offset, "size": size}
+        return shards.read_bytes(self.folder, row)
+
     def __getitem__(self, i: int) -> torch.Tensor:
-        return (
-            torch.from_numpy(load_array(self.folder / self.names[i], self.size, self.fit))
-            .permute(2, 0, 1)
-            .contiguous()
-        )
+        array = load_array(self.folder / self.names[i], self.size, self.fit, data=self._bytes(i))
+        return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+class ShardStream(IterableDataset):
+    """(manifest row, image bytes) of every sample of a sharded release at `folder` (of one
+    split), each shard read once from start to end; under a DataLoader with workers, worker k
+    reads shards k, k + workers, ... A consumer's loader (see stages/dataset/shards.py)."""
+
+    def __init__(self, folder: str | Path, split: str | None = None):
+        self.folder, self.split = Path(folder), split
+
+    def __iter__(self):
+        files = shards.shard_files(self.folder, self.split)
+        info = get_worker_info()
+        if info is not None:
+            files = files[info.id :: info.num_workers]
+        for shard in files:
+            yield from shards.iterate_shard(shard)
 
 
 class TensorSet(Dataset):
@@ -49,16 +78,28 @@ class TensorSet(Dataset):
         return self.images[i]
 
 
-def image_set(folder: str | Path, names: list[str], size: int, in_memory_mb: float) -> Dataset:
+def image_set(
+    folder: str | Path, names: list[str], size: int, in_memory_mb: float, spans: list[Span] | None = None
+) -> Dataset:
     """The images as a Dataset: decoded once into memory when they take at most `in_memory_mb`
     (uint8 at `size`), else an ImageSet streamed from the files (compute.in_memory_mb). Both give
-    the same pixels, so the same results."""
+    the same pixels, so the same results. `spans`: the images are samples of shards (ImageSet)."""
     if len(names) * size * size * 3 > in_memory_mb * 2**20:
-        return ImageSet(folder, names, size)
-    stream = ImageSet(folder, names, size)
+        return ImageSet(folder, names, size, spans=spans)
+    stream = ImageSet(folder, names, size, spans=spans)
     if not names:
         return TensorSet(torch.zeros((0, 3, size, size), dtype=torch.uint8))
     return TensorSet(torch.stack([stream[i] for i in range(len(stream))]))
+
+
+def fused_set(
+    rows: pd.DataFrame, size: int, in_memory_mb: float, folder: str | Path = paths.FUSED
+) -> Dataset:
+    """The images of manifest `rows` of a release (data/fused), per-file or sharded alike."""
+    spans = None
+    if shards.is_sharded(rows):
+        spans = [(r.shard, int(r.offset), int(r.size)) for r in rows.itertuples()]
+    return image_set(folder, list(rows.path), size, in_memory_mb, spans)
 
 
 def as_dataset(data: Dataset | torch.Tensor) -> Dataset:

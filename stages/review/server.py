@@ -20,6 +20,7 @@ from PIL import Image
 
 from stages.core import atomic, manifest, paths
 from stages.core.images import load_array
+from stages.dataset import shards
 from stages.review import decisions, pages, study
 
 ANSWERS = paths.METRICS / "reader_study_answers.csv"
@@ -52,6 +53,7 @@ def create_app(root: Path, params: dict, token: str, mode: str = "review", revie
     reviews = root / decisions.path_for(params)
     cfg = params["review"]["reader_study"]
     items = study.sequence(fused, cfg["classes"], cfg["real"], cfg["synthetic"], cfg["seed"])
+    by_path = {r.path: r for r in fused.itertuples()}
     app = Flask(__name__)
 
     @app.before_request
@@ -87,16 +89,16 @@ def create_app(root: Path, params: dict, token: str, mode: str = "review", revie
     @app.get("/image/<int:i>/<which>")
     def image(i: int, which: str):
         r = row(i)
-        made = root / paths.FUSED / r.path
+        made = shards.read_bytes(root / paths.FUSED, r)  # a file or a shard's sample
         if which == "synthetic":
-            return send_file(made, mimetype="image/png")
+            return send_file(io.BytesIO(made), mimetype="image/png")
         if not r.source:
             abort(404)
         source = root / paths.RAW / r.source
         if which == "source":
             return send_file(_png(load_array(source)), mimetype="image/png")
         if which == "mask":
-            mask = edit_mask(load_array(made), load_array(source))
+            mask = edit_mask(load_array(r.path, data=made), load_array(source))
             return send_file(_png(mask), mimetype="image/png") if mask is not None else abort(404)
         abort(404)
 
@@ -118,7 +120,8 @@ def create_app(root: Path, params: dict, token: str, mode: str = "review", revie
     def study_image(k: int):
         if not 0 <= k < len(items):
             abort(404)
-        return send_file(root / paths.FUSED / items[k]["path"], mimetype="image/png")
+        data = shards.read_bytes(root / paths.FUSED, by_path[items[k]["path"]])
+        return send_file(io.BytesIO(data), mimetype="image/png")
 
     @app.post("/api/study/answer")
     def answer():
