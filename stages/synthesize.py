@@ -7,14 +7,22 @@ key, path and checksum still match is hard-linked into the new output instead of
 regenerated. An image a reviewer rejected (reviews/<dataset.name>.csv) changes its slot's seeds,
 so the slot is regenerated. Everything else is generated, files no longer planned disappear,
 and the new folder replaces the old one atomically. Also writes the lesion-edit sample grid.
+
+Many processes (`synthesize.processes`, or started by `accelerate launch -m stages.synthesize`):
+each generates its share of every class's images (whole batches, stages/core/ranks.py) into a
+part folder; the first process links the reused files, waits, then merges the parts into the
+output. An image depends only on its seed and its batch, so the output is the same bytes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+import sys
 from pathlib import Path
 
-from stages.core import atomic, manifest, params as params_mod, paths
+from stages.core import atomic, device, manifest, params as params_mod, paths, ranks
 from stages.core.errors import run_main
 from stages.core.hashing import sha256_file
 from stages.core.images import save_png
@@ -46,39 +54,57 @@ def with_key(row: dict, key: str) -> dict:
     return {**row, "detail": json.dumps({**detail, "key": key}, sort_keys=True)}
 
 
+def reusable(path: str, key: str, old: dict[str, dict], old_dir: Path) -> bool:
+    """The last run's file at `path` was made with the same cache key and is intact."""
+    prev = old.get(path)
+    return bool(
+        prev
+        and stored_key(prev) == key
+        and (old_dir / path).is_file()
+        and sha256_file(old_dir / path) == prev["sha256"]
+    )
+
+
 def fill(
-    method: Method, name: str, label: str, n: int, old: dict[str, dict], old_dir: Path, out_dir: Path
+    method: Method,
+    name: str,
+    label: str,
+    n: int,
+    old: dict[str, dict],
+    old_dir: Path,
+    out_dir: Path,
+    world: ranks.World = ranks.ALONE,
 ) -> tuple[list, int]:
-    """Rows for images 0..n-1 of `label` by `method`, reusing unchanged files; (rows, reused)."""
+    """Rows for images 0..n-1 of `label` by `method`, reusing unchanged files; (rows, reused).
+    Among several processes, this one generates its `world.share` of the rest (whole batches:
+    `method.block_size`); the first process links the reused files."""
     keys = {i: method.cache_key(label, i) for i in range(n)}
-    rows, todo = [], []
-    for i, key in keys.items():
-        path = output_path(name, label, i)
-        prev = old.get(path)
-        if (
-            prev
-            and stored_key(prev) == key
-            and (old_dir / path).is_file()
-            and sha256_file(old_dir / path) == prev["sha256"]
-        ):
+    reused = {i for i, key in keys.items() if reusable(output_path(name, label, i), key, old, old_dir)}
+    rows = []
+    if world.main:
+        for i in sorted(reused):
+            path = output_path(name, label, i)
             atomic.link_or_copy(old_dir / path, out_dir / path)
-            rows.append(prev)
-        else:
-            todo.append(i)
+            rows.append(old[path])
+    todo = world.share([i for i in range(n) if i not in reused], getattr(method, "block_size", 1))
     made = method.generate(label, todo) if todo else []
     by_path = {output_path(name, label, i): keys[i] for i in todo}
     rows += [with_key(r, by_path[r["path"]]) for r in made]
-    return rows, n - len(todo)
+    return rows, len(reused)
 
 
 def main() -> None:
     params = params_mod.load()
+    processes = params["synthesize"]["processes"]
+    if processes > 1 and not ranks.launched():  # dvc repro: launch this stage's processes
+        sys.exit(ranks.relaunch("stages.synthesize", processes))
+    world = ranks.World.current(cpu=device.select(params["compute"]["device"]).type == "cpu")
     real = manifest.read(paths.COUNTED / manifest.FILENAME)
     quota = json.loads(paths.PLAN.read_text())["generated"]
     train_real = real[real.split == "train"].reset_index(drop=True)
     old = previous_rows(paths.SYNTHESIZED)
     rows: list[dict] = []
-    with atomic.output_dir(paths.SYNTHESIZED) as out:
+    with atomic.output_dir(paths.SYNTHESIZED) if world.main else own_part(world) as out:
         held_out = real[real.split != "train"].reset_index(drop=True)
         retries = decisions.retries(decisions.read(decisions.path_for(params)))  # rejected: new sub-seed
         ctx = Context(
@@ -95,12 +121,50 @@ def main() -> None:
                 if n > 0:
                     if name not in methods:
                         methods[name] = synth_methods.prepare(name, ctx)
-                    made, reused = fill(methods[name], name, label, n, old, paths.SYNTHESIZED, out)
+                    made, reused = fill(methods[name], name, label, n, old, paths.SYNTHESIZED, out, world)
                     rows += made
-                    print(f"synthesize: {label}: {n} by {name} ({reused} reused, {n - reused} generated)")
+                    here = len(made) - (reused if world.main else 0)
+                    who = "" if world.size == 1 else f" by process {world.rank} of {world.size}"
+                    print(f"synthesize: {label}: {n} by {name} ({reused} reused, {here} generated{who})")
+        if not world.main:  # hand the share to the first process, which merges
+            atomic.write_json(out / PART_ROWS, rows)
+            world.wait()
+            return
+        world.wait()
+        rows += merge_parts(world, out)
         manifest.write(rows, out / manifest.FILENAME)
         grid = lesion_edit_grid(rows, out, params["dataset"]["classes"])
     save_png(grid, paths.LESION_EDIT_GRID)
+
+
+PART_ROWS = "rows.json"
+
+
+def part_dir(rank: int) -> Path:
+    """Where process `rank` (> 0) of a launched run writes its share before the merge."""
+    return paths.SYNTHESIZED.with_name(f".{paths.SYNTHESIZED.name}.part{rank}")
+
+
+@contextlib.contextmanager
+def own_part(world: ranks.World):
+    """A fresh part folder for this process (a killed earlier run's is replaced)."""
+    folder = part_dir(world.rank)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    yield folder
+
+
+def merge_parts(world: ranks.World, out: Path) -> list[dict]:
+    """Link the other processes' images into `out`; their rows. The part folders go away."""
+    rows: list[dict] = []
+    for rank in range(1, world.size):
+        folder = part_dir(rank)
+        part = json.loads((folder / PART_ROWS).read_text())
+        for r in part:
+            atomic.link_or_copy(folder / r["path"], out / r["path"])
+        rows += part
+        shutil.rmtree(folder, ignore_errors=True)
+    return rows
 
 
 def lesion_edit_grid(rows: list[dict], out: Path, classes: list[str]):

@@ -19,7 +19,11 @@ from stages.core.errors import RebalanceError
 
 
 def select(name: str = "auto") -> torch.device:
-    """The torch device for `compute.device` (auto | cpu | cuda | cuda:N | mps)."""
+    """The torch device for `compute.device` (auto | cpu | cuda | cuda:N | mps). Among processes
+    launched by accelerate (stages/core/ranks.py), `auto` and `cuda` mean this process's GPU."""
+    local = os.environ.get("LOCAL_RANK")
+    if name in ("auto", "cuda") and local is not None and torch.cuda.is_available():
+        return torch.device(f"cuda:{int(local) % torch.cuda.device_count()}")
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -56,9 +60,11 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 
 def set_threads(threads: int | None) -> int:
-    """torch intra-op threads: `threads`, else every core this process may use."""
+    """torch intra-op threads: `threads`, else every core this process may use (shared out among
+    the processes accelerate launched on this machine)."""
     if threads is None:
         threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads //= max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     torch.set_num_threads(max(1, int(threads)))
     return torch.get_num_threads()
 

@@ -79,6 +79,9 @@ class Synthesize(Group):
     # A generator without a training_set.json record (an SD folder or LoRA from elsewhere) may have
     # seen val/test images: refused unless this is true (the data card then says so).
     allow_external_model: bool = False
+    # sample in this many processes launched by accelerate (one per GPU; stages/core/ranks.py);
+    # the images are the same bytes as with 1 process
+    processes: int = Field(1, ge=1)
     methods: dict[str, Annotated[float, Field(ge=0)]]  # method -> share of each class's deficit
     lesion_edit: LesionEdit = LesionEdit()
     diffusion: Diffusion = Diffusion()

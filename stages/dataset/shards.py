@@ -79,7 +79,7 @@ def sample_json(row: dict) -> bytes:
 
 def write(fused: pd.DataFrame, files: dict[str, Path], out: Path, shard_mb: float) -> pd.DataFrame:
     """Write the shards of `fused` (file of each path in `files`) under `out`; the manifest rows
-    with shard, key, offset and size of each image (bytes inside the tar)."""
+    (by path) with shard, key, offset and size of each image (its bytes inside the tar)."""
     sizes = {p: files[p].stat().st_size for p in fused.path}
     rows = plan(fused, sizes, shard_mb).to_dict("records")
     (out / FOLDER).mkdir(parents=True, exist_ok=True)
@@ -97,8 +97,8 @@ def write(fused: pd.DataFrame, files: dict[str, Path], out: Path, shard_mb: floa
                 meta = sample_json(r)
                 tar.addfile(_member(f"{r['key']}.json", len(meta)), io.BytesIO(meta))
         atomic.write_bytes(out / shard, buf.getvalue())
-    df = pd.DataFrame(rows, columns=[*COLUMNS, *SHARD_COLUMNS])
-    return df.astype({"offset": int, "size": int}).astype(str)
+    df = pd.DataFrame(rows, columns=[*COLUMNS, *SHARD_COLUMNS]).sort_values("path", kind="stable")
+    return df.astype({"offset": int, "size": int}).astype(str).reset_index(drop=True)
 
 
 def read_bytes(folder: Path, row) -> bytes:

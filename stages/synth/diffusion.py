@@ -141,6 +141,12 @@ class DiffusionSampler:
             )
         return self._sources[label]
 
+    @property
+    def block_size(self) -> int:
+        """Images sampled together (UNet: a batch of consecutive indices; SD: one at a time): how
+        synthesis is shared out among processes (stages/core/ranks.py)."""
+        return 1 if self.is_sd else self.cfg["batch_size"]
+
     def cache_key(self, label: str, index: int) -> str:
         """Everything that determines image `index` of `label`: reuse an existing file iff it matches.
 

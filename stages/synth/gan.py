@@ -70,15 +70,23 @@ class GanSampler:
             "versions": versions(*LIBRARIES),
             "label": label,
             "seed": self.ctx.seed(label, METHOD, index),
+            "block": [index // self.block_size, self.block_size],
             **self.description,
         }
         return json.dumps(key, sort_keys=True)
 
+    @property
+    def block_size(self) -> int:
+        """Consecutive indices sampled as one batch (so an image's batch never depends on how many
+        are asked for, or on how many processes share the work)."""
+        return self.cfg["batch_size"]
+
     def generate(self, label: str, indices: list[int]) -> list[dict[str, str]]:
         generator, size = self.model[0], self.output_size
-        batches = [
-            indices[i : i + self.cfg["batch_size"]] for i in range(0, len(indices), self.cfg["batch_size"])
-        ]
+        blocks: dict[int, list[int]] = {}
+        for index in indices:
+            blocks.setdefault(index // self.block_size, []).append(index)
+        batches = list(blocks.values())
         rows = []
         for batch in progress(batches, f"gan {label}", unit="batch"):
             seeds = [self.ctx.seed(label, METHOD, i) for i in batch]

@@ -1,0 +1,86 @@
+"""Many processes of one stage (GPUs, machines) through Hugging Face accelerate.
+
+`accelerate launch` starts the processes (on one machine, or on several with --num_machines,
+--machine_rank and --main_process_ip) and sets up torch.distributed between them (NCCL on GPUs,
+gloo on CPUs); `World` says which process this is and waits for the others. A stage splits its
+work by `World.share`, each process writes its own share, and the first process merges them.
+Why accelerate (not Ray Data): it is the launcher the Hugging Face stack under synthesis
+(diffusers, peft) is built and documented for, it needs no cluster service, and a one-process run
+is the same code path with a World of one.
+
+`compute.sample_processes: N` makes stage synthesize launch itself under accelerate with N
+processes (one per GPU; `relaunch`), so `dvc repro` stays the one command.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+
+def launched() -> bool:
+    """This process is one of several started by accelerate launch (or torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+@dataclass
+class World:
+    """This process's place among the processes of one stage run (rank 0 of 1 when alone)."""
+
+    rank: int = 0
+    size: int = 1
+    state: Any = None  # accelerate's PartialState when launched
+
+    @classmethod
+    def current(cls, cpu: bool) -> World:
+        """The processes of this run: accelerate's PartialState (gloo on CPU) when launched."""
+        if not launched():
+            return cls()
+        from accelerate import PartialState
+
+        state = PartialState(cpu=cpu)
+        return cls(state.process_index, state.num_processes, state)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def share(self, indices: list[int], block: int = 1) -> list[int]:
+        """This process's indices: whole blocks (index // block) dealt round-robin, so that a
+        method's batches are the same however many processes there are."""
+        return [i for i in indices if (i // block) % self.size == self.rank]
+
+    def wait(self) -> None:
+        """Wait until every process gets here."""
+        if self.state is not None:
+            self.state.wait_for_everyone()
+
+
+ALONE = World()  # a run of one process
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_command(module: str, processes: int) -> list[str]:
+    """`accelerate launch` of `python -m module` in `processes` processes on this machine.
+    (accelerate's multi-process launcher is torchrun; `--multi_gpu` selects it, and World
+    chooses gloo instead of NCCL where the stage runs on the CPU.)"""
+    return [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+        "--num_processes", str(processes), "--num_machines", "1", "--mixed_precision", "no",
+        "--dynamo_backend", "no", "--main_process_port", str(_free_port()), "-m", module,
+    ]  # fmt: skip
+
+
+def relaunch(module: str, processes: int) -> int:
+    """Run this stage again as `processes` processes under accelerate; their exit status."""
+    print(f"{module.split('.')[-1]}: launching {processes} processes with accelerate", flush=True)
+    return subprocess.run(launch_command(module, processes), check=False).returncode

@@ -1,0 +1,160 @@
+"""The sharded release format (fuse.format: shards): deterministic tars, every reader, a consumer's
+`dvc import` of a sharded release, and synthesis spread over processes with the same bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import commit_all, run, set_params
+from PIL import Image
+from test_registry import LENIENT, NAME, dvc, home_env, rebalance
+
+from stages.core import manifest
+from stages.core.errors import RebalanceError
+from stages.dataset import shards
+from stages.learn.data import ShardStream, fused_set
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def release_tree(tmp: Path, n: int = 6, seed: int = 0) -> tuple[pd.DataFrame, dict[str, Path]]:
+    """A small per-file release: PNG and JPEG, RGB and grey, odd names (dots), three splits."""
+    rng = np.random.default_rng(seed)
+    rows, files = [], {}
+    for split in ("train", "val", "test"):
+        for i in range(n):
+            label = f"c{i % 2}"
+            name = f"img.{i}.v2.jpg" if i % 3 == 0 else f"img_{i}.png"
+            path = f"{split}/{label}/{name}"
+            f = tmp / "tree" / path
+            f.parent.mkdir(parents=True, exist_ok=True)
+            shape = (12 + i, 16, 3) if i % 2 else (16, 16)
+            Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8)).save(f)
+            files[path] = f
+            rows.append(manifest.row(path=path, split=split, label=label, origin="real", source=path,
+                                     root=path, sha256=sha(f.read_bytes())))  # fmt: skip
+    return manifest.frame(rows), files
+
+
+def test_shards_are_deterministic_and_every_reader_agrees(tmp_path: Path):
+    fused, files = release_tree(tmp_path)
+    a = shards.write(fused, files, tmp_path / "a", shard_mb=0.004)
+    manifest.write(a, tmp_path / "a" / "manifest.csv")
+    shards.write(fused.sample(frac=1, random_state=3), files, tmp_path / "b", shard_mb=0.004)
+    names = sorted(p.name for p in (tmp_path / "a" / "shards").iterdir())
+    assert len(names) > 3 and {n.split("-")[0] for n in names} == {"train", "val", "test"}
+    for n in names:  # same inputs (in any order) -> same bytes: DVC stores an unchanged shard once
+        assert (tmp_path / "a" / "shards" / n).read_bytes() == (tmp_path / "b" / "shards" / n).read_bytes()
+
+    m = manifest.read(tmp_path / "a" / "manifest.csv")
+    assert shards.is_sharded(m) and list(m.path) == list(fused.path)
+    for r in m.itertuples():  # random access by offset and size
+        assert sha(shards.read_bytes(tmp_path / "a", r)) == r.sha256
+    seen = {meta["path"]: (meta, data) for meta, data in shards.iterate(tmp_path / "a")}
+    assert set(seen) == set(m.path)
+    for r in m.itertuples():  # sequential reading: the sample's JSON is its manifest row
+        meta, data = seen[r.path]
+        assert sha(data) == r.sha256 and meta == {c: getattr(r, c) for c in manifest.COLUMNS}
+
+    loader = torch.utils.data.DataLoader(ShardStream(tmp_path / "a", "train"), batch_size=None, num_workers=2)
+    assert sorted(meta["path"] for meta, _ in loader) == sorted(m.path[m.split == "train"])
+
+    wds = pytest.importorskip("webdataset")  # the WebDataset library reads them as they are
+    urls = [str(p) for p in shards.shard_files(tmp_path / "a")]
+    samples = list(wds.WebDataset(urls, shardshuffle=False).decode("rgb8"))
+    assert len(samples) == len(m)
+    for s in samples:
+        meta = json.loads(s["json"]) if isinstance(s["json"], bytes) else s["json"]
+        image = s.get("png", s.get("jpg"))
+        assert image is not None and image.ndim == 3 and meta["path"] in seen
+
+
+def test_fused_set_gives_the_same_pixels_from_shards_and_files(tmp_path: Path):
+    fused, files = release_tree(tmp_path)
+    sharded = shards.write(fused, files, tmp_path / "s", shard_mb=0.004)
+    for budget in (0, 512):  # streamed and decoded once
+        x_files = fused_set(fused, 16, budget, folder=tmp_path / "tree")
+        x_shards = fused_set(sharded, 16, budget, folder=tmp_path / "s")
+        assert len(x_files) == len(x_shards) == len(fused)
+        for i in range(len(fused)):
+            assert torch.equal(x_files[i], x_shards[i])
+
+
+def test_a_damaged_shard_is_refused(tmp_path: Path):
+    fused, files = release_tree(tmp_path, n=2)
+    m = shards.write(fused, files, tmp_path / "a", shard_mb=1)
+    last = m.iloc[-1]
+    shard = tmp_path / "a" / last.shard
+    shard.write_bytes(shard.read_bytes()[: int(last.offset) + 10])  # cut inside the last image
+    with pytest.raises(RebalanceError, match="truncated"):
+        shards.read_bytes(tmp_path / "a", last)
+    with pytest.raises(Exception):  # noqa: B017 - tarfile's own error for a cut archive
+        list(shards.iterate(tmp_path / "a", last.split))
+
+
+def copy_built(built_repo: Path, dst: Path) -> Path:
+    shutil.copytree(built_repo, dst, symlinks=True)
+    return dst
+
+
+@pytest.mark.slow
+def test_sharded_release_is_imported_and_read_by_a_consumer(built_repo: Path, tmp_path: Path):
+    reg, env = copy_built(built_repo, tmp_path / "reg"), home_env(tmp_path)
+    set_params(reg, {**LENIENT, "fuse": {"format": "shards", "shard_mb": 0.05}})
+    commit_all(reg, "sharded release format")
+    dvc(["repro", "-q"], reg, env)  # fuse, then train and evaluate read the shards
+    fused_dir = reg / "data" / "fused"
+    stored = {p.relative_to(fused_dir).as_posix() for p in fused_dir.rglob("*") if p.is_file()}
+    assert "manifest.csv" in stored and all(s == "manifest.csv" or s.startswith("shards/") for s in stored)
+    assert len(stored) > 4  # several shards per split at this shard_mb
+    assert json.loads((reg / "metrics" / "eval.json").read_text())["balanced_accuracy"] >= 0
+    commit_all(reg, "build (shards)")
+    rebalance(["release", "1.0.0", "-m", "sharded"], reg, env)
+
+    origin = tmp_path / "registry.git"
+    run(["git", "clone", "-q", "--bare", str(reg), str(origin)], tmp_path, env=env)
+    consumer = tmp_path / "consumer"
+    consumer.mkdir()
+    run(["git", "init", "-q"], consumer, env=env)
+    dvc(["init", "-q"], consumer, env)
+    dvc(["import", "-q", str(origin), "data/fused", "--rev", f"{NAME}@v1.0.0", "-o", "fused"], consumer, env)
+    m = manifest.read(consumer / "fused" / "manifest.csv")
+    seen = {}
+    for meta, data in shards.iterate(consumer / "fused"):
+        assert sha(data) == meta["sha256"]
+        seen[meta["path"]] = meta["sha256"]
+    assert seen == dict(zip(m.path, m.sha256))  # every sample, each once, checksums as the manifest says
+
+
+@pytest.mark.slow
+def test_sampling_in_two_processes_gives_the_same_bytes(built_repo: Path, tmp_path: Path):
+    repo = copy_built(built_repo, tmp_path / "repo")
+    set_params(repo, {"synthesize": {"diffusion": {"batch_size": 2}}})  # several batches to share out
+    out = repo / "data" / "synthesized"
+
+    def synthesize(processes: int) -> tuple[dict[str, str], str]:
+        set_params(repo, {"synthesize": {"processes": processes}})
+        log = run([sys.executable, "-m", "stages.synthesize"], repo).stdout
+        made = {p.relative_to(out).as_posix(): sha(p.read_bytes()) for p in out.rglob("*") if p.is_file()}
+        return made, log
+
+    shutil.rmtree(out)
+    one, _ = synthesize(1)
+    shutil.rmtree(out)
+    two, log = synthesize(2)
+    assert "launching 2 processes with accelerate" in log
+    assert "by process 1 of 2" in log and "by process 0 of 2" in log
+    assert len(one) > 10 and two == one  # images and manifest, byte for byte
+    again, log = synthesize(2)  # re-run: everything reused, nothing generated by either process
+    assert again == one and " 0 generated by process 1 of 2" in log
+    assert not list(repo.glob("data/.synthesized.part*"))  # the part folders are merged away
