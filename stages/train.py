@@ -13,6 +13,7 @@ training loss and validation metrics at those steps (DVCLive step = optimizer st
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ import torch
 from dvclive import Live
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
-from stages.core import device, manifest, params as params_mod, paths
+from stages.core import device, manifest, params as params_mod, paths, ranks
 from stages.core.device import CPU, Runtime
 from stages.core.errors import RebalanceError, run_main
 from stages.core.schema import TRAIN_DATA
@@ -115,11 +116,14 @@ def main() -> None:
     variant = sys.argv[1]
     params = params_mod.load()
     cfg, classes = params["train"], params["dataset"]["classes"]
+    if cfg["processes"] > 1 and not ranks.launched():  # dvc repro: launch the data-parallel processes
+        sys.exit(ranks.relaunch("stages.train", cfg["processes"], (variant,)))
     every = params_mod.variants(params)
     if variant not in every:
         raise RebalanceError(f"train: no variant {variant!r}; variants: {', '.join(every)}")
     spec = every[variant]
     runtime = device.runtime(params)
+    world = ranks.World.current(cpu=runtime.device.type == "cpu")
     fused = manifest.read(paths.FUSED / manifest.FILENAME)
     train_rows = training_rows(fused, spec["data"], spec["method"])
     val_rows = model_mod.split_rows(fused, "val", ["real"])
@@ -128,23 +132,26 @@ def main() -> None:
     y = torch.tensor([classes.index(c) for c in train_rows.label])
     if spec["shuffle_labels"]:  # a guard rail: such a model must score at chance
         y = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(1234))]
-    x_val = fused_set(val_rows, cfg["image_size"], budget)
+    x_val = fused_set(val_rows, cfg["image_size"], budget) if world.main else None
     y_val = [classes.index(c) for c in val_rows.label]
 
     for seed in cfg["seeds"]:
         torch.manual_seed(seed)
         net = backbones.build(cfg["backbone"], len(classes), cfg["width"], cfg["pretrained"])
-        with Live(
-            dir=str(paths.DVCLIVE / variant / f"seed{seed}"), save_dvc_exp=False, dvcyaml=False
-        ) as live:
-            live.log_params({"variant": variant, "seed": seed, "n_train": len(x), **spec})
-            live.log_params({"compute": runtime.describe()})
+        logs = paths.DVCLIVE / variant / f"seed{seed}"  # the first process logs, validates and saves
+        with Live(dir=str(logs), save_dvc_exp=False, dvcyaml=False) if world.main else nullcontext() as live:
+            if live is not None:
+                live.log_params({"variant": variant, "seed": seed, "n_train": len(x), **spec})
+                live.log_params({"compute": {**runtime.describe(), "processes": world.size}})
             best = BestOnVal(live, x_val, y_val, runtime)
             model_mod.fit(
                 net, x, y, steps=cfg["steps"], batch_size=cfg["batch_size"], lr=cfg["lr"],
                 weight_decay=cfg["weight_decay"], seed=seed, weighted=spec["weighted"],
                 augmented=spec["augment"], eval_every=cfg["eval_every"], on_eval=best, runtime=runtime,
+                world=world,
             )  # fmt: skip
+        if not world.main:
+            continue
         net.load_state_dict(best.state)
         model_mod.save(
             net, paths.classifier(variant, seed), classes, cfg["image_size"], cfg["width"], cfg["backbone"]
@@ -152,6 +159,7 @@ def main() -> None:
         print(
             f"train@{variant} seed {seed}: {len(x)} images, best val balanced accuracy {best.score:.3f} "
             f"at step {best.best_step} of {cfg['steps']}"
+            + (f" ({world.size} processes)" if world.size > 1 else "")
         )
 
 

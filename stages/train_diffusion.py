@@ -8,11 +8,12 @@ metrics/diffusion_train.json (loss, time, throughput, checkpoint hash).
 
 from __future__ import annotations
 
+import sys
 import time
 
 import torch
 
-from stages.core import atomic, device, manifest, params as params_mod, paths
+from stages.core import atomic, device, manifest, params as params_mod, paths, ranks
 from stages.core.errors import RebalanceError, run_main
 from stages.learn.data import image_set
 from stages.synth import diffusion_core as core, provenance
@@ -21,7 +22,10 @@ from stages.synth import diffusion_core as core, provenance
 def main() -> None:
     params = params_mod.load()
     cfg = params["diffusion_train"]
+    if cfg["processes"] > 1 and not ranks.launched():  # dvc repro: launch the data-parallel processes
+        sys.exit(ranks.relaunch("stages.train_diffusion", cfg["processes"]))
     runtime = device.runtime(params)
+    world = ranks.World.current(cpu=runtime.device.type == "cpu")
     classes = params["dataset"]["classes"]
     real = manifest.read(paths.COUNTED / manifest.FILENAME)
     train = real[real.split == "train"].sort_values("path")
@@ -49,10 +53,13 @@ def main() -> None:
         class_dropout=cfg["class_dropout"],
         hflip=cfg["hflip"],
         runtime=runtime,
+        world=world,
         log=lambda step, loss: print(
             f"train_diffusion: step {step}/{cfg['steps']} loss {loss:.4f}", flush=True
         ),
     )
+    if not world.main:  # every process holds the same weights; the first one saves them
+        return
     with atomic.output_dir(paths.DIFFUSION_MODEL) as out:
         ckpt = core.save(unet, out)
         provenance.write_record(out, train)  # which images it saw: synthesize checks it
@@ -62,6 +69,7 @@ def main() -> None:
             **summary,
             "cpu_seconds": round(time.process_time() - cpu0, 1),
             **runtime.describe(),
+            "processes": world.size,
             "train_images": len(train),
             "parameters": sum(p.numel() for p in unet.parameters()),
             "resolution": cfg["resolution"],

@@ -8,8 +8,11 @@ Why accelerate (not Ray Data): it is the launcher the Hugging Face stack under s
 (diffusers, peft) is built and documented for, it needs no cluster service, and a one-process run
 is the same code path with a World of one.
 
-`compute.sample_processes: N` makes stage synthesize launch itself under accelerate with N
-processes (one per GPU; `relaunch`), so `dvc repro` stays the one command.
+`synthesize.processes`, `train.processes` and `diffusion_train.processes: N` make those stages
+launch themselves under accelerate with N processes (one per GPU; `relaunch`), so `dvc repro`
+stays the one command. Sampling shares out whole batches (`share`: the same bytes as one
+process); training is data-parallel (`slice` + `data_parallel`: each process takes its part of
+every global batch, DDP averages the gradients).
 """
 
 from __future__ import annotations
@@ -59,6 +62,22 @@ class World:
         if self.state is not None:
             self.state.wait_for_everyone()
 
+    def slice(self, batch: list[int]) -> list[int]:
+        """This process's part of a global batch (data-parallel training): every size-th index.
+        The global batch, and every random draw made for it from the seed, stay those of a
+        one-process run; each process computes the gradient of its part, DDP averages them."""
+        return batch[self.rank :: self.size]
+
+    def data_parallel(self, model: Any, device: Any) -> Any:
+        """`model` wrapped in torch DistributedDataParallel (gradients averaged over the processes
+        at every backward) when launched; the model itself when alone."""
+        if self.size == 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [device] if getattr(device, "type", "cpu") == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
 
 ALONE = World()  # a run of one process
 
@@ -80,7 +99,7 @@ def launch_command(module: str, processes: int) -> list[str]:
     ]  # fmt: skip
 
 
-def relaunch(module: str, processes: int) -> int:
+def relaunch(module: str, processes: int, args: tuple[str, ...] = ()) -> int:
     """Run this stage again as `processes` processes under accelerate; their exit status."""
     print(f"{module.split('.')[-1]}: launching {processes} processes with accelerate", flush=True)
-    return subprocess.run(launch_command(module, processes), check=False).returncode
+    return subprocess.run([*launch_command(module, processes), *args], check=False).returncode

@@ -171,6 +171,9 @@ class Train(Group):
         None  # local weights file or HF snapshot folder (timm backbones); never downloaded
     )
     variants: dict[str, Variant] = Field(default_factory=_default_variants, min_length=1)
+    # data-parallel training in this many processes launched by accelerate (one per GPU;
+    # stages/core/ranks.py); batch_size stays the global batch
+    processes: PositiveInt = 1
 
 
 class Evaluate(Group):

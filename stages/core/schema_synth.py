@@ -100,6 +100,7 @@ class DiffusionTrain(Group):
     ema_decay: float = Field(0.995, ge=0, lt=1)
     class_dropout: float = Field(0.1, ge=0, lt=1)  # label dropout, for classifier-free guidance
     hflip: bool = True
+    processes: PositiveInt = 1  # data-parallel processes launched by accelerate (batch_size: global)
 
 
 class SdLora(Group):

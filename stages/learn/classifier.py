@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from stages.core import ranks
 from stages.core.device import CPU, Runtime
 from stages.core.progress import progress
 from stages.learn import backbones, data
@@ -107,6 +108,7 @@ def fit(
     eval_every: int | None = None,
     on_eval: Callable[[int, float, float, nn.Module], None] | None = None,
     runtime: Runtime = CPU,
+    world: ranks.World = ranks.ALONE,
 ) -> nn.Module:
     """Train for a fixed number of optimizer steps (equal compute whatever the data size), with
     AdamW and a one-cycle schedule.
@@ -114,7 +116,11 @@ def fit(
     Every `eval_every` optimizer steps and after the last one, call `on_eval(step, epoch, mean
     loss since the previous call, model)` (`epoch`: passes over the data so far, fractional).
     The call points depend only on `steps` and `eval_every`, never on the data size, so models
-    trained on data sets of different sizes get the same checkpoint choices."""
+    trained on data sets of different sizes get the same checkpoint choices.
+
+    Among processes launched by accelerate (`world`), training is data-parallel: each process
+    takes its part of every batch (`batch_size` stays the global batch), DDP averages the
+    gradients, and `on_eval` runs in the first process only."""
     if eval_every is not None and eval_every < 1:
         raise ValueError(f"eval_every must be >= 1, got {eval_every}")
     x = data.as_dataset(x)
@@ -122,6 +128,7 @@ def fit(
     gen = torch.Generator().manual_seed(seed)
     n_classes = model.num_classes
     model.to(device)
+    net = world.data_parallel(model, device)
     weight = class_weights(y, n_classes).to(device) if weighted else None
     loss_fn = nn.CrossEntropyLoss(weight=weight)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -129,16 +136,17 @@ def fit(
     scaler = torch.amp.GradScaler(device.type, enabled=runtime.dtype == torch.float16)
     batch_size = min(batch_size, len(x))
     batches = data.batch_order(len(x), steps, batch_size, gen)  # drawn up front: loaders prefetch
+    batches = [world.slice(b) for b in batches]  # this process's part (all of it when alone)
     running = []
     steps_done = progress(data.loader(x, batches, runtime), "fit", total=steps, unit="step")
     for step, xb in enumerate(steps_done, start=1):
-        model.train()
+        net.train()
         xb = to_input(xb, model)
         if augmented:
             xb = augment(xb, gen)  # on the CPU, from the seed
         yb = y[batches[step - 1]].to(device)
         with runtime.autocast():
-            logits = model(xb.to(device, non_blocking=True))
+            logits = net(xb.to(device, non_blocking=True))
         loss = loss_fn(logits.float(), yb)
         opt.zero_grad()
         scaler.scale(loss).backward()
@@ -146,7 +154,7 @@ def fit(
         scaler.update()
         sched.step()
         running.append(loss.item())
-        if on_eval and ((eval_every and step % eval_every == 0) or step == steps):
+        if on_eval and world.main and ((eval_every and step % eval_every == 0) or step == steps):
             on_eval(step, step * batch_size / len(x), sum(running) / len(running), model)
             running = []
     return model

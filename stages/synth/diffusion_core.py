@@ -27,6 +27,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler,
 from diffusers.training_utils import EMAModel
 from torch.utils.data import Dataset
 
+from stages.core import ranks
 from stages.core.device import CPU, Runtime
 from stages.core.progress import progress
 from stages.learn import data
@@ -109,6 +110,7 @@ def train(
     log: Callable[[int, float], None] | None = None,
     log_every: int = 100,
     runtime: Runtime = CPU,
+    world: ranks.World = ranks.ALONE,
 ) -> dict:
     """Train `unet` in place (v-prediction, AdamW, warmup + cosine LR) and leave the EMA weights in it.
 
@@ -118,6 +120,10 @@ def train(
     is made on the CPU from `seed`; tensors then move to `runtime.device`. The same pixels give
     the same model whether streamed or in memory. Returns a summary (steps, final loss, seconds,
     images per second).
+
+    Among processes launched by accelerate (`world`): data-parallel. Every process draws the
+    global batch's random numbers from the seed and takes its part of the batch (`world.slice`);
+    DDP averages the gradients, so the weights (and the EMA) stay the same in every process.
     """
     n_classes = unet.config.num_class_embeds - 1
     device = runtime.device
@@ -125,6 +131,7 @@ def train(
     torch.manual_seed(seed)
     sched = noise_scheduler()
     unet.to(device)
+    net = world.data_parallel(unet, device)
     opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
     scaler = torch.amp.GradScaler(device.type, enabled=runtime.dtype == torch.float16)
     warmup = max(1, steps // 20)
@@ -137,19 +144,21 @@ def train(
     if isinstance(images, torch.Tensor):
         images = data.TensorSet(images.permute(0, 3, 1, 2))
     batches = [torch.randint(0, len(images), (batch_size,), generator=gen).tolist() for _ in range(steps)]
+    part = world.slice(list(range(batch_size)))  # this process's positions in every batch
+    batches = [[b[i] for i in part] for b in batches]
     start, running = time.perf_counter(), None
     stream = data.loader(images, batches, runtime)
     for step, xb in enumerate(progress(stream, "train_diffusion", total=steps, unit="step")):
         x0, y = xb.float().div(127.5).sub(1.0), labels[batches[step]].clone()
         if hflip:
-            flip = torch.rand(batch_size, generator=gen) < 0.5
+            flip = (torch.rand(batch_size, generator=gen) < 0.5)[part]
             x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
-        y[torch.rand(batch_size, generator=gen) < class_dropout] = n_classes
-        noise = torch.randn(x0.shape, generator=gen)
-        t = torch.randint(0, sched.config.num_train_timesteps, (batch_size,), generator=gen)
+        y[(torch.rand(batch_size, generator=gen) < class_dropout)[part]] = n_classes
+        noise = torch.randn((batch_size, *x0.shape[1:]), generator=gen)[part]
+        t = torch.randint(0, sched.config.num_train_timesteps, (batch_size,), generator=gen)[part]
         x0, noise, t, y = (v.to(device, non_blocking=True) for v in (x0, noise, t, y))
         with runtime.autocast():
-            pred = unet(sched.add_noise(x0, noise, t), t, class_labels=y).sample
+            pred = net(sched.add_noise(x0, noise, t), t, class_labels=y).sample
         loss = torch.nn.functional.mse_loss(pred.float(), sched.get_velocity(x0, noise, t))
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
