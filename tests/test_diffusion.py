@@ -284,3 +284,30 @@ def test_memorisation_check_skips_only_the_edit_own_source():
     dist, nearest = quality.nearest_hash(quality.phash(fake), quality.phash(real), exclude=own)
     assert dist[0] > 10  # its own source does not count
     assert nearest[1] == 3 and dist[1] == 0  # a copy of another train image is still caught
+
+
+def test_quality_comparisons_do_not_depend_on_the_chunk_size(monkeypatch):
+    """Memory is bounded by comparing a few rows at a time; the answers must not change with how
+    many (a wrong offset between chunks, e.g. in the self-exclusion or the `exclude` skip, would)."""
+    rng = np.random.default_rng(3)
+    real, fake = rng.normal(0, 1, (90, 5)), rng.normal(0.3, 1, (70, 5))
+    h_real = rng.integers(0, 2, (90, 64)).astype(bool)
+    h_fake = np.concatenate([h_real[:20], rng.integers(0, 2, (50, 64)).astype(bool)])
+    own = np.r_[np.arange(20), -np.ones(50, int)]  # each of the first 20 is an edit of its source
+    whole = quality.precision_recall(real, fake), quality.nearest_hash(h_fake, h_real, exclude=own)
+    monkeypatch.setattr(quality, "CHUNK_CELLS", 7 * 90)  # 7 rows at a time
+    chunked = quality.precision_recall(real, fake), quality.nearest_hash(h_fake, h_real, exclude=own)
+    assert whole[0] == chunked[0]
+    assert all(np.array_equal(a, b) for a, b in zip(whole[1], chunked[1]))
+    assert (chunked[1][0][:20] > 0).all()  # own sources skipped in every chunk
+
+
+def test_tsne_map_draws_a_bounded_sample_of_every_group():
+    from stages.synth.quality_plots import tsne_sample
+
+    groups = ["real/a"] * 5000 + ["diffusion/a"] * 30 + ["real/b"] * 1200
+    keep = tsne_sample(groups, 1000, seed=0)
+    drawn = [groups[i] for i in keep]
+    assert drawn.count("real/a") == 1000 and drawn.count("real/b") == 1000
+    assert drawn.count("diffusion/a") == 30  # a small group is kept whole
+    assert np.array_equal(keep, tsne_sample(groups, 1000, seed=0))  # the same seed, the same map

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 from stages.core import images, paths
 from stages.core.device import CPU, Runtime
 from stages.core.images import load_array
+from stages.core.progress import progress
 from stages.dataset import shards
 
 Span = tuple[str, int, int]  # a sample of a sharded release: (shard, byte offset, size)
@@ -87,9 +88,10 @@ def image_set(
     if len(names) * size * size * 3 > in_memory_mb * 2**20:
         return ImageSet(folder, names, size, spans=spans)
     stream = ImageSet(folder, names, size, spans=spans)
-    if not names:
-        return TensorSet(torch.zeros((0, 3, size, size), dtype=torch.uint8))
-    return TensorSet(torch.stack([stream[i] for i in range(len(stream))]))
+    images = torch.empty((len(names), 3, size, size), dtype=torch.uint8)  # filled in place: one copy
+    for i in progress(range(len(stream)), f"decode {Path(folder).name} into memory", total=len(stream)):
+        images[i] = stream[i]
+    return TensorSet(images)
 
 
 def fused_set(

@@ -30,15 +30,22 @@ from torch.utils.data import Dataset
 from stages.core.device import CPU, Runtime
 from stages.learn import data
 
-CHUNK = 1024  # rows compared at once: memory stays O(CHUNK x N), whatever the data size
+CHUNK_CELLS = 2**22  # distances held at once (32 MiB of float64): memory stays flat in the data size
+
+
+def _rows(n_other: int) -> int:
+    """How many rows to compare at once against `n_other` rows, so that a chunk of the distance
+    matrix holds at most CHUNK_CELLS values."""
+    return max(1, CHUNK_CELLS // max(1, n_other))
 
 
 def _nearest_sq(a: np.ndarray, b: np.ndarray, k: int, skip_self: bool = False) -> np.ndarray:
     """Squared distance of each row of `a` to its k-th nearest row of `b` (chunked over `a`)."""
     b_sq = (b * b).sum(1)
     out = np.empty(len(a))
-    for i in range(0, len(a), CHUNK):
-        part = a[i : i + CHUNK]
+    step = _rows(len(b))
+    for i in range(0, len(a), step):
+        part = a[i : i + step]
         d = (part * part).sum(1)[:, None] + b_sq[None, :] - 2 * part @ b.T
         if skip_self:
             d[np.arange(len(part)), np.arange(i, i + len(part))] = np.inf
@@ -50,8 +57,9 @@ def _covered(points: np.ndarray, centres: np.ndarray, radii_sq: np.ndarray) -> n
     """For each point, whether it lies in any ball (centre, radius) (chunked over the points)."""
     c_sq = (centres * centres).sum(1)
     out = np.empty(len(points), bool)
-    for i in range(0, len(points), CHUNK):
-        part = points[i : i + CHUNK]
+    step = _rows(len(centres))
+    for i in range(0, len(points), step):
+        part = points[i : i + step]
         d = (part * part).sum(1)[:, None] + c_sq[None, :] - 2 * part @ centres.T
         out[i : i + len(part)] = (d <= radii_sq[None, :]).any(1)
     return out
@@ -65,7 +73,8 @@ def knn_radii(x: np.ndarray, k: int) -> np.ndarray:
 
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
     """Improved precision and recall (Kynkäänniemi et al. 2019) with k-NN balls, computed in
-    chunks (memory bounded by CHUNK x the larger set, never real x fake at once)."""
+    chunks of at most CHUNK_CELLS distances (never real x fake at once). Exact and brute force:
+    O(real x fake) time on BLAS, memory flat in the data size."""
     if len(real) < 2 or len(fake) < 2:
         return float("nan"), float("nan")
     real, fake = real.astype(np.float64), fake.astype(np.float64)
@@ -140,7 +149,8 @@ def nearest_hash(
     `exclude` (N_fake x N_real booleans, or for each fake image the index of one real image to
     skip, -1 for none) marks pairs not to count, e.g. a local edit and its own source, which it
     resembles by design; a copy of any *other* train image is still found. Hashes are compared
-    as packed 64-bit words with popcount, CHUNK synthetic images at a time (no N x M x 64 array)."""
+    as packed 64-bit words with popcount, at most CHUNK_CELLS pairs at a time (no N x M x 64
+    array, memory flat in the data size)."""
     n_bits = fake_hashes.shape[1] if fake_hashes.ndim == 2 else 64
     dist, nearest = np.zeros(len(fake_hashes), int), np.zeros(len(fake_hashes), int)
     if len(fake_hashes) == 0 or len(real_hashes) == 0:
@@ -148,11 +158,12 @@ def nearest_hash(
     fake, real = pack(fake_hashes), pack(real_hashes)
     if exclude is not None and exclude.ndim == 2:
         exclude = np.where(exclude.any(1), exclude.argmax(1), -1)
-    for i in range(0, len(fake), CHUNK):
-        d = np.bitwise_count(fake[i : i + CHUNK, None] ^ real[None, :]).astype(np.int64)
+    step = _rows(len(real))
+    for i in range(0, len(fake), step):
+        d = np.bitwise_count(fake[i : i + step, None] ^ real[None, :]).astype(np.int64)
         if exclude is not None:
             rows = np.arange(len(d))
-            skip = exclude[i : i + CHUNK]
+            skip = exclude[i : i + step]
             d[rows[skip >= 0], skip[skip >= 0]] = n_bits + 1
         dist[i : i + len(d)], nearest[i : i + len(d)] = d.min(1), d.argmin(1)
     return dist, nearest

@@ -16,19 +16,40 @@ def save_figure(fig, path: Path) -> None:
     atomic.write_bytes(path, buf.getvalue())
 
 
-def tsne_plot(features: np.ndarray, groups: list[str], seed: int, path: Path) -> None:
+TSNE_PER_GROUP = 1000  # points drawn per group (real/<class>, <method>/<class>): a readable map, bounded time
+
+
+def tsne_sample(groups: list[str], per_group: int, seed: int) -> np.ndarray:
+    """Indices of at most `per_group` points of each group, drawn with `seed`, in their order."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(groups)
+    keep = []
+    for g in sorted(set(groups)):
+        idx = np.flatnonzero(labels == g)
+        keep.append(idx if len(idx) <= per_group else rng.choice(idx, per_group, replace=False))
+    return np.sort(np.concatenate(keep)) if keep else np.zeros(0, int)
+
+
+def tsne_plot(
+    features: np.ndarray, groups: list[str], seed: int, path: Path, per_group: int = TSNE_PER_GROUP
+) -> None:
+    """A t-SNE map of at most `per_group` points per group (drawn with `seed`): time and memory
+    stay bounded however large the dataset, and no group hides another."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from sklearn.manifold import TSNE
 
+    keep = tsne_sample(groups, per_group, seed)
+    features, groups = features[keep], [groups[i] for i in keep]
     xy = TSNE(
         n_components=2, perplexity=min(30, max(2, len(features) // 4)), init="pca", random_state=seed
     ).fit_transform(features)
     fig, ax = plt.subplots(figsize=(7, 6))
+    labels = np.asarray(groups)
     for g in sorted(set(groups)):
-        sel = np.array([x == g for x in groups])
+        sel = labels == g
         ax.scatter(
             xy[sel, 0],
             xy[sel, 1],
