@@ -13,8 +13,9 @@ ship with the project) it trains nothing and says so.
 from __future__ import annotations
 
 import json
+import sys
 
-from stages.core import atomic, device, manifest, params as params_mod, paths
+from stages.core import atomic, device, manifest, params as params_mod, paths, ranks
 from stages.core.errors import RebalanceError, run_main
 from stages.synth import diffusion_sd, lora_train, provenance
 
@@ -28,6 +29,10 @@ def main() -> None:
         atomic.write_json(paths.SD_LORA_TRAIN, {"trained": False, "note": "sd_lora.model_dir is null"})
         print("sd_lora: skipped, sd_lora.model_dir is null (a local SD 1.5 folder trains the LoRA)")
         return
+    if cfg["processes"] > 1 and not ranks.launched():  # dvc repro: launch the data-parallel processes
+        sys.exit(ranks.relaunch("stages.sd_lora", cfg["processes"]))
+    runtime = device.runtime(params)
+    world = ranks.World.current(cpu=runtime.device.type == "cpu")
     classes = params["dataset"]["classes"]
     plan = json.loads(paths.PLAN.read_text())
     chosen = cfg["classes"] or [c for c in classes if sum(plan["generated"][c].values()) > 0]
@@ -45,14 +50,16 @@ def main() -> None:
         pipe, noise, [paths.RAW / p for p in rows.path], prompts,
         phase1_steps=cfg["phase1_steps"], phase2_steps=cfg["phase2_steps"], rank=cfg["rank"], lr=cfg["lr"],
         resolution=cfg["resolution"], batch_size=cfg["batch_size"], seed=cfg["seed"],
-        runtime=device.runtime(params),
+        runtime=runtime, world=world,
     )  # fmt: skip
+    if not world.main:  # every process holds the same adapters; the first one saves them
+        return
     with atomic.output_dir(paths.SD_LORA) as out:
         lora_train.save(pipe, out, text_encoder_trained=cfg["phase2_steps"] > 0)
         provenance.write_record(out, rows)  # which images it saw: synthesize checks it
         atomic.write_json(out / "prompts.json", dict(zip(rows.path, prompts)))
     report = {"trained": True, "classes": chosen, **summary, "base": cfg["model_dir"]}
-    atomic.write_json(paths.SD_LORA_TRAIN, report | device.runtime(params).describe())
+    atomic.write_json(paths.SD_LORA_TRAIN, report | runtime.describe() | {"processes": world.size})
 
 
 if __name__ == "__main__":

@@ -9,11 +9,12 @@ model folder), so the default build spends no time on it.
 
 from __future__ import annotations
 
+import sys
 import time
 
 import torch
 
-from stages.core import atomic, device, manifest, params as params_mod, paths
+from stages.core import atomic, device, manifest, params as params_mod, paths, ranks
 from stages.core.errors import RebalanceError, run_main
 from stages.learn.data import image_set
 from stages.synth import gan_core as core, provenance
@@ -28,7 +29,10 @@ def main() -> None:
         atomic.write_json(paths.GAN_TRAIN, {"trained": False, "note": "gan is not in synthesize.methods"})
         print("train_gan: skipped, gan is not in synthesize.methods")
         return
+    if cfg["processes"] > 1 and not ranks.launched():  # dvc repro: launch the data-parallel processes
+        sys.exit(ranks.relaunch("stages.train_gan", cfg["processes"]))
     runtime = device.runtime(params)
+    world = ranks.World.current(cpu=runtime.device.type == "cpu")
     classes = params["dataset"]["classes"]
     real = manifest.read(paths.COUNTED / manifest.FILENAME)
     train = real[real.split == "train"].sort_values("path")
@@ -42,13 +46,16 @@ def main() -> None:
     generator, summary = core.train(
         generator, images, labels, steps=cfg["steps"], batch_size=cfg["batch_size"], lr=cfg["lr"],
         seed=cfg["seed"], channels=cfg["channels"], ema_decay=cfg["ema_decay"], hflip=cfg["hflip"],
-        runtime=runtime,
+        runtime=runtime, world=world,
     )  # fmt: skip
+    if not world.main:  # every process holds the same weights; the first one saves them
+        return
     with atomic.output_dir(paths.GAN_MODEL) as out:
         ckpt = core.save(generator, out)
         provenance.write_record(out, train)  # which images it saw: synthesize checks it
     report = {"trained": True, **summary, "cpu_seconds": round(time.process_time() - cpu0, 1)}
-    report |= {**runtime.describe(), "train_images": len(train), "resolution": cfg["resolution"]}
+    report |= {**runtime.describe(), "processes": world.size, "train_images": len(train)}
+    report |= {"resolution": cfg["resolution"]}
     report |= {"parameters": sum(p.numel() for p in generator.parameters()), "checkpoint": ckpt}
     atomic.write_json(paths.GAN_TRAIN, report)
     print(f"train_gan: {summary['steps']} steps in {summary['seconds']} s, checkpoint {ckpt}")

@@ -1,5 +1,6 @@
 """Many processes through accelerate (stages/core/ranks.py): synthesis shared out with the same
-bytes as one process, and data-parallel training that converges with the processes in step."""
+bytes as one process, and data-parallel training (classifier, diffusion UNet, GAN, LoRA) that
+converges with the processes in step."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ TRAIN_BOTH = """
 import json, sys
 import torch
 from stages.core import ranks
-from stages.learn import classifier
-from stages.synth import diffusion_core
+from stages.learn import classifier, data
+from stages.synth import diffusion_core, gan_core
 
 world = ranks.World.current(cpu=True)
 gen = torch.Generator().manual_seed(0)
@@ -40,11 +41,19 @@ unet = diffusion_core.build_unet(16, 2, [16, 32], 1, False)
 diffusion = []
 diffusion_core.train(unet, x.permute(0, 2, 3, 1), y, steps=40, batch_size=16, lr=0.002, seed=0,
                      log=lambda step, loss: diffusion.append(loss), log_every=10, world=world)
+torch.manual_seed(0)
+gan = gan_core.Generator(16, 2, z_dim=16, channels=8)
+start = sum(float(p.double().abs().sum()) for p in gan.parameters())
+gan, gan_summary = gan_core.train(gan, data.TensorSet(x), y, steps=20, batch_size=16, lr=0.002, seed=0,
+                                  channels=8, ema_decay=0.5, world=world)
 weights = {
     "classifier": sum(float(p.double().abs().sum()) for p in model.parameters()),
     "unet": sum(float(p.double().abs().sum()) for p in unet.parameters()),
+    "gan": [float(t.double().abs().sum()) for t in gan.state_dict().values()],  # weights and BatchNorm stats
 }
-out = {"size": world.size, "losses": losses, "accuracy": accuracy, "diffusion": diffusion, "weights": weights}
+out = {"size": world.size, "losses": losses, "accuracy": accuracy, "diffusion": diffusion, "weights": weights,
+       "gan_moved": sum(float(p.double().abs().sum()) for p in gan.parameters()) != start,
+       "gan_d_loss": gan_summary["d_loss"]}
 with open(f"{sys.argv[1]}/rank{world.rank}.json", "w") as f:
     json.dump(out, f)
 """
@@ -67,7 +76,8 @@ def test_data_parallel_training_converges_in_step(tmp_path: Path):
     assert first["losses"][-1] < first["losses"][0] and first["accuracy"] >= 0.9  # converges
     assert first["diffusion"][-1] < first["diffusion"][0]
     assert not second["losses"]  # validation callbacks run in the first process only
-    assert first["weights"] == second["weights"]  # DDP keeps the processes' weights identical
+    assert first["gan_moved"] and 0 < first["gan_d_loss"] < 2  # the GAN trained (hinge loss in range)
+    assert first["weights"] == second["weights"]  # the processes' weights (and GAN BatchNorm stats) agree
 
 
 @pytest.mark.slow

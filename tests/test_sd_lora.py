@@ -89,3 +89,30 @@ def test_generated_images_change_when_the_lora_changes(lora, tmp_path, mode):
         assert with_lora[0]["source"] == "" and detail["prompt_from"].startswith("rare/")
     else:
         assert with_lora[0]["source"].startswith("rare/")
+
+
+@pytest.mark.slow
+def test_lora_trained_in_two_processes_matches_one_process(lora, tmp_path):
+    """Data-parallel LoRA (sd_lora.processes: 2, accelerate): each process takes half of every
+    global batch and the adapters' gradients are averaged, so the adapters follow the one-process
+    run up to float rounding, not a different run."""
+    import torch
+    import yaml
+
+    work, _ = lora
+    two = tmp_path / "two"
+    shutil.copytree(work, two, symlinks=True)
+    shutil.rmtree(two / "models/sd_lora")
+    params = yaml.safe_load((two / "params.yaml").read_text())
+    params["sd_lora"]["processes"] = 2
+    (two / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    log = stage(two, "sd_lora").stdout
+    assert "launching 2 processes with accelerate" in log
+    assert json.loads((two / "metrics/sd_lora.json").read_text())["processes"] == 2
+    one_w = load_file(str(work / "models/sd_lora/pytorch_lora_weights.safetensors"))
+    two_w = load_file(str(two / "models/sd_lora/pytorch_lora_weights.safetensors"))
+    assert one_w.keys() == two_w.keys()
+    moved = max(float(v.abs().max()) for v in one_w.values())
+    assert all(torch.allclose(one_w[k], two_w[k], atol=1e-3 * moved) for k in one_w), {
+        k: float((one_w[k] - two_w[k]).abs().max()) for k in one_w
+    }

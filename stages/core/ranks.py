@@ -8,11 +8,12 @@ Why accelerate (not Ray Data): it is the launcher the Hugging Face stack under s
 (diffusers, peft) is built and documented for, it needs no cluster service, and a one-process run
 is the same code path with a World of one.
 
-`synthesize.processes`, `train.processes` and `diffusion_train.processes: N` make those stages
-launch themselves under accelerate with N processes (one per GPU; `relaunch`), so `dvc repro`
-stays the one command. Sampling shares out whole batches (`share`: the same bytes as one
-process); training is data-parallel (`slice` + `data_parallel`: each process takes its part of
-every global batch, DDP averages the gradients).
+`synthesize.processes`, `train.processes`, `diffusion_train.processes`, `gan_train.processes` and
+`sd_lora.processes: N` make those stages launch themselves under accelerate with N processes (one
+per GPU; `relaunch`), so `dvc repro` stays the one command. Sampling shares out whole batches
+(`share`: the same bytes as one process); training is data-parallel (`slice`: each process takes
+its part of every global batch; `data_parallel` (DDP) or `average_gradients` (the GAN, LoRA)
+averages the gradients, so every process steps with the same gradient).
 """
 
 from __future__ import annotations
@@ -77,6 +78,37 @@ class World:
 
         ids = [device] if getattr(device, "type", "cpu") == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids)
+
+    def average_gradients(self, parameters: Any) -> None:
+        """Average the gradients of `parameters` over the processes, in place (one all-reduce).
+        For training that DDP does not suit: a GAN's discriminator, called on real and on fake
+        images in one step, and LoRA adapters on a frozen base. Call after backward, before the
+        optimiser step; every process then steps with the same gradient."""
+        if self.size == 1:
+            return
+        import torch
+        import torch.distributed as dist
+
+        grads = [p.grad for p in parameters if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.size
+        for g, part in zip(grads, flat.split([g.numel() for g in grads])):
+            g.copy_(part.view_as(g))
+
+    def average_buffers(self, module: Any) -> None:
+        """Average `module`'s floating-point buffers over the processes, in place: e.g. the
+        BatchNorm running statistics, which each process gathers on its own part of the batches."""
+        if self.size == 1:
+            return
+        import torch.distributed as dist
+
+        for buffer in module.buffers():
+            if buffer.is_floating_point():
+                dist.all_reduce(buffer)
+                buffer /= self.size
 
 
 ALONE = World()  # a run of one process

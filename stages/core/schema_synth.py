@@ -115,6 +115,7 @@ class SdLora(Group):
     resolution: int = Field(128, ge=8, multiple_of=8)
     batch_size: PositiveInt = 4
     seed: int = 0
+    processes: PositiveInt = 1  # data-parallel processes launched by accelerate (batch_size: global)
 
 
 class GanTrain(Group):  # the GAN of method `gan` (stage train_gan; stages/synth/gan_core.py)
@@ -127,3 +128,4 @@ class GanTrain(Group):  # the GAN of method `gan` (stage train_gan; stages/synth
     lr: float = Field(0.0002, gt=0)
     ema_decay: float = Field(0.999, ge=0, lt=1)  # the saved generator is this average of its weights
     hflip: bool = True
+    processes: PositiveInt = 1  # data-parallel processes launched by accelerate (batch_size: global)

@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn.utils import spectral_norm
 from torch.utils.data import Dataset
 
+from stages.core import ranks
 from stages.core.atomic import write_text
 from stages.core.device import CPU, Runtime
 from stages.core.hashing import sha256_file
@@ -90,9 +91,17 @@ def train(
     ema_decay: float = 0.999,
     hflip: bool = True,
     runtime: Runtime = CPU,
+    world: ranks.World = ranks.ALONE,
 ) -> tuple[Generator, dict]:
     """Train against a fresh discriminator; return (the EMA generator, a summary). `images`: a
-    Dataset of 3 x H x W uint8 at the generator's resolution (streamed or in memory)."""
+    Dataset of 3 x H x W uint8 at the generator's resolution (streamed or in memory).
+
+    Among processes launched by accelerate (`world`): data-parallel. Every process draws the
+    global batch's random numbers (indices, flips, latents) from the seed and takes its part
+    (`world.slice`); the gradients of both networks are averaged over the processes
+    (`world.average_gradients`; DDP does not suit a discriminator called twice per step), so the
+    weights stay the same in every process; the generator's BatchNorm statistics are averaged at
+    the end. The losses in the summary are those of this process's part."""
     cfg = generator.config
     device = runtime.device
     gen = torch.Generator().manual_seed(seed)
@@ -103,26 +112,30 @@ def train(
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.0, 0.9))
     opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=(0.0, 0.9))
     batches = [torch.randint(0, len(images), (batch_size,), generator=gen).tolist() for _ in range(steps)]
+    part = world.slice(list(range(batch_size)))  # this process's positions in every batch
+    batches = [[b[i] for i in part] for b in batches]
     start, d_loss, g_loss = time.perf_counter(), 0.0, 0.0
     stream = data.loader(images, batches, runtime)
     for step, xb in enumerate(progress(stream, "train_gan", total=steps, unit="step")):
         real = xb.float().div(127.5).sub(1.0)
         if hflip:
-            flip = torch.rand(len(real), generator=gen) < 0.5
+            flip = (torch.rand(batch_size, generator=gen) < 0.5)[part]
             real = torch.where(flip[:, None, None, None], real.flip(-1), real)
         y = labels[batches[step]]
-        z = torch.randn(len(real), cfg["z_dim"], generator=gen)
+        z = torch.randn(batch_size, cfg["z_dim"], generator=gen)[part]
         real, y, z = real.to(device), y.to(device), z.to(device)
         with runtime.autocast():
             fake = generator(z, y)
             loss_d = torch.relu(1 - disc(real, y)).mean() + torch.relu(1 + disc(fake.detach(), y)).mean()
         opt_d.zero_grad(set_to_none=True)
         loss_d.float().backward()
+        world.average_gradients(disc.parameters())
         opt_d.step()
         with runtime.autocast():
             loss_g = -disc(fake, y).mean()
         opt_g.zero_grad(set_to_none=True)
         loss_g.float().backward()
+        world.average_gradients(generator.parameters())
         opt_g.step()
         with torch.no_grad():
             for a, p in zip(average.parameters(), generator.parameters()):
@@ -130,6 +143,7 @@ def train(
             for a, b in zip(average.buffers(), generator.buffers()):
                 a.copy_(b)
         d_loss, g_loss = 0.98 * d_loss + 0.02 * loss_d.item(), 0.98 * g_loss + 0.02 * loss_g.item()
+    world.average_buffers(average)  # BatchNorm statistics: each process saw its part of the batches
     seconds = time.perf_counter() - start
     summary = {
         "steps": steps,

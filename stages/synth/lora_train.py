@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stages.core import ranks
 from stages.core.device import CPU, Runtime
 from stages.core.errors import RebalanceError
 from stages.core.images import load_array
@@ -70,8 +71,14 @@ def train(
     seed: int,
     runtime: Runtime = CPU,
     log: Callable[[str], None] = print,
+    world: ranks.World = ranks.ALONE,
 ) -> dict:
-    """Add LoRA adapters to pipe.unet (and pipe.text_encoder in phase 2) and train them in place."""
+    """Add LoRA adapters to pipe.unet (and pipe.text_encoder in phase 2) and train them in place.
+
+    Among processes launched by accelerate (`world`): data-parallel. Every process draws the
+    global batch's random numbers (images, noise, timesteps) from the seed, takes its part
+    (`world.slice`), and the adapters' gradients are averaged over the processes
+    (`world.average_gradients`), so the adapters stay the same in every process."""
     from peft import LoraConfig
 
     device = runtime.device
@@ -87,6 +94,7 @@ def train(
     ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length,
                     truncation=True, return_tensors="pt").input_ids  # fmt: skip
     summary: dict = {"images": len(files), "rank": rank}
+    part = torch.tensor(world.slice(list(range(batch_size))))  # this process's positions in every batch
     for phase, steps in ((1, phase1_steps), (2, phase2_steps)):
         if steps == 0:
             continue
@@ -101,13 +109,13 @@ def train(
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
         start, running = time.perf_counter(), None
         for _ in progress(range(steps), f"sd_lora phase {phase}", unit="step"):
-            idx = torch.randint(0, len(files), (batch_size,), generator=gen)
+            idx = torch.randint(0, len(files), (batch_size,), generator=gen)[part]
             x = pixels[idx].float().div(127.5).sub(1.0).to(device)
             with torch.no_grad(), runtime.autocast():
                 latents = vae.encode(x).latent_dist.mean.float() * vae.config.scaling_factor
-            noise = torch.randn(latents.shape, generator=gen).to(device)
+            noise = torch.randn((batch_size, *latents.shape[1:]), generator=gen)[part].to(device)
             t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (batch_size,), generator=gen)
-            t = t.to(device)
+            t = t[part].to(device)
             with runtime.autocast():
                 noisy = noise_scheduler.add_noise(latents, noise, t)
                 hidden = text_encoder(ids[idx].to(device))[0]
@@ -119,6 +127,7 @@ def train(
             loss = torch.nn.functional.mse_loss(pred.float(), target.float())
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            world.average_gradients(params)
             opt.step()
             running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
         seconds = time.perf_counter() - start
