@@ -87,6 +87,13 @@ def test_fused_set_gives_the_same_pixels_from_shards_and_files(tmp_path: Path):
         assert len(x_files) == len(x_shards) == len(fused)
         for i in range(len(fused)):
             assert torch.equal(x_files[i], x_shards[i])
+    streamed = fused_set(sharded, 16, 0, folder=tmp_path / "s")
+    expected = torch.stack([streamed[i] for i in range(len(streamed))])  # opens its shards' descriptors
+    for context in ("fork", "spawn"):  # workers inherit the open descriptors, or start without them
+        loader = torch.utils.data.DataLoader(
+            streamed, batch_size=3, num_workers=2, multiprocessing_context=context
+        )
+        assert torch.equal(torch.cat(list(loader)), expected)
 
 
 def test_a_damaged_shard_is_refused(tmp_path: Path):

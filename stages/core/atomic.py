@@ -10,21 +10,30 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 
-def write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file in the same folder and an atomic rename."""
+@contextlib.contextmanager
+def output_file(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary file to write `path` through, streamed: a temporary file in the same folder,
+    renamed to `path` atomically when the block ends (removed if it raises)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` via a temporary file in the same folder and an atomic rename."""
+    with output_file(path) as f:
+        f.write(data)
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -11,7 +11,7 @@ manifest, its invariants and the checksums mean the same in both formats. Tars a
 deterministically (sorted samples, zeroed owner and times, ustar headers): the same inputs give
 the same shard bytes, so DVC stores an unchanged shard of a new release only once.
 
-Read with `iterate` (sequential, each tar once), by `read_bytes`
+Read with `iterate` (sequential, each tar once), by `read_bytes` / `read_sample`
 (random access by the manifest's offset and size: the project's own train and evaluate
 stages), as a torch IterableDataset (stages.learn.data.ShardStream),
 or with the `webdataset` library: `webdataset.WebDataset(sorted(glob("shards/train-*.tar")))`.
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,8 +88,11 @@ def write(fused: pd.DataFrame, files: dict[str, Path], out: Path, shard_mb: floa
     for r in rows:
         by_shard.setdefault(r["shard"], []).append(r)
     for shard, members in progress(by_shard.items(), "fuse: shards", total=len(by_shard), unit="shard"):
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w", format=TAR_FORMAT) as tar:
+        # streamed into a temporary file (memory flat in shard_mb), renamed into place at the end
+        with (
+            atomic.output_file(out / shard) as f,
+            tarfile.open(fileobj=f, mode="w", format=TAR_FORMAT) as tar,
+        ):
             for r in members:
                 data = files[r["path"]].read_bytes()
                 info = _member(f"{r['key']}.{extension(r['path'])}", len(data))
@@ -96,25 +100,32 @@ def write(fused: pd.DataFrame, files: dict[str, Path], out: Path, shard_mb: floa
                 tar.addfile(info, io.BytesIO(data))
                 meta = sample_json(r)
                 tar.addfile(_member(f"{r['key']}.json", len(meta)), io.BytesIO(meta))
-        atomic.write_bytes(out / shard, buf.getvalue())
     df = pd.DataFrame(rows, columns=[*COLUMNS, *SHARD_COLUMNS]).sort_values("path", kind="stable")
     return df.astype({"offset": int, "size": int}).astype(str).reset_index(drop=True)
 
 
+def read_sample(shard: Path, offset: int, size: int, path: str, fd: int | None = None) -> bytes:
+    """The `size` image bytes at `offset` of `shard` (sample `path`), by one positioned read.
+    `fd`: an open descriptor of the shard to reuse (a training loop reads thousands of samples;
+    a positioned read is safe in forked DataLoader workers sharing it)."""
+    if fd is None:
+        with open(shard, "rb") as f:
+            data = os.pread(f.fileno(), size, offset)
+    else:
+        data = os.pread(fd, size, offset)
+    if len(data) != size:
+        raise RebalanceError(f"{shard}: truncated at sample {path}; `dvc pull` it again")
+    return data
+
+
 def read_bytes(folder: Path, row) -> bytes:
-    """The image bytes of one manifest row of a release at `folder`, in either format."""
-    shard = getattr(row, "shard", "") if not isinstance(row, dict) else row.get("shard", "")
-    path = row["path"] if isinstance(row, dict) else row.path
+    """The image bytes of one manifest row (a dict or a DataFrame row tuple) of a release at
+    `folder`, in either format."""
+    get = row.get if isinstance(row, dict) else lambda name, default=None: getattr(row, name, default)
+    path, shard = get("path"), get("shard", "")
     if not shard:
         return (Path(folder) / path).read_bytes()
-    offset = int(row["offset"] if isinstance(row, dict) else row.offset)
-    size = int(row["size"] if isinstance(row, dict) else row.size)
-    with open(Path(folder) / shard, "rb") as f:
-        f.seek(offset)
-        data = f.read(size)
-    if len(data) != size:
-        raise RebalanceError(f"{Path(folder) / shard}: truncated at sample {path}; `dvc pull` it again")
-    return data
+    return read_sample(Path(folder) / shard, int(get("offset")), int(get("size")), path)
 
 
 def shard_files(folder: Path, split: str | None = None) -> list[Path]:

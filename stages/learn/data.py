@@ -7,6 +7,7 @@ DataLoader can prefetch them and a run is the same whatever the number of worker
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -33,16 +34,21 @@ class ImageSet(Dataset):
     ):  # fmt: skip
         self.folder, self.names, self.size, self.spans = Path(folder), list(names), size, spans
         self.fit = fit or images.current_fit()
+        self._fds: dict[str, int] = {}  # shard -> open descriptor, reused for every sample
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def __getstate__(self) -> dict:  # to a spawned worker: without this process's descriptors
+        return {**self.__dict__, "_fds": {}}
 
     def _bytes(self, i: int) -> bytes | None:
         if self.spans is None:
             return None
         shard, offset, size = self.spans[i]
-        row = {"path": self.names[i], "shard": shard, "offset": offset, "size": size}
-        return shards.read_bytes(self.folder, row)
+        if shard not in self._fds:
+            self._fds[shard] = os.open(self.folder / shard, os.O_RDONLY)
+        return shards.read_sample(self.folder / shard, offset, size, self.names[i], fd=self._fds[shard])
 
     def __getitem__(self, i: int) -> torch.Tensor:
         array = load_array(self.folder / self.names[i], self.size, self.fit, data=self._bytes(i))
