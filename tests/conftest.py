@@ -136,9 +136,21 @@ def repo(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def built_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One tiny `dvc repro` shared by the read-only end-to-end checks (do not modify it)."""
-    dst = copy_repo(tmp_path_factory.mktemp("built") / "repo")
-    set_params(dst, TINY)
-    commit_all(dst, "tiny copy")
-    run([sys.executable, "-m", "dvc", "repro"], dst)
+    """One tiny `dvc repro` shared by the read-only end-to-end checks (do not modify it). Under
+    pytest-xdist the workers share one build: the first to get here builds it under a file lock
+    in the run's common temporary folder, the others wait for it and reuse it."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # common to every worker of this run
+    dst, done = root / "built" / "repo", root / "built" / "done"
+    with FileLock(str(root / "built.lock")):
+        if not done.exists():
+            shutil.rmtree(dst.parent, ignore_errors=True)
+            copy_repo(dst)
+            set_params(dst, TINY)
+            commit_all(dst, "tiny copy")
+            run([sys.executable, "-m", "dvc", "repro"], dst)
+            done.touch()
     return dst
