@@ -20,6 +20,8 @@ DEFAULT = yaml.safe_load((REPO / "params.yaml").read_text())
 
 # The mistakes a new user makes, and the key each error must name.
 MISTAKES = [
+    ({"gan_train": {"processes": 3}}, "gan_train.batch_size", "multiple of gan_train.processes (3)"),
+    ({"train": {"processes": 2, "batch_size": 5}}, "train.batch_size", "must be a multiple"),
     ({"raw": {"on_bad_fle": "error"}}, "raw.on_bad_fle", "did you mean `on_bad_file`"),
     ({"synthesise": {"methods": {"lesion_edit": 1.0}}}, "synthesise", "did you mean `synthesize`"),
     (

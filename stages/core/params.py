@@ -251,3 +251,12 @@ def _check(p: dict[str, Any], where: str) -> None:
             "flip.splits",
             "may flip val/test only with fuse.synthetic_in_eval: true (they must stay real-only)",
         )
+    for group in ("train", "diffusion_train", "gan_train", "sd_lora"):  # data-parallel training
+        batch, processes = p[group]["batch_size"], p[group]["processes"]
+        _need(
+            batch % processes == 0,
+            where,
+            f"{group}.batch_size",
+            f"({batch}) must be a multiple of {group}.processes ({processes}): every process takes "
+            "an equal part of each batch",
+        )
