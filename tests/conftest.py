@@ -14,6 +14,20 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
+# Modules that run whole pipelines, longest first. pytest-xdist (`--dist loadfile
+# --no-loadscope-reorder`, pyproject) hands modules out in collection order as workers free up, so
+# putting these first keeps a long module from starting last (longest-first scheduling).
+LONGEST_FIRST = [
+    "test_registry", "test_evidence", "test_real_sources", "test_review", "test_pipeline",
+    "test_shards", "test_lesion_edit", "test_launch",
+]  # fmt: skip
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: the rest keep their order
+
+
 # A configuration small enough for a test to run the whole pipeline in about a minute.
 TINY = {
     "raw": {"demo": {"scale": 0.05}},
@@ -123,6 +137,12 @@ def copy_repo(dst: Path) -> Path:
 def commit_all(repo: Path, message: str = "test") -> None:
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", message], repo)
+
+
+def copy_built(built_repo: Path, dst: Path) -> Path:
+    """A private copy of the shared tiny build (workspace, git history, DVC cache), to modify."""
+    shutil.copytree(built_repo, dst, symlinks=True)
+    return dst
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import TINY, commit_all, copy_repo, run, set_params
+from conftest import TINY, commit_all, copy_built, run, set_params
 
 from stages import registry
 from stages.core.errors import RebalanceError
@@ -135,13 +135,12 @@ def test_cli_help_and_one_line_errors(repo: Path, tmp_path: Path, monkeypatch: p
 
 
 @pytest.fixture(scope="module")
-def builds(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """main = tiny build (lenient gate), branch `next` = the same with count.target.n lowered."""
-    repo = copy_repo(tmp_path_factory.mktemp("registry") / "repo")
-    set_params(repo, TINY)
+def builds(built_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """main = the shared tiny build (lenient gate: no stage reads `release`), branch `next` = the
+    same with count.target.n lowered, branch `reseed` = another split seed."""
+    repo = copy_built(built_repo, tmp_path_factory.mktemp("registry") / "repo")
     set_params(repo, LENIENT)
-    commit_all(repo, "tiny copy")
-    run([sys.executable, "-m", "dvc", "repro"], repo)
+    run([sys.executable, "-m", "dvc", "repro"], repo)  # nothing to do: the build is up to date
     commit_all(repo, "build 1")
     run(["git", "checkout", "-q", "-b", "next"], repo)
     set_params(repo, {"count": {"target": {"n": N2}}})

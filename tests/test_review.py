@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import TINY, commit_all, copy_repo, run, set_params
+from conftest import commit_all, copy_built, run, set_params
 from sklearn.metrics import cohen_kappa_score
 
 from stages.core import params as params_mod
@@ -31,12 +31,12 @@ SHOTS = os.environ.get("REBALANCE_SCREENSHOTS")  # also save the screenshots the
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    repo = copy_repo(tmp_path_factory.mktemp("review") / "repo")
-    set_params(repo, TINY)
+def built(built_repo, tmp_path_factory):
+    """A copy of the shared tiny build with a small reader study (no stage reads `review`)."""
+    repo = copy_built(built_repo, tmp_path_factory.mktemp("review") / "repo")
     set_params(repo, {"review": {"reader_study": {"real": 3, "synthetic": 3, "seed": 0}}})
     commit_all(repo, "tiny")
-    run(["dvc", "repro"], repo)
+    run(["dvc", "repro"], repo)  # nothing to do: the build is up to date
     return repo
 
 

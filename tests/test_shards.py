@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import commit_all, run, set_params
+from conftest import commit_all, copy_built, run, set_params
 from PIL import Image
 from test_registry import LENIENT, NAME, dvc, home_env, rebalance
 
@@ -106,11 +105,6 @@ def test_a_damaged_shard_is_refused(tmp_path: Path):
         shards.read_bytes(tmp_path / "a", last)
     with pytest.raises(Exception):  # noqa: B017 - tarfile's own error for a cut archive
         list(shards.iterate(tmp_path / "a", last.split))
-
-
-def copy_built(built_repo: Path, dst: Path) -> Path:
-    shutil.copytree(built_repo, dst, symlinks=True)
-    return dst
 
 
 @pytest.mark.slow
