@@ -8,7 +8,7 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import run
+from conftest import copy_built, run, set_params
 
 from stages.core import manifest
 from stages.core.hashing import sha256_file
@@ -116,3 +116,20 @@ def test_test_set_identity_is_written_by_fuse(built_repo):
     assert {i["label"] for i in info["images"]} == set(test.label)
     ev = json.loads((built_repo / "metrics/eval.json").read_text())
     assert info["sha256"] == ev["test_set"]
+
+
+@pytest.mark.slow
+def test_compute_settings_that_change_no_result_rerun_nothing(built_repo, tmp_path):
+    """Stages depend on compute.device, .precision and .threads (float results move with them),
+    not on workers, processes or in_memory_mb (same pixels in the same order): tuning those on a
+    new machine must not retrain every model."""
+    repo = copy_built(built_repo, tmp_path / "repo")
+
+    def stale() -> set[str]:
+        out = run([sys.executable, "-m", "dvc", "status", "--json"], repo).stdout
+        return set(json.loads(out or "{}")) - {"scan"}  # scan lists the source: always changed
+
+    set_params(repo, {"compute": {"workers": 0, "processes": 1, "in_memory_mb": 1}})
+    assert stale() == set()
+    set_params(repo, {"compute": {"threads": 1}})
+    assert {"train_diffusion", "assess", "evaluate", "train@balanced"} <= stale()
