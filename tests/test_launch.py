@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run, set_params
+from conftest import REPO, copy_built, run, set_params
 
 from stages.core import ranks
 
@@ -82,8 +82,7 @@ def test_data_parallel_training_converges_in_step(tmp_path: Path):
 
 @pytest.mark.slow
 def test_sampling_in_two_processes_gives_the_same_bytes(built_repo: Path, tmp_path: Path):
-    repo = tmp_path / "repo"
-    shutil.copytree(built_repo, repo, symlinks=True)
+    repo = copy_built(built_repo, tmp_path / "repo")
     set_params(repo, {"synthesize": {"diffusion": {"batch_size": 2}}})  # several batches to share out
     out = repo / "data" / "synthesized"
 

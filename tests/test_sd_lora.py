@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import folder_params
+from conftest import folder_params, set_params
 from imagegen import make_folder, stage, workdir
 from safetensors.torch import load_file, save_file
 from sdgen import tiny_sd_pipeline
@@ -97,15 +97,12 @@ def test_lora_trained_in_two_processes_matches_one_process(lora, tmp_path):
     global batch and the adapters' gradients are averaged, so the adapters follow the one-process
     run up to float rounding, not a different run."""
     import torch
-    import yaml
 
     work, _ = lora
     two = tmp_path / "two"
     shutil.copytree(work, two, symlinks=True)
     shutil.rmtree(two / "models/sd_lora")
-    params = yaml.safe_load((two / "params.yaml").read_text())
-    params["sd_lora"]["processes"] = 2
-    (two / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    set_params(two, {"sd_lora": {"processes": 2}})
     log = stage(two, "sd_lora").stdout
     assert "launching 2 processes with accelerate" in log
     assert json.loads((two / "metrics/sd_lora.json").read_text())["processes"] == 2
