@@ -17,7 +17,7 @@ import pandas as pd
 
 from stages.core import atomic, images as images_mod, params as params_mod, paths
 from stages.core.errors import run_main
-from stages.dataset import demo, grading, ingest, metadata, source
+from stages.dataset import grading, ingest, metadata, source
 
 UNMATCHED_SHOWN = 20  # metadata rows naming no ingested image: how many metrics/raw.json lists
 
@@ -32,6 +32,8 @@ def main() -> None:
     windowed: set[str] = set()
     with atomic.output_dir(paths.RAW) as out:
         if raw["source"] == "demo":
+            from stages.dataset import demo  # (scipy.ndimage: only the demo needs it)
+
             cfg = raw["demo"]
             bins = grading.lesion_bins(params)
             rows = demo.write(out, classes, bins, cfg["scale"], cfg["size"], cfg["seed"])
@@ -39,9 +41,7 @@ def main() -> None:
             images, skipped = [(r["path"], r["label"]) for r in rows], []
             index = [{"path": p, "label": c, "source": p, "split": "", "group": ""} for p, c in images]
         else:
-            src = source.read(params, extract_to=out)
-            if not src.extracted:
-                ingest.copy_images(src.root, src.found, out, raw["window"])
+            src = source.read(params, out=out)  # verified and written to `out` in one pass
             found, csv = src.found, src.metadata_csv
             attached = metadata.attach(src.dataset, found.source, found.official)
             images, skipped, unmatched = found.images, found.skipped, attached.unmatched

@@ -177,22 +177,16 @@ def open_rgb(path: str | Path, data: bytes | None = None) -> Image.Image:
     return im.convert("RGB")
 
 
-def verify(path: str | Path) -> bool:
-    """Decode an image fully (a BadImageError if it cannot be used); True if it needs windowing."""
-    return _decoded(Path(path), check_only=True)[1]
+def verify(path: str | Path, data: bytes | None = None) -> bool:
+    """Decode an image fully (a BadImageError if it cannot be used); True if it needs windowing.
+    `data`: the file's bytes, already read."""
+    return _decoded(Path(path), check_only=True, data=data)[1]
 
 
-def check(path: str | Path) -> tuple[bool, str]:
-    """verify() that never raises (for process pools): (needs windowing, '') or (False, why not)."""
-    try:
-        return verify(path), ""
-    except BadImageError as err:
-        return False, err.reason
-
-
-def window_png(path: str | Path, mode: str | None = None) -> bytes:
-    """A 16-bit or float image windowed to 8 bit, as deterministic PNG bytes (greyscale stays L)."""
-    im, _ = _decoded(Path(path), mode)
+def window_png(path: str | Path, mode: str | None = None, data: bytes | None = None) -> bytes:
+    """A 16-bit or float image windowed to 8 bit, as deterministic PNG bytes (greyscale stays L).
+    `data`: the file's bytes, already read."""
+    im, _ = _decoded(Path(path), mode, data=data)
     buf = io.BytesIO()
     im.save(buf, format="PNG", compress_level=6)
     return buf.getvalue()
@@ -261,12 +255,12 @@ def encode_array_png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def encode_png(array: np.ndarray) -> bytes:
-    """Encode an HxWx3 uint8 array as PNG, byte-for-byte deterministic (no metadata)."""
+def encode_png(image: np.ndarray | Image.Image) -> bytes:
+    """Encode an HxWx3 uint8 array (or an RGB image) as PNG, byte-for-byte deterministic (no metadata)."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), "RGB")
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8), "RGB").save(
-        buf, format="PNG", compress_level=6
-    )
+    image.save(buf, format="PNG", compress_level=6)
     return buf.getvalue()
 
 

@@ -19,9 +19,8 @@ import pandas as pd
 
 from stages.core import images
 from stages.core.errors import RebalanceError
-from stages.core.pool import pmap
 from stages.dataset import metadata
-from stages.dataset.ingest import Scan, link_problem
+from stages.dataset.ingest import Scan, ingest_files, link_problem, windowed_name
 
 LABEL = "label"
 GROUP = "group"
@@ -57,8 +56,11 @@ def scan(
     group_by: str | None,
     on_bad_file: str = "skip",
     processes: int | None = None,
+    copy_to: Path | None = None,
+    window: str = "percentile",
 ) -> Scan:
-    """The usable images the CSV lists (as data/raw/<label>/<path>), the rest reported."""
+    """The usable images the CSV lists (as data/raw/<label>/<path>), the rest reported. With
+    `copy_to` each usable image is written there as it is verified (ingest.ingest_files)."""
     csv_path = Path(csv_path)
     df = metadata.read(csv_path, group_by)
     if LABEL not in df.columns:
@@ -98,14 +100,15 @@ def scan(
             bad(rel, "not an image file")
             continue
         candidates.append((rel, label))
-    checked = pmap(images.check, [folder / rel for rel, _ in candidates], "verify", processes)
+    files = [(folder / rel, f"{label}/{rel}") for rel, label in candidates]
+    checked = ingest_files(files, copy_to, window, processes)
     for (rel, label), (windowed, problem) in zip(candidates, checked):
         if problem:
             bad(rel, problem)
             continue
         name = f"{label}/{rel}"
         if windowed:
-            name += "" if name.lower().endswith(".png") else ".png"
+            name = windowed_name(name)
             result.windowed.add(name)
         result.images.append((name, label))
         result.source[name] = rel

@@ -33,10 +33,10 @@ class Fingerprint:
 
 
 def of_image(im: Image.Image) -> Fingerprint:
-    rgb = im.convert("RGB")
+    rgb = im if im.mode == "RGB" else im.convert("RGB")
     data = f"{rgb.width}x{rgb.height}\n".encode() + rgb.tobytes()
-    bits = imagehash.phash(rgb).hash.reshape(-1)
-    return Fingerprint(hashlib.sha256(data).hexdigest(), int("".join("1" if b else "0" for b in bits), 2))
+    bits = imagehash.phash(rgb).hash.reshape(-1)  # first bit most significant
+    return Fingerprint(hashlib.sha256(data).hexdigest(), int.from_bytes(np.packbits(bits).tobytes(), "big"))
 
 
 def of_file(path: str | Path) -> Fingerprint:

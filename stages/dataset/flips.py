@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
-from stages.core.images import load_array, save_png
+from stages.core.hashing import sha256_bytes
+from stages.core.images import encode_png, open_rgb
 from stages.dataset import duplicates
 
 FINGERPRINTS = "fingerprints.csv"  # data/flipped/: path, sha256, pixels, phash of every flip (for fuse)
@@ -22,10 +22,13 @@ def flipped_path(fused_path: str) -> str:
 def flip_file(job: tuple[Path, Path]) -> tuple[str, str, str]:
     """Mirror `src` left-right into the PNG `dst`: (file sha256, pixels sha256, phash hex).
 
-    The fingerprint comes from the array in hand, so stage fuse's leak check need not decode it again.
+    `dst` lies in stage flip's temporary output folder (renamed into place when every flip is
+    written). The fingerprint comes from the image in hand, so stage fuse's leak check need not
+    decode it again.
     """
     src, dst = job
-    mirrored = np.ascontiguousarray(load_array(src)[:, ::-1])
-    sha = save_png(mirrored, dst)
-    fp = duplicates.of_image(Image.fromarray(mirrored))
-    return sha, fp.pixels, duplicates.phash_hex(fp.phash)
+    mirrored = open_rgb(src).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    data = encode_png(mirrored)
+    dst.write_bytes(data)
+    fp = duplicates.of_image(mirrored)
+    return sha256_bytes(data), fp.pixels, duplicates.phash_hex(fp.phash)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,7 +114,11 @@ def scan(
     on_bad_file: str = "skip",
     verify: bool = True,
     processes: int | None = None,
+    copy_to: Path | None = None,
+    window: str = "percentile",
 ) -> Scan:
+    """The usable images of a folder source, the rest reported. With `copy_to` (stage raw's output
+    folder) each usable image is written there by the worker that verifies it (one read, one pass)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise RebalanceError(
@@ -147,11 +150,13 @@ def scan(
                 raise RebalanceError(
                     f"{class_dir}: class folder missing; create it or remove {label!r} from dataset.classes"
                 )
-            for path, windowed in _files(class_dir, folder, result, on_bad_file, verify, processes):
-                within = path.relative_to(class_dir).as_posix()
-                name = f"{label}/{split}/{within}" if split else f"{label}/{within}"
+            prefix = f"{label}/{split}" if split else label
+            found_here = _files(
+                class_dir, folder, result, on_bad_file, verify, processes, prefix, copy_to, window
+            )
+            for path, name, windowed in found_here:
                 if windowed:
-                    name += "" if name.lower().endswith(".png") else ".png"
+                    name = windowed_name(name)
                     result.windowed.add(name)
                 if name in result.source:
                     raise RebalanceError(
@@ -183,10 +188,19 @@ def _check_folder_link(path: Path, root: Path, what: str) -> None:
 
 
 def _files(
-    class_dir: Path, folder: Path, result: Scan, on_bad_file: str, verify: bool, processes: int | None
-) -> list[tuple[Path, bool]]:
-    """The usable image files under one class folder (and whether each needs windowing); the others
-    reported (or an error). Decoding to verify runs on every core (stages.core.pool)."""
+    class_dir: Path,
+    folder: Path,
+    result: Scan,
+    on_bad_file: str,
+    verify: bool,
+    processes: int | None,
+    prefix: str,
+    copy_to: Path | None,
+    window: str,
+) -> list[tuple[Path, str, bool]]:
+    """The usable image files under one class folder as (file, name in data/raw before windowing,
+    whether it needs windowing); the others reported (or an error). Verifying (and copying, with
+    `copy_to`) runs on every core (stages.core.pool)."""
 
     def bad(path: Path, reason: str) -> None:
         if on_bad_file == "error":
@@ -209,30 +223,53 @@ def _files(
         if not (is_image_name(path) or images.is_dicom(path)):
             bad(path, "not an image file")
             continue
-        candidates.append(path)
+        candidates.append((path, f"{prefix}/{path.relative_to(class_dir).as_posix()}"))
     if not verify:
-        return [(path, False) for path in candidates]
+        return [(path, name, False) for path, name in candidates]
     usable = []
-    checked = pmap(images.check, candidates, f"verify {class_dir.name}", processes)
-    for path, (windowed, problem) in zip(candidates, checked):
+    checked = ingest_files([(path, name) for path, name in candidates], copy_to, window, processes)
+    for (path, name), (windowed, problem) in zip(candidates, checked):
         if problem:
             bad(path, problem)
         else:
-            usable.append((path, windowed))
+            usable.append((path, name, windowed))
     return usable
 
 
-def copy_images(folder: Path, found: Scan, out_dir: Path, window: str = "percentile") -> None:
-    """Copy the usable images byte for byte (never linking: the source must stay untouched);
-    16-bit and float images are written windowed to 8 bit, as PNG."""
-    for name, _ in found.images:
-        dst = out_dir / name
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        src = Path(folder) / found.source[name]
-        if name in found.windowed:
-            dst.write_bytes(images.window_png(src, window))
-        else:
-            shutil.copyfile(src, dst)
+def windowed_name(name: str) -> str:
+    """A 16-bit or float image's name in data/raw: `x.png` keeps it, `x.tif` becomes `x.tif.png`."""
+    return name if name.lower().endswith(".png") else name + ".png"
+
+
+def ingest_files(
+    files: list[tuple[Path, str]], copy_to: Path | None, window: str, processes: int | None
+) -> list[tuple[bool, str]]:
+    """Verify source images (file, name in data/raw) on every core, each decoded from the bytes
+    read once and, with `copy_to`, written to `copy_to/name` by the same worker: (needs windowing,
+    '') or (False, why it is unusable) per file, in order. A file found unusable is not written."""
+    if copy_to is not None:
+        for parent in {(copy_to / name).parent for _, name in files}:
+            parent.mkdir(parents=True, exist_ok=True)
+    jobs = [(path, None if copy_to is None else copy_to / name, window) for path, name in files]
+    return pmap(ingest_file, jobs, "verify" if copy_to is None else "ingest", processes)
+
+
+def ingest_file(job: tuple[Path, Path | None, str]) -> tuple[bool, str]:
+    """One file of ingest_files (never raises, for the process pool). Written byte for byte, or,
+    for a 16-bit or float image, windowed to 8 bit as PNG at windowed_name(dst). `dst` lies in
+    stage raw's temporary output folder, renamed into place only when every file is written."""
+    src, dst, window = job
+    try:
+        data = src.read_bytes()
+        windowed = images.verify(src, data=data)
+        pixels = images.window_png(src, window, data=data) if windowed and dst is not None else data
+    except images.BadImageError as err:
+        return False, err.reason
+    except OSError as err:
+        return False, f"cannot read file ({err.strerror or err})"
+    if dst is not None:  # a failed write (disk full) is no skip: it stops the stage
+        (dst.with_name(windowed_name(dst.name)) if windowed else dst).write_bytes(pixels)
+    return windowed, ""
 
 
 def listing(params: dict[str, Any], base: Path = Path(".")) -> dict[str, Any]:

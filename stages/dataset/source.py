@@ -18,24 +18,29 @@ class Source:
     root: Path  # the folder the source paths are relative to
     metadata_csv: str | None  # the CSV of per-image metadata (a CSV source is its own), or None
     dataset: dict[str, Any]  # params' dataset group with that CSV and its group column filled in
-    extracted: bool = False  # the images are already written (an .npz), not files to copy
+    extracted: bool = False  # the images are files under `root` written from an .npz (a temp folder
+    # unless `out` was given), not the user's files
 
 
-def read(params: dict[str, Any], extract_to: Path | None = None) -> Source:
-    """Scan the source (every image decoded once to verify it). An .npz is extracted to
-    `extract_to` (a temporary folder when None; the caller then reads the images from `root`)."""
+def read(params: dict[str, Any], out: Path | None = None) -> Source:
+    """Scan the source, every image decoded once to verify it. With `out` (stage raw's output
+    folder) every usable image is written there by the worker that verifies it; an .npz is
+    extracted there (to a temporary folder when `out` is None; the caller then reads the images
+    from `root` and removes it)."""
     dataset, raw = params["dataset"], params["raw"]
-    path, processes = Path(raw["source"]), params["compute"]["processes"]
+    path, processes, window = Path(raw["source"]), params["compute"]["processes"], raw["window"]
     kind = source_kind(raw["source"])
     if kind == "npz":
-        out = Path(extract_to) if extract_to is not None else Path(tempfile.mkdtemp(prefix="rebalance-npz-"))
-        found = npz_source.extract(path, dataset["classes"], out, raw["window"], processes)
-        return Source(found, out, None, dataset, extracted=True)
+        folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="rebalance-npz-"))
+        found = npz_source.extract(path, dataset["classes"], folder, window, processes)
+        return Source(found, folder, None, dataset, extracted=True)
     if kind == "csv":
-        found = csv_source.scan(path, dataset["classes"], dataset["group_by"], raw["on_bad_file"], processes)
+        found = csv_source.scan(
+            path, dataset["classes"], dataset["group_by"], raw["on_bad_file"], processes, out, window
+        )
         view = csv_source.dataset_view(dataset, raw["source"], metadata.read(path, dataset["group_by"]))
         return Source(found, path.parent, raw["source"], view)
-    found = ingest.scan(path, dataset["classes"], raw["on_bad_file"], processes=processes)
+    found = ingest.scan(path, dataset["classes"], raw["on_bad_file"], True, processes, out, window)
     return Source(found, path, dataset["metadata"], dataset)
 
 
