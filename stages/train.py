@@ -19,13 +19,13 @@ import numpy as np
 import pandas as pd
 import torch
 from dvclive import Live
-from sklearn.metrics import balanced_accuracy_score, f1_score
+from sklearn.metrics import f1_score
 
 from stages.core import device, manifest, params as params_mod, paths, ranks
 from stages.core.device import CPU, Runtime
 from stages.core.errors import RebalanceError, run_main
 from stages.core.schema import TRAIN_DATA
-from stages.learn import backbones, classifier as model_mod
+from stages.learn import backbones, classifier as model_mod, metrics
 from stages.learn.data import fused_set
 
 OVERSAMPLE_SEED = 0  # which real images of a class get one copy more (`real_oversampled`)
@@ -98,14 +98,14 @@ class BestOnVal:
 
     def __call__(self, step: int, epoch: float, loss: float, net: torch.nn.Module) -> None:
         pred = model_mod.predict_proba(net, self.x_val, runtime=self.runtime).argmax(1)
-        score = balanced_accuracy_score(self.y_val, pred)
+        score = metrics.balanced_accuracy(self.y_val, pred)
         self.steps.append(step)
         if self.live is not None:
             self.live.step = step
             self.live.log_metric("train/epoch", round(epoch, 4))
             self.live.log_metric("train/loss", loss)
             self.live.log_metric("val/balanced_accuracy", score)
-            self.live.log_metric("val/macro_f1", f1_score(self.y_val, pred, average="macro"))
+            self.live.log_metric("val/macro_f1", f1_score(self.y_val, pred, average="macro", zero_division=0))
             self.live.next_step()
         if score > self.score:
             self.score, self.best_step = score, step

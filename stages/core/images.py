@@ -23,13 +23,13 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from stages.core.atomic import write_bytes
 from stages.core.errors import RebalanceError
 from stages.core.hashing import sha256_bytes
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".dcm", ".dicom"}
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".dcm", ".dicom"}
 DICOM_EXTENSIONS = {".dcm", ".dicom"}
 MAX_PIXELS = 64_000_000  # refuse decompression bombs with a clear message
 WINDOWS = ("percentile", "minmax")  # raw.window
@@ -66,6 +66,9 @@ def set_fit(mode: str) -> None:
 def current_fit() -> str:
     """The fit policy set_fit chose for this process."""
     return _fit
+
+
+NOT_AN_IMAGE = f"not an image file (file types read: {' '.join(sorted(IMAGE_EXTENSIONS))})"
 
 
 def is_image_name(path: str | Path) -> bool:
@@ -162,6 +165,10 @@ def _decoded(
             "downscale it or remove it from the dataset",
         ) from None
     except Exception as err:  # any decoder error (PIL raises many types): the file is unusable
+        if data == b"" or (data is None and path.is_file() and path.stat().st_size == 0):
+            raise BadImageError(path, "empty file (0 bytes)") from None
+        if isinstance(err, UnidentifiedImageError):  # its text names the file object, not the file
+            raise BadImageError(path, "cannot read image (not a format PIL can identify)") from None
         text = str(err).splitlines()[0] if str(err).strip() else ""
         reason = f"{type(err).__name__}: {text}" if text and not isinstance(err, OSError) else text
         raise BadImageError(path, f"cannot read image ({reason or type(err).__name__})") from None

@@ -97,7 +97,7 @@ def scan(
             bad(rel, problem)
             continue
         if not (images.is_image_name(path) or images.is_dicom(path)):
-            bad(rel, "not an image file")
+            bad(rel, images.NOT_AN_IMAGE)
             continue
         candidates.append((rel, label))
     files = [(folder / rel, f"{label}/{rel}") for rel, label in candidates]

@@ -221,7 +221,7 @@ def _files(
             bad(path, problem)
             continue
         if not (is_image_name(path) or images.is_dicom(path)):
-            bad(path, "not an image file")
+            bad(path, images.NOT_AN_IMAGE)
             continue
         candidates.append((path, f"{prefix}/{path.relative_to(class_dir).as_posix()}"))
     if not verify:
