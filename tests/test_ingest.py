@@ -287,3 +287,64 @@ def test_output_dir_after_sigkill(tmp_path):
     with atomic.output_dir(tmp_path / "data/raw") as out:
         (out / "new.png").write_bytes(b"y")
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["raw"]
+
+
+def _csv_source(folder: Path) -> list[tuple[str, str]]:
+    """Six images under folder/imgs and their (path, label) rows."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(6):
+        path = folder / "imgs" / f"sub{i % 2}" / f"im{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(path)
+        rows.append((f"imgs/sub{i % 2}/im{i}.png", ("benign", "malignant")[i % 2]))
+    return rows
+
+
+@pytest.mark.parametrize(
+    "form", ["comma", "semicolon", "tab", "bom_crlf", "backslashes", "absolute", "capitalised", "blanks"]
+)
+def test_a_csv_as_spreadsheets_write_it_is_read_the_same(tmp_path, form):
+    from stages.dataset import csv_source
+
+    rows = _csv_source(tmp_path)
+    sep, head, end, bom = {"semicolon": ";", "tab": "\t"}.get(form, ","), "path,label", "\n", ""
+    if form == "bom_crlf":
+        bom, end = "\ufeff", "\r\n"
+    if form == "capitalised":
+        head = "Path,Label"
+    lines = []
+    for rel, label in rows:
+        if form == "backslashes":
+            rel = rel.replace("/", "\\")
+        if form == "absolute":
+            rel = str((tmp_path / rel).resolve())
+        lines.append(f"{rel}{sep}{' ' if form == 'blanks' else ''}{label}")
+    header = head.replace(",", sep) if form != "blanks" else "path, label"
+    (tmp_path / "labels.csv").write_text(bom + end.join([header, *lines]) + end, encoding="utf-8", newline="")
+    found = csv_source.scan(tmp_path / "labels.csv", ["benign", "malignant"], None)
+    assert sorted(found.images) == sorted((f"{label}/{rel}", label) for rel, label in rows)
+    assert sorted(csv_source.listed(tmp_path / "labels.csv")) == sorted(rel for rel, _ in rows)
+
+
+def test_a_csv_of_paths_outside_its_folder_says_why_no_image_was_usable(tmp_path):
+    from stages.core.errors import RebalanceError
+    from stages.dataset import csv_source
+
+    _csv_source(tmp_path / "inside")
+    (tmp_path / "inside/labels.csv").write_text(f"path,label\n{tmp_path}/elsewhere.png,benign\n")
+    with pytest.raises(RebalanceError, match="first file skipped: .*elsewhere.png: path leads out of"):
+        csv_source.scan(tmp_path / "inside/labels.csv", ["benign"], None)
+
+
+def test_empty_and_unidentifiable_files_are_skipped_with_a_plain_reason(workdir):
+    work, src = workdir
+    (src / "healthy" / "empty.png").write_bytes(b"")
+    (src / "healthy" / "words.jpg").write_text("not an image at all")
+    (src / "rare" / "one.png").write_bytes((src / "healthy" / "img0.jpg").read_bytes())
+    raw_stage(work, check=True)
+    reasons = {s["path"]: s["reason"] for s in json.loads((work / "metrics/raw.json").read_text())["skipped"]}
+    assert reasons["healthy/empty.png"] == "empty file (0 bytes)"
+    assert reasons["healthy/words.jpg"] == "cannot read image (not a format PIL can identify)"
+    assert reasons["healthy/notes.txt"].startswith("not an image file (file types read: .bmp")
+    assert not (work / "data/raw/healthy/empty.png").exists()

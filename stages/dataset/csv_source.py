@@ -114,9 +114,10 @@ def scan(
         result.source[name] = rel
     for label in classes:
         if not any(c == label for _, c in result.images):
+            first = f" (first file skipped: {result.skipped[0]['path']}: {result.skipped[0]['reason']})"
             raise RebalanceError(
-                f"{csv_path}: no usable image of class {label!r}; add rows with label {label} "
-                "or remove it from dataset.classes"
+                f"{csv_path}: no usable image of class {label!r}{first if result.skipped else ''}; "
+                f"add rows with label {label} or remove it from dataset.classes"
             )
     result.images.sort()
     return result
@@ -125,6 +126,6 @@ def scan(
 def listed(csv_path: Path) -> list[str]:
     """The paths a CSV lists (for stage scan); [] when it cannot be read (raw reports why)."""
     try:
-        return list(pd.read_csv(csv_path, dtype=str, keep_default_na=False, usecols=["path"]).path)
-    except Exception:
+        return list(metadata.read(csv_path, None).index)
+    except RebalanceError:
         return []

@@ -30,20 +30,46 @@ class Attached:
     unmatched: list[str] = field(default_factory=list)  # CSV paths naming no ingested image
 
 
-def _clean(path: str) -> str:
-    return PurePosixPath(path.strip().replace("\\", "/")).as_posix().removeprefix("./")
+FIXED_COLUMNS = ("path", "label", "split", "group")  # matched case-insensitively (`Path`, `Label`)
+
+
+def _clean(path: str, folders: tuple[Path, ...] = ()) -> str:
+    """A CSV's path as a relative POSIX path: backslashes and a leading ./ removed; an absolute
+    path under one of `folders` (the CSV's folder) made relative to it."""
+    clean = PurePosixPath(path.strip().replace("\\", "/")).as_posix().removeprefix("./")
+    if clean.startswith("/"):
+        for folder in folders:
+            if PurePosixPath(clean).is_relative_to(folder.as_posix()):
+                return PurePosixPath(clean).relative_to(folder.as_posix()).as_posix()
+    return clean
+
+
+def _separator(csv_path: Path) -> str:
+    """`,`, unless the header has none but a `;` or a tab (a spreadsheet's regional export)."""
+    with open(csv_path, encoding="utf-8-sig", errors="replace") as f:
+        header = f.readline()
+    for sep in (",", ";", "\t"):
+        if sep in header:
+            return sep
+    return ","
 
 
 def read(csv_path: str | Path, group_by: str | None) -> pd.DataFrame:
-    """The metadata CSV, indexed by its cleaned `path`; errors name the CSV and the column."""
+    """The metadata CSV, indexed by its cleaned `path` (absolute paths inside the CSV's folder made
+    relative to it); comma, semicolon or tab separated; blanks around names and values ignored.
+    Errors name the CSV and the column."""
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise RebalanceError(f"{csv_path}: metadata CSV not found; fix dataset.metadata in params.yaml")
     try:
-        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+        sep = _separator(csv_path)
+        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False, sep=sep, skipinitialspace=True)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise RebalanceError(f"{csv_path}: cannot read the metadata CSV ({reason})") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    named = {c.lower(): c for c in df.columns if c.lower() in FIXED_COLUMNS and c not in FIXED_COLUMNS}
+    df = df.rename(columns={c: low for low, c in named.items() if low not in df.columns})  # Path -> path
     if "path" not in df.columns:
         raise RebalanceError(
             f"{csv_path}: no `path` column (columns: {', '.join(df.columns)}); add one with each "
@@ -53,7 +79,8 @@ def read(csv_path: str | Path, group_by: str | None) -> pd.DataFrame:
         raise RebalanceError(
             f"{csv_path}: dataset.group_by column `{group_by}` not found (columns: {', '.join(df.columns)})"
         )
-    df = df.assign(path=df.path.map(_clean))
+    folders = tuple(dict.fromkeys([csv_path.parent.absolute(), csv_path.parent.resolve()]))
+    df = df.assign(path=df.path.map(lambda p: _clean(p, folders)))
     twice = df.path[df.path.duplicated()]
     if not twice.empty:
         raise RebalanceError(f"{csv_path}: {twice.iloc[0]} has more than one row; keep one row per image")
