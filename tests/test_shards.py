@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +94,13 @@ def test_fused_set_gives_the_same_pixels_from_shards_and_files(tmp_path: Path):
             streamed, batch_size=3, num_workers=2, multiprocessing_context=context
         )
         assert torch.equal(torch.cat(list(loader)), expected)
+    opened = lambda: len(os.listdir("/proc/self/fd"))  # noqa: E731
+    held = opened()
+    streamed.close()  # the descriptors this process opened for its shards
+    assert 0 < held - opened() == len(sharded.shard.unique())
+    assert torch.equal(streamed[0], expected[0]) and opened() == held - len(sharded.shard.unique()) + 1
+    del streamed  # closes what it holds
+    assert opened() == held - len(sharded.shard.unique())
 
 
 def test_a_damaged_shard_is_refused(tmp_path: Path):

@@ -42,6 +42,15 @@ class ImageSet(Dataset):
     def __getstate__(self) -> dict:  # to a spawned worker: without this process's descriptors
         return {**self.__dict__, "_fds": {}}
 
+    def close(self) -> None:
+        """Close the shard descriptors this process opened (a later read opens them again)."""
+        while self._fds:
+            os.close(self._fds.popitem()[1])
+
+    def __del__(self) -> None:  # a forked worker's copies are its own: closing them is safe
+        if getattr(self, "_fds", None) and os is not None:
+            self.close()
+
     def _bytes(self, i: int) -> bytes | None:
         if self.spans is None:
             return None

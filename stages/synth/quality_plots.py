@@ -42,6 +42,7 @@ def tsne_plot(
     from sklearn.manifold import TSNE
 
     keep = tsne_sample(groups, per_group, seed)
+    sampled = len(keep) < len(groups)
     features, groups = features[keep], [groups[i] for i in keep]
     xy = TSNE(
         n_components=2, perplexity=min(30, max(2, len(features) // 4)), init="pca", random_state=seed
@@ -59,7 +60,8 @@ def tsne_plot(
             marker="o" if g.startswith("real") else "x",
         )
     ax.legend(fontsize=6, markerscale=2, ncol=2)
-    ax.set_title("t-SNE of real vs synthetic train images (CNN + colour features)")
+    title = "t-SNE of real vs synthetic train images (CNN + colour features)"
+    ax.set_title(title + (f"\nrandom sample: at most {per_group:,} points per group" if sampled else ""))
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
