@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
-
 from stages.core import atomic, manifest, params as params_mod, paths
 from stages.core.errors import run_main
 from stages.core.hashing import sha256_file
@@ -16,7 +14,7 @@ def main() -> None:
     the_plan = plan.build(params, real)
     rows, prints = [], []
     for (name, label), fp in zip(real.images, real.prints):
-        sha = sha256_file(paths.RAW / name)
+        sha = real.sha256[name] if name in real.sha256 else sha256_file(paths.RAW / name)
         prints.append(
             {"path": name, "sha256": sha, "pixels": fp.pixels, "phash": duplicates.phash_hex(fp.phash)}
         )
@@ -37,8 +35,7 @@ def main() -> None:
     with atomic.output_dir(paths.COUNTED) as out:
         manifest.write(rows, out / manifest.FILENAME)  # paths relative to data/raw
         atomic.write_json(out / paths.PLAN.name, counts)
-        table = pd.DataFrame(prints, columns=["path", "sha256", "pixels", "phash"])
-        atomic.write_text(out / paths.FINGERPRINTS.name, table.to_csv(index=False, lineterminator="\n"))
+        duplicates.write_table(prints, out / paths.FINGERPRINTS.name)
     atomic.write_json(paths.COUNTS, counts)
     shown = 20
     for group in counts["duplicates"][:shown]:

@@ -6,11 +6,10 @@ data/flipped/fingerprints.csv so that stage fuse's leak check reads it instead o
 
 from __future__ import annotations
 
-import pandas as pd
-
 from stages.core import atomic, manifest, params as params_mod, paths
 from stages.core.errors import run_main
 from stages.core.pool import pmap
+from stages.dataset import duplicates
 from stages.dataset.flips import FINGERPRINTS, flip_file, flipped_path
 
 
@@ -44,8 +43,7 @@ def main() -> None:
             )
             prints.append({"path": path, "sha256": sha, "pixels": pixels, "phash": phash})
         manifest.write(rows, out / manifest.FILENAME)
-        table = pd.DataFrame(prints, columns=["path", "sha256", "pixels", "phash"])
-        atomic.write_text(out / FINGERPRINTS, table.to_csv(index=False, lineterminator="\n"))
+        duplicates.write_table(prints, out / FINGERPRINTS)
     print(f"flip: {len(rows)} flipped images")
 
 

@@ -29,9 +29,7 @@ def fingerprints(fused: pd.DataFrame, files: dict[str, Path]) -> list:
     cached: dict[str, duplicates.Fingerprint] = {}
     for table_path in (paths.FINGERPRINTS, paths.FLIPPED / FLIP_PRINTS):
         if table_path.is_file():
-            table = pd.read_csv(table_path, dtype=str, keep_default_na=False)
-            for r in table.itertuples():
-                cached[r.sha256] = duplicates.Fingerprint(r.pixels, int(r.phash, 16))
+            cached |= dict(duplicates.read_table(table_path).values())
     todo = [i for i, sha in enumerate(fused.sha256) if sha not in cached]
     computed = dict(zip(todo, duplicates.of_files([files[fused.path.iloc[i]] for i in todo])))
     return [computed[i] if i in computed else cached[sha] for i, sha in enumerate(fused.sha256)]

@@ -4,11 +4,13 @@ Sources (`raw.source`): `demo`; a folder of class folders (stages/dataset/ingest
 `path,label[,split,group,...]` (csv_source.py); a MedMNIST .npz (npz_source.py).
 
 Besides the images, data/raw holds images.csv (every image: path, label, its path in the source,
-its official split and group, when the source gives them) and ingest.json (the params it was
+its official split and group, when the source gives them), ingest.json (the params it was
 ingested with and, for a folder, a digest of the source's listing, so `rebalance plan` can tell
-whether data/raw is current). A folder's 16-bit and float images are windowed to 8-bit PNGs
-(`raw.window`); every other file is copied byte for byte. DVC re-runs this stage when stage scan's
-listing of the source (data/source.json) changes.
+whether data/raw is current) and, for a folder or CSV source, fingerprints.csv (each image's
+sha256 and content fingerprint from the worker that verified it, so stage count decodes nothing).
+A folder's 16-bit and float images are windowed to 8-bit PNGs (`raw.window`); every other file is
+copied byte for byte. DVC re-runs this stage when stage scan's listing of the source
+(data/source.json) changes.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pandas as pd
 
 from stages.core import atomic, images as images_mod, params as params_mod, paths
 from stages.core.errors import run_main
-from stages.dataset import grading, ingest, metadata, source
+from stages.dataset import duplicates, grading, ingest, metadata, source
 
 UNMATCHED_SHOWN = 20  # metadata rows naming no ingested image: how many metrics/raw.json lists
 
@@ -60,6 +62,10 @@ def main() -> None:
                 for name, label in images
             ]
         metadata.write_index(index, out / paths.RAW_INDEX.name)
+        if raw["source"] != "demo" and not src.extracted:  # the ingesting workers' fingerprints, for count
+            prints = [(name, src.found.prints[name]) for name, _ in images]
+            rows = [{"path": n, "sha256": f.sha256, "pixels": f.pixels, "phash": f.phash} for n, f in prints]
+            duplicates.write_table(rows, out / paths.RAW_FINGERPRINTS.name)
         atomic.write_json(out / paths.RAW_INGEST.name, settings)
     counts = {c: sum(1 for _, label in images if label == c) for c in classes}
     official = sorted({r["split"] for r in index if r["split"]})

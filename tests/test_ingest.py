@@ -348,3 +348,25 @@ def test_empty_and_unidentifiable_files_are_skipped_with_a_plain_reason(workdir)
     assert reasons["healthy/words.jpg"] == "cannot read image (not a format PIL can identify)"
     assert reasons["healthy/notes.txt"].startswith("not an image file (file types read: .bmp")
     assert not (work / "data/raw/healthy/empty.png").exists()
+
+
+def test_raw_fingerprints_are_those_of_the_files_it_wrote(workdir):
+    """Stage count trusts data/raw/fingerprints.csv instead of decoding: each row must be what
+    duplicates.of_file and a sha256 of data/raw's file give, for a windowed 16-bit image and an
+    EXIF-rotated JPEG too."""
+    from stages.dataset import duplicates
+
+    work, src = workdir
+    (src / "rare" / "one.png").write_bytes((src / "healthy" / "img0.jpg").read_bytes())
+    Image.fromarray(np.arange(0, 65536, 64, dtype=np.uint16).reshape(32, 32)).save(src / "rare" / "deep.png")
+    rotated = Image.fromarray(np.random.default_rng(1).integers(0, 255, (12, 20, 3), dtype=np.uint8))
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    rotated.save(src / "lesion" / "rotated.jpg", exif=exif)
+    raw_stage(work, check=True)
+    table = duplicates.read_table(work / "data/raw/fingerprints.csv")
+    files = sorted(p.relative_to(work / "data/raw").as_posix() for p in (work / "data/raw").rglob("*/*"))
+    assert sorted(table) == files and "rare/deep.png" in table and "lesion/rotated.jpg" in table
+    for name, (sha, fp) in table.items():
+        assert sha == hashlib.sha256((work / "data/raw" / name).read_bytes()).hexdigest()
+        assert fp == duplicates.of_file(work / "data/raw" / name), name

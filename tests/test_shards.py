@@ -99,7 +99,7 @@ def test_fused_set_gives_the_same_pixels_from_shards_and_files(tmp_path: Path):
     streamed.close()  # the descriptors this process opened for its shards
     assert 0 < held - opened() == len(sharded.shard.unique())
     assert torch.equal(streamed[0], expected[0]) and opened() == held - len(sharded.shard.unique()) + 1
-    del streamed  # closes what it holds
+    del streamed, loader  # the last references: the set closes what it holds
     assert opened() == held - len(sharded.shard.unique())
 
 

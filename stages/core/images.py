@@ -190,13 +190,17 @@ def verify(path: str | Path, data: bytes | None = None) -> bool:
     return _decoded(Path(path), check_only=True, data=data)[1]
 
 
+def decode(path: str | Path, mode: str | None = None, data: bytes | None = None) -> tuple[Image.Image, bool]:
+    """(the image fully decoded, EXIF orientation applied: RGB, or L when a 16-bit or float image
+    was windowed to 8 bit by `mode` (default: raw.window); whether it was). A BadImageError when
+    it cannot be used. `data`: the file's bytes, already read."""
+    return _decoded(Path(path), mode, data=data)
+
+
 def window_png(path: str | Path, mode: str | None = None, data: bytes | None = None) -> bytes:
     """A 16-bit or float image windowed to 8 bit, as deterministic PNG bytes (greyscale stays L).
     `data`: the file's bytes, already read."""
-    im, _ = _decoded(Path(path), mode, data=data)
-    buf = io.BytesIO()
-    im.save(buf, format="PNG", compress_level=6)
-    return buf.getvalue()
+    return encode_png(decode(path, mode, data)[0])
 
 
 def fit_square(im: Image.Image, size: int, fit: str | None = None) -> Image.Image:
@@ -263,7 +267,7 @@ def encode_array_png(array: np.ndarray) -> bytes:
 
 
 def encode_png(image: np.ndarray | Image.Image) -> bytes:
-    """Encode an HxWx3 uint8 array (or an RGB image) as PNG, byte-for-byte deterministic (no metadata)."""
+    """Encode an HxWx3 uint8 array (or an image) as PNG, byte-for-byte deterministic (no metadata)."""
     if isinstance(image, np.ndarray):
         image = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), "RGB")
     buf = io.BytesIO()

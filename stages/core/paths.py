@@ -11,6 +11,7 @@ RAW = DATA / "raw"  # the real images as ingested: data/raw/<class>/<file>
 LABELS = RAW / "labels.csv"  # per-image attributes (the demo's true lesion counts, ...)
 RAW_INDEX = RAW / "images.csv"  # every ingested image: path, label, source path, official split, group
 RAW_INGEST = RAW / "ingest.json"  # the params data/raw was ingested with (is it current?)
+RAW_FINGERPRINTS = RAW / "fingerprints.csv"  # per ingested image: sha256, pixels sha256, phash (raw)
 COUNTED = DATA / "counted"  # the split and the plan: manifest.csv (paths relative to data/raw), plan.json
 PLAN = COUNTED / "plan.json"
 FINGERPRINTS = COUNTED / "fingerprints.csv"  # per real image: decoded-pixel sha256 and perceptual hash

@@ -102,14 +102,15 @@ def scan(
         candidates.append((rel, label))
     files = [(folder / rel, f"{label}/{rel}") for rel, label in candidates]
     checked = ingest_files(files, copy_to, window, processes)
-    for (rel, label), (windowed, problem) in zip(candidates, checked):
-        if problem:
-            bad(rel, problem)
+    for (rel, label), done in zip(candidates, checked):
+        if done.problem:
+            bad(rel, done.problem)
             continue
         name = f"{label}/{rel}"
-        if windowed:
+        if done.windowed:
             name = windowed_name(name)
             result.windowed.add(name)
+        result.prints[name] = done
         result.images.append((name, label))
         result.source[name] = rel
     for label in classes:

@@ -53,6 +53,26 @@ def of_files(paths: Sequence[str | Path], workers: int | None = None) -> list[Fi
         return list(pool.map(of_file, paths, chunksize=32))
 
 
+TABLE_COLUMNS = ["path", "sha256", "pixels", "phash"]  # every fingerprints.csv (raw, counted, flipped)
+
+
+def write_table(rows: list[dict[str, str]], path: str | Path) -> None:
+    """A fingerprints.csv: one row per image (TABLE_COLUMNS; phash as 16 hex digits)."""
+    import pandas as pd
+
+    from stages.core.atomic import write_text
+
+    write_text(path, pd.DataFrame(rows, columns=TABLE_COLUMNS).to_csv(index=False, lineterminator="\n"))
+
+
+def read_table(path: str | Path) -> dict[str, tuple[str, Fingerprint]]:
+    """A fingerprints.csv as {path: (file sha256, Fingerprint)}."""
+    import pandas as pd
+
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return {r.path: (r.sha256, Fingerprint(r.pixels, int(r.phash, 16))) for r in table.itertuples()}
+
+
 def phash_hex(value: int) -> str:
     return f"{value:016x}"
 

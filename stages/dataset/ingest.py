@@ -27,10 +27,11 @@ from typing import Any
 
 from stages.core import images, paths
 from stages.core.errors import RebalanceError
-from stages.core.hashing import sha256_text
+from stages.core.hashing import sha256_bytes, sha256_text
 from stages.core.images import is_image_name
 from stages.core.pool import pmap
 from stages.core.schema import SPLITS, source_kind
+from stages.dataset import duplicates
 
 LISTING = paths.DATA / "source.json"  # stage scan's listing of the source folder (a dep of raw)
 
@@ -42,6 +43,7 @@ class Scan:
     source: dict[str, str] = field(default_factory=dict)  # name in data/raw -> path in the source folder
     official: dict[str, str] = field(default_factory=dict)  # name -> split, when the source brings one
     windowed: set[str] = field(default_factory=set)  # names of 16-bit/float images (written as 8-bit PNG)
+    prints: dict[str, Ingested] = field(default_factory=dict)  # name -> its sha256 and fingerprint
 
 
 def settings(params: dict[str, Any]) -> dict[str, Any]:
@@ -154,10 +156,12 @@ def scan(
             found_here = _files(
                 class_dir, folder, result, on_bad_file, verify, processes, prefix, copy_to, window
             )
-            for path, name, windowed in found_here:
-                if windowed:
+            for path, name, done in found_here:
+                if done.windowed:
                     name = windowed_name(name)
                     result.windowed.add(name)
+                if done.pixels:
+                    result.prints[name] = done
                 if name in result.source:
                     raise RebalanceError(
                         f"{path}: would be ingested as data/raw/{name}, as {result.source[name]} is "
@@ -197,9 +201,9 @@ def _files(
     prefix: str,
     copy_to: Path | None,
     window: str,
-) -> list[tuple[Path, str, bool]]:
+) -> list[tuple[Path, str, Ingested]]:
     """The usable image files under one class folder as (file, name in data/raw before windowing,
-    whether it needs windowing); the others reported (or an error). Verifying (and copying, with
+    what ingesting it found); the others reported (or an error). Verifying (and copying, with
     `copy_to`) runs on every core (stages.core.pool)."""
 
     def bad(path: Path, reason: str) -> None:
@@ -225,14 +229,14 @@ def _files(
             continue
         candidates.append((path, f"{prefix}/{path.relative_to(class_dir).as_posix()}"))
     if not verify:
-        return [(path, name, False) for path, name in candidates]
+        return [(path, name, Ingested()) for path, name in candidates]
     usable = []
     checked = ingest_files([(path, name) for path, name in candidates], copy_to, window, processes)
-    for (path, name), (windowed, problem) in zip(candidates, checked):
-        if problem:
-            bad(path, problem)
+    for (path, name), done in zip(candidates, checked):
+        if done.problem:
+            bad(path, done.problem)
         else:
-            usable.append((path, name, windowed))
+            usable.append((path, name, done))
     return usable
 
 
@@ -243,10 +247,11 @@ def windowed_name(name: str) -> str:
 
 def ingest_files(
     files: list[tuple[Path, str]], copy_to: Path | None, window: str, processes: int | None
-) -> list[tuple[bool, str]]:
-    """Verify source images (file, name in data/raw) on every core, each decoded from the bytes
-    read once and, with `copy_to`, written to `copy_to/name` by the same worker: (needs windowing,
-    '') or (False, why it is unusable) per file, in order. A file found unusable is not written."""
+) -> list[Ingested]:
+    """Verify source images (file, name in data/raw) on every core, each decoded once from the
+    bytes read once, fingerprinted (for stage count's duplicate check) and, with `copy_to`,
+    written to `copy_to/name` by the same worker. One Ingested per file, in order; a file found
+    unusable is not written."""
     if copy_to is not None:
         for parent in {(copy_to / name).parent for _, name in files}:
             parent.mkdir(parents=True, exist_ok=True)
@@ -254,22 +259,38 @@ def ingest_files(
     return pmap(ingest_file, jobs, "verify" if copy_to is None else "ingest", processes)
 
 
-def ingest_file(job: tuple[Path, Path | None, str]) -> tuple[bool, str]:
-    """One file of ingest_files (never raises, for the process pool). Written byte for byte, or,
-    for a 16-bit or float image, windowed to 8 bit as PNG at windowed_name(dst). `dst` lies in
-    stage raw's temporary output folder, renamed into place only when every file is written."""
+@dataclass(frozen=True)
+class Ingested:
+    problem: str = ""  # why the file is unusable ("" when usable)
+    windowed: bool = False  # a 16-bit or float image, written as an 8-bit PNG
+    sha256: str = ""  # of the bytes data/raw holds (the file's, or the windowed PNG's)
+    pixels: str = ""  # duplicates.Fingerprint of the decoded image
+    phash: str = ""
+
+    @property
+    def fingerprint(self) -> duplicates.Fingerprint:
+        return duplicates.Fingerprint(self.pixels, int(self.phash, 16))
+
+
+def ingest_file(job: tuple[Path, Path | None, str]) -> Ingested:
+    """One file of ingest_files (never raises a BadImageError, for the process pool). Written byte
+    for byte, or, for a 16-bit or float image, windowed to 8 bit as PNG at windowed_name(dst).
+    `dst` lies in stage raw's temporary output folder, renamed into place when every file is
+    written. The fingerprint is that of the image data/raw holds, as duplicates.of_file gives it."""
     src, dst, window = job
     try:
         data = src.read_bytes()
-        windowed = images.verify(src, data=data)
-        pixels = images.window_png(src, window, data=data) if windowed and dst is not None else data
+        im, windowed = images.decode(src, window, data=data)
     except images.BadImageError as err:
-        return False, err.reason
+        return Ingested(problem=err.reason)
     except OSError as err:
-        return False, f"cannot read file ({err.strerror or err})"
+        return Ingested(problem=f"cannot read file ({err.strerror or err})")
+    if windowed:
+        data = images.encode_png(im)
     if dst is not None:  # a failed write (disk full) is no skip: it stops the stage
-        (dst.with_name(windowed_name(dst.name)) if windowed else dst).write_bytes(pixels)
-    return windowed, ""
+        (dst.with_name(windowed_name(dst.name)) if windowed else dst).write_bytes(data)
+    fp = duplicates.of_image(im.convert("RGB"))
+    return Ingested("", windowed, sha256_bytes(data), fp.pixels, duplicates.phash_hex(fp.phash))
 
 
 def listing(params: dict[str, Any], base: Path = Path(".")) -> dict[str, Any]:

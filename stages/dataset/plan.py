@@ -35,7 +35,10 @@ def real_images(params: dict[str, Any], raw_dir: Path | None = None) -> RealSet:
     images_mod.set_window(raw["window"])  # 16-bit images: the pixels stage raw writes to data/raw
     src = source.read(params)
     attached = metadata.attach(src.dataset, src.found.source, src.found.official)
-    prints = duplicates.of_files(source.files(src))
+    found = src.found.prints  # the verifying workers' fingerprints (an .npz's are computed here)
+    todo = [f for (name, _), f in zip(src.found.images, source.files(src)) if name not in found]
+    computed = iter(duplicates.of_files(todo))
+    prints = [found[n].fingerprint if n in found else next(computed) for n, _ in src.found.images]
     if src.extracted:
         shutil.rmtree(src.root, ignore_errors=True)
     return RealSet(src.found.images, src.root, prints, attached.groups, attached.official)
@@ -53,8 +56,13 @@ def from_raw(raw_dir: Path, params: dict[str, Any]) -> RealSet:
         found = ingest.scan(raw_dir, params["dataset"]["classes"])  # verified, as stage raw does
         images = sorted((found.source[n], label) for n, label in found.images)  # the files as they are
         groups, official = {}, {}
-    prints = duplicates.of_files([raw_dir / n for n, _ in images])
-    return RealSet(images, raw_dir, prints, groups, official)
+    table = raw_dir / paths.RAW_FINGERPRINTS.name  # stage raw's, for a folder or CSV source
+    known = duplicates.read_table(table) if table.is_file() else {}
+    computed = iter(duplicates.of_files([raw_dir / n for n, _ in images if n not in known]))
+    prints = [known[n][1] if n in known else next(computed) for n, _ in images]
+    return RealSet(
+        images, raw_dir, prints, groups, official, {n: known[n][0] for n, _ in images if n in known}
+    )
 
 
 def build(params: dict[str, Any], real: RealSet) -> dict[str, Any]:

@@ -36,6 +36,7 @@ class RealSet:
     prints: list[Fingerprint] | None = None  # aligned with images; None: pixels unknown (estimate)
     groups: dict[str, str] = field(default_factory=dict)  # name -> group value
     official: dict[str, str] = field(default_factory=dict)  # name -> split given by the source
+    sha256: dict[str, str] = field(default_factory=dict)  # name -> file sha256, where already known
 
 
 @dataclass
