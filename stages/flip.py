@@ -1,16 +1,18 @@
 """Stage flip: horizontal-flip doubling of the chosen splits (real and synthetic files alike).
 
-Flips run on every core (stages.core.pool); each also yields its fingerprint, written to
-data/flipped/fingerprints.csv so that stage fuse's leak check reads it instead of decoding again.
+Flips run on every core (stages.core.pool) and are packed, in manifest order, into
+data/flipped/shards/flip-*.tar (manifest.csv gives each flip's shard, offset and size; stage fuse
+unpacks them): one DVC file per few hundred MB, not one per flip. Each flip also yields its
+fingerprint, written to data/flipped/fingerprints.csv so that fuse's leak check need not decode it.
 """
 
 from __future__ import annotations
 
 from stages.core import atomic, manifest, params as params_mod, paths
 from stages.core.errors import run_main
-from stages.core.pool import pmap
-from stages.dataset import duplicates
-from stages.dataset.flips import FINGERPRINTS, flip_file, flipped_path
+from stages.core.pool import pimap
+from stages.dataset import duplicates, shards
+from stages.dataset.flips import FINGERPRINTS, SHARD_MB, flip_file, flipped_path
 
 
 def main() -> None:
@@ -22,16 +24,13 @@ def main() -> None:
     inputs = [(paths.RAW / r.path, f"{r.split}/{r.path}", r.path, r) for r in real.itertuples()]
     inputs += [(paths.SYNTHESIZED / r.path, r.path, r.path, r) for r in synthetic.itertuples()]
     chosen = [i for i in inputs if flip["enabled"] and i[3].split in flip["splits"]]
-    rows, prints = [], []
+    prints = []
     with atomic.output_dir(paths.FLIPPED) as out:
-        jobs = [(file, out / flipped_path(fused_path)) for file, fused_path, _, _ in chosen]
-        for dst in {dst.parent for _, dst in jobs}:
-            dst.mkdir(parents=True, exist_ok=True)
-        done = pmap(flip_file, jobs, "flip", params["compute"]["processes"])
-        for (_, fused_path, source_name, r), (sha, pixels, phash) in zip(chosen, done):
-            path = flipped_path(fused_path)
-            rows.append(
-                manifest.row(
+        with shards.Writer(out, "flip", SHARD_MB) as packed:  # flips streamed into tars, in order
+            done = pimap(flip_file, [file for file, *_ in chosen], "flip", params["compute"]["processes"])
+            for (_, fused_path, source_name, r), (data, sha, pixels, phash) in zip(chosen, done):
+                path = flipped_path(fused_path)
+                row = manifest.row(
                     path=path,
                     split=r.split,
                     label=r.label,
@@ -40,8 +39,9 @@ def main() -> None:
                     root=r.root,
                     sha256=sha,
                 )
-            )
-            prints.append({"path": path, "sha256": sha, "pixels": pixels, "phash": phash})
+                packed.add(row, data)
+                prints.append({"path": path, "sha256": sha, "pixels": pixels, "phash": phash})
+        rows = shards.table(packed.rows)  # with each flip's shard, offset and size
         manifest.write(rows, out / manifest.FILENAME)
         duplicates.write_table(prints, out / FINGERPRINTS)
     print(f"flip: {len(rows)} flipped images")

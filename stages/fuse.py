@@ -23,7 +23,7 @@ from stages.dataset.flips import FINGERPRINTS as FLIP_PRINTS
 from stages.review import decisions
 
 
-def fingerprints(fused: pd.DataFrame, files: dict[str, Path]) -> list:
+def fingerprints(fused: pd.DataFrame, files: dict[str, Path | shards.Packed]) -> list:
     """Fingerprints of every fused file, by file sha256: stage count's (real images) and stage
     flip's (flips) tables, computed here only for the rest (synthetic images)."""
     cached: dict[str, duplicates.Fingerprint] = {}
@@ -67,10 +67,10 @@ def main() -> None:
     files = {f"{r.split}/{r.path}": paths.RAW / r.path for r in real.itertuples()}
     real = real.assign(path=[f"{r.split}/{r.path}" for r in real.itertuples()])
     parts = [real]
-    for folder in (paths.SYNTHESIZED, paths.FLIPPED):
+    for folder in (paths.SYNTHESIZED, paths.FLIPPED):  # synthetic files; flips packed in shards
         df = manifest.read(folder / manifest.FILENAME)
-        files.update({p: folder / p for p in df.path})
-        parts.append(df)
+        files.update({r.path: shards.source(folder, r) for r in df.itertuples()})
+        parts.append(df[manifest.COLUMNS])
     fused = pd.concat(parts, ignore_index=True)
     duplicated = fused.path[fused.path.duplicated()]
     if not duplicated.empty:
@@ -99,7 +99,11 @@ def main() -> None:
             fused = shards.write(fused, files, out, cfg["shard_mb"])
         else:
             for path, src in progress(files.items(), "fuse: link", total=len(files)):
-                atomic.link_or_copy(src, out / path)
+                if isinstance(src, shards.Packed):  # a flip: unpacked (its only per-file copy)
+                    (out / path).parent.mkdir(parents=True, exist_ok=True)
+                    (out / path).write_bytes(src.read_bytes())
+                else:
+                    atomic.link_or_copy(src, out / path)
         manifest.write(fused, out / manifest.FILENAME)
     counts = manifest.nested_counts(fused, ["split", "label", "origin"])
     atomic.write_json(paths.FUSED_COUNTS, counts)

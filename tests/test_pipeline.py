@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -40,6 +41,24 @@ def test_every_file_is_in_the_manifest_with_its_checksum(built_repo):
     assert on_disk == set(fused.path)
     for r in fused.sample(min(40, len(fused)), random_state=0).itertuples():
         assert sha256_file(root / r.path) == r.sha256, r.path
+
+
+def test_flips_are_packed_once_and_unpacked_into_the_release(built_repo):
+    """data/flipped holds no per-flip file (DVC tracks each flip once, in data/fused): its tars
+    hold every flip, at the manifest's offset, with the manifest's checksum, and data/fused's
+    file of each flip has exactly those bytes."""
+    from stages.dataset import shards
+
+    flipped = built_repo / "data/flipped"
+    files = {p.relative_to(flipped).as_posix() for p in flipped.rglob("*") if p.is_file()}
+    tars = {f for f in files if f.startswith("shards/flip-") and f.endswith(".tar")}
+    assert tars and files - tars == {"manifest.csv", "fingerprints.csv"}
+    rows = manifest.read(flipped / "manifest.csv")
+    assert len(rows) == (manifest.read(built_repo / "data/fused/manifest.csv").origin == "flip").sum()
+    for r in rows.itertuples():
+        data = shards.source(flipped, r).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == r.sha256, r.path
+        assert (built_repo / "data/fused" / r.path).read_bytes() == data, r.path
 
 
 def test_real_files_are_hard_links_to_raw(built_repo):

@@ -103,6 +103,23 @@ def test_fused_set_gives_the_same_pixels_from_shards_and_files(tmp_path: Path):
     assert opened() == held - len(sharded.shard.unique())
 
 
+def test_an_interrupted_shard_writer_leaves_no_tar(tmp_path: Path):
+    """A stage stopped while packing (an error, a kill's exception) leaves neither a half tar nor
+    its temporary file; the tars completed before stay whole."""
+    with pytest.raises(KeyboardInterrupt):
+        with shards.Writer(tmp_path, "flip", shard_mb=0.004) as writer:
+            for i in range(6):
+                writer.add(manifest.row(path=f"train/c/{i}_flip.png", split="train"), bytes(1500))
+            raise KeyboardInterrupt
+    left = sorted(p.name for p in (tmp_path / shards.FOLDER).iterdir())
+    assert left and all(name.startswith("flip-") and name.endswith(".tar") for name in left)
+    done = shards.table(writer.rows)
+    complete = done[done.shard.isin([f"{shards.FOLDER}/{n}" for n in left])]
+    assert 0 < len(complete) < 6  # the last tar, being written, is gone
+    for r in complete.itertuples():
+        assert shards.source(tmp_path, r).read_bytes() == bytes(1500)
+
+
 def test_a_damaged_shard_is_refused(tmp_path: Path):
     fused, files = release_tree(tmp_path, n=2)
     m = shards.write(fused, files, tmp_path / "a", shard_mb=1)

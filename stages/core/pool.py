@@ -1,16 +1,17 @@
 """Every core for per-file work (ingest verification, detect, flip): an ordered process-pool map.
 
-`pmap(fn, items, desc, processes)` returns `[fn(x) for x in items]`, computed in `processes`
-worker processes (`compute.processes`; null: every core) in chunks, with a progress bar. Results
-come back in input order, so a stage's outputs do not depend on the number of processes. Small
-inputs (or processes == 1) run in the stage's own process: a pool costs more than it saves there.
+`pmap(fn, items, desc, processes)` returns `[fn(x) for x in items]` (`pimap` yields them one by
+one), computed in `processes` worker processes (`compute.processes`; null: every core) in chunks,
+with a progress bar. Results come back in input order, so a stage's outputs do not depend on the
+number of processes. Small inputs (or processes == 1) run in the stage's own process: a pool costs
+more than it saves there.
 `fn` must be a module-level function (it is sent to the workers by name).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
 
@@ -37,9 +38,18 @@ def pmap(
     fn: Callable[[T], R], items: Sequence[T], desc: str, processes: int | None = None, unit: str = "img"
 ) -> list[R]:
     """[fn(x) for x in items], spread over `processes` processes (see the module doc)."""
+    return list(pimap(fn, items, desc, processes, unit))
+
+
+def pimap(
+    fn: Callable[[T], R], items: Sequence[T], desc: str, processes: int | None = None, unit: str = "img"
+) -> Iterator[R]:
+    """pmap's results one by one, in input order, as they come (for a caller that streams them to
+    disk instead of holding them all)."""
     n = cores(processes)
     if n <= 1 or len(items) < INLINE_BELOW:
-        return [fn(x) for x in progress(items, desc, total=len(items), unit=unit)]
+        yield from (fn(x) for x in progress(items, desc, total=len(items), unit=unit))
+        return
     chunksize = max(1, len(items) // (n * CHUNKS_PER_PROCESS))
     with ProcessPoolExecutor(max_workers=n) as ex:
-        return list(progress(ex.map(fn, items, chunksize=chunksize), desc, total=len(items), unit=unit))
+        yield from progress(ex.map(fn, items, chunksize=chunksize), desc, total=len(items), unit=unit)

@@ -1,4 +1,8 @@
-"""Horizontal flips (stage flip), one file per call so that a process pool can spread them."""
+"""Horizontal flips (stage flip), one file per call so that a process pool can spread them.
+
+Stage flip packs the flips into tar shards (data/flipped/shards/flip-*.tar, stages/dataset/shards.py)
+instead of one file each: stage fuse is their only per-file home (`fuse.format: files`), so DVC
+tracks each flip once, not in two directory outputs."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from stages.core.images import encode_png, open_rgb
 from stages.dataset import duplicates
 
 FINGERPRINTS = "fingerprints.csv"  # data/flipped/: path, sha256, pixels, phash of every flip (for fuse)
+SHARD_MB = 256  # size of each data/flipped/shards/flip-*.tar
 
 
 def flipped_path(fused_path: str) -> str:
@@ -19,16 +24,12 @@ def flipped_path(fused_path: str) -> str:
     return (p.parent / f"{p.stem}_flip.png").as_posix()
 
 
-def flip_file(job: tuple[Path, Path]) -> tuple[str, str, str]:
-    """Mirror `src` left-right into the PNG `dst`: (file sha256, pixels sha256, phash hex).
+def flip_file(src: Path) -> tuple[bytes, str, str, str]:
+    """`src` mirrored left-right: (its PNG bytes, their sha256, pixels sha256, phash hex).
 
-    `dst` lies in stage flip's temporary output folder (renamed into place when every flip is
-    written). The fingerprint comes from the image in hand, so stage fuse's leak check need not
-    decode it again.
+    The fingerprint comes from the image in hand, so stage fuse's leak check need not decode it again.
     """
-    src, dst = job
     mirrored = open_rgb(src).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     data = encode_png(mirrored)
-    dst.write_bytes(data)
     fp = duplicates.of_image(mirrored)
-    return sha256_bytes(data), fp.pixels, duplicates.phash_hex(fp.phash)
+    return data, sha256_bytes(data), fp.pixels, duplicates.phash_hex(fp.phash)

@@ -19,11 +19,13 @@ or with the `webdataset` library: `webdataset.WebDataset(sorted(glob("shards/tra
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import tarfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -57,49 +59,72 @@ def _member(name: str, size: int) -> tarfile.TarInfo:
     return info
 
 
-def plan(fused: pd.DataFrame, sizes: dict[str, int], shard_mb: float) -> pd.DataFrame:
-    """Rows in output order with their shard and key: per split, samples by path, a new shard
-    once the next sample would take the current one past `shard_mb` (a shard is never empty)."""
-    limit = shard_mb * 2**20
-    out = []
-    for split in SPLITS:
-        rows = fused[fused.split == split].sort_values("path", kind="stable")
-        shard, used = 0, 0
-        for i, r in enumerate(rows.itertuples(index=False)):
-            need = 3 * 512 + sizes[r.path] + 1024  # headers + image + JSON, roughly
-            if used and used + need > limit:
-                shard, used = shard + 1, 0
-            used += need
-            out.append({**r._asdict(), "shard": f"{FOLDER}/{split}-{shard:06d}.tar", "key": f"{i:08d}"})
-    return pd.DataFrame(out, columns=[*COLUMNS, "shard", "key"])
-
-
 def sample_json(row: dict) -> bytes:
     return json.dumps({c: row[c] for c in COLUMNS}, sort_keys=True).encode()
 
 
-def write(fused: pd.DataFrame, files: dict[str, Path], out: Path, shard_mb: float) -> pd.DataFrame:
-    """Write the shards of `fused` (file of each path in `files`) under `out`; the manifest rows
-    (by path) with shard, key, offset and size of each image (its bytes inside the tar)."""
-    sizes = {p: files[p].stat().st_size for p in fused.path}
-    rows = plan(fused, sizes, shard_mb).to_dict("records")
-    (out / FOLDER).mkdir(parents=True, exist_ok=True)
-    by_shard: dict[str, list[dict]] = {}
-    for r in rows:
-        by_shard.setdefault(r["shard"], []).append(r)
-    for shard, members in progress(by_shard.items(), "fuse: shards", total=len(by_shard), unit="shard"):
-        # streamed into a temporary file (memory flat in shard_mb), renamed into place at the end
-        with (
-            atomic.output_file(out / shard) as f,
-            tarfile.open(fileobj=f, mode="w", format=TAR_FORMAT) as tar,
-        ):
-            for r in members:
-                data = files[r["path"]].read_bytes()
-                info = _member(f"{r['key']}.{extension(r['path'])}", len(data))
-                r["offset"], r["size"] = tar.offset + len(info.tobuf(TAR_FORMAT)), len(data)
-                tar.addfile(info, io.BytesIO(data))
-                meta = sample_json(r)
-                tar.addfile(_member(f"{r['key']}.json", len(meta)), io.BytesIO(meta))
+class Writer:
+    """Samples (a manifest row, its image bytes), in the order added, into tars
+    `<out>/shards/<prefix>-000000.tar`, ...: a new tar once the next sample would take the current
+    one past `shard_mb` (a tar is never empty), each streamed to a temporary file and renamed into
+    place when it is complete (memory flat in the data size; after an error none is left).
+    Deterministic: the same samples in the same order give the same bytes. `rows` holds each row
+    with its shard, key, offset and size. Use as a context manager."""
+
+    def __init__(self, out: Path, prefix: str, shard_mb: float):
+        self.out, self.prefix, self.limit = Path(out), prefix, shard_mb * 2**20
+        self.rows: list[dict] = []
+        self._shard, self._used = -1, 0
+        self._tar: tarfile.TarFile | None = None
+        self._open = contextlib.ExitStack()  # the current tar and its temporary file
+
+    def add(self, row: dict, data: bytes) -> None:
+        need = 3 * 512 + len(data) + 1024  # headers + image + JSON, roughly
+        if self._tar is None or (self._used and self._used + need > self.limit):
+            self._next()
+        self._used += need
+        key = f"{len(self.rows):08d}"
+        r = {**row, "shard": f"{FOLDER}/{self.prefix}-{self._shard:06d}.tar", "key": key}
+        info = _member(f"{key}.{extension(r['path'])}", len(data))
+        r["offset"], r["size"] = self._tar.offset + len(info.tobuf(TAR_FORMAT)), len(data)
+        self._tar.addfile(info, io.BytesIO(data))
+        meta = sample_json(r)
+        self._tar.addfile(_member(f"{key}.json", len(meta)), io.BytesIO(meta))
+        self.rows.append(r)
+
+    def _next(self) -> None:
+        self._open.close()  # the previous tar complete: renamed into place
+        self._shard, self._used = self._shard + 1, 0
+        f = self._open.enter_context(
+            atomic.output_file(self.out / FOLDER / f"{self.prefix}-{self._shard:06d}.tar")
+        )
+        self._tar = self._open.enter_context(tarfile.open(fileobj=f, mode="w", format=TAR_FORMAT))
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *error) -> None:
+        self._open.__exit__(*error)  # an error removes the temporary file of the tar being written
+
+
+def write(fused: pd.DataFrame, files: dict[str, Path | Packed], out: Path, shard_mb: float) -> pd.DataFrame:
+    """Write the shards of `fused` (file of each path in `files`) under `out`: per split, samples by
+    path; the manifest rows (by path) with shard, key, offset and size of each image (its bytes
+    inside the tar)."""
+    ordered = [
+        r
+        for split in SPLITS
+        for r in fused[fused.split == split].sort_values("path", kind="stable").to_dict("records")
+    ]
+    with contextlib.ExitStack() as stack:
+        writers = {split: stack.enter_context(Writer(out, split, shard_mb)) for split in SPLITS}
+        for r in progress(ordered, "fuse: shards", total=len(ordered)):
+            writers[r["split"]].add({c: r[c] for c in COLUMNS}, files[r["path"]].read_bytes())
+    return table([r for w in writers.values() for r in w.rows])
+
+
+def table(rows: list[dict]) -> pd.DataFrame:
+    """Writer rows as a manifest frame: the CONTRACT columns and SHARD_COLUMNS, strings, by path."""
     df = pd.DataFrame(rows, columns=[*COLUMNS, *SHARD_COLUMNS]).sort_values("path", kind="stable")
     return df.astype({"offset": int, "size": int}).astype(str).reset_index(drop=True)
 
@@ -126,6 +151,26 @@ def read_bytes(folder: Path, row) -> bytes:
     if not shard:
         return (Path(folder) / path).read_bytes()
     return read_sample(Path(folder) / shard, int(get("offset")), int(get("size")), path)
+
+
+@dataclass(frozen=True)
+class Packed:
+    """An image kept inside a shard (stage flip's output), read like a file: `read_bytes()`."""
+
+    shard: Path
+    offset: int
+    size: int
+    path: str  # its manifest path (named in errors)
+
+    def read_bytes(self) -> bytes:
+        return read_sample(self.shard, self.offset, self.size, self.path)
+
+
+def source(folder: Path, row) -> Path | Packed:
+    """Where the bytes of one manifest row of `folder` are: its file, or its place in a shard."""
+    if getattr(row, "shard", ""):
+        return Packed(Path(folder) / row.shard, int(row.offset), int(row.size), row.path)
+    return Path(folder) / row.path
 
 
 def shard_files(folder: Path, split: str | None = None) -> list[Path]:
