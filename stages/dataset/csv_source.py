@@ -20,7 +20,8 @@ import pandas as pd
 from stages.core import images
 from stages.core.errors import RebalanceError
 from stages.dataset import metadata
-from stages.dataset.ingest import Scan, ingest_files, link_problem, windowed_name
+from stages.dataset.ingest import Scan, link_problem
+from stages.dataset.ingest_files import ingest_files, windowed_name
 
 LABEL = "label"
 GROUP = "group"

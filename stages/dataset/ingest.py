@@ -27,11 +27,10 @@ from typing import Any
 
 from stages.core import images, paths
 from stages.core.errors import RebalanceError
-from stages.core.hashing import sha256_bytes, sha256_text
+from stages.core.hashing import sha256_text
 from stages.core.images import is_image_name
-from stages.core.pool import pmap
 from stages.core.schema import SPLITS, source_kind
-from stages.dataset import duplicates
+from stages.dataset.ingest_files import Ingested, ingest_files, windowed_name
 
 LISTING = paths.DATA / "source.json"  # stage scan's listing of the source folder (a dep of raw)
 
@@ -238,59 +237,6 @@ def _files(
         else:
             usable.append((path, name, done))
     return usable
-
-
-def windowed_name(name: str) -> str:
-    """A 16-bit or float image's name in data/raw: `x.png` keeps it, `x.tif` becomes `x.tif.png`."""
-    return name if name.lower().endswith(".png") else name + ".png"
-
-
-def ingest_files(
-    files: list[tuple[Path, str]], copy_to: Path | None, window: str, processes: int | None
-) -> list[Ingested]:
-    """Verify source images (file, name in data/raw) on every core, each decoded once from the
-    bytes read once, fingerprinted (for stage count's duplicate check) and, with `copy_to`,
-    written to `copy_to/name` by the same worker. One Ingested per file, in order; a file found
-    unusable is not written."""
-    if copy_to is not None:
-        for parent in {(copy_to / name).parent for _, name in files}:
-            parent.mkdir(parents=True, exist_ok=True)
-    jobs = [(path, None if copy_to is None else copy_to / name, window) for path, name in files]
-    return pmap(ingest_file, jobs, "verify" if copy_to is None else "ingest", processes)
-
-
-@dataclass(frozen=True)
-class Ingested:
-    problem: str = ""  # why the file is unusable ("" when usable)
-    windowed: bool = False  # a 16-bit or float image, written as an 8-bit PNG
-    sha256: str = ""  # of the bytes data/raw holds (the file's, or the windowed PNG's)
-    pixels: str = ""  # duplicates.Fingerprint of the decoded image
-    phash: str = ""
-
-    @property
-    def fingerprint(self) -> duplicates.Fingerprint:
-        return duplicates.Fingerprint(self.pixels, int(self.phash, 16))
-
-
-def ingest_file(job: tuple[Path, Path | None, str]) -> Ingested:
-    """One file of ingest_files (never raises a BadImageError, for the process pool). Written byte
-    for byte, or, for a 16-bit or float image, windowed to 8 bit as PNG at windowed_name(dst).
-    `dst` lies in stage raw's temporary output folder, renamed into place when every file is
-    written. The fingerprint is that of the image data/raw holds, as duplicates.of_file gives it."""
-    src, dst, window = job
-    try:
-        data = src.read_bytes()
-        im, windowed = images.decode(src, window, data=data)
-    except images.BadImageError as err:
-        return Ingested(problem=err.reason)
-    except OSError as err:
-        return Ingested(problem=f"cannot read file ({err.strerror or err})")
-    if windowed:
-        data = images.encode_png(im)
-    if dst is not None:  # a failed write (disk full) is no skip: it stops the stage
-        (dst.with_name(windowed_name(dst.name)) if windowed else dst).write_bytes(data)
-    fp = duplicates.of_image(im.convert("RGB"))
-    return Ingested("", windowed, sha256_bytes(data), fp.pixels, duplicates.phash_hex(fp.phash))
 
 
 def listing(params: dict[str, Any], base: Path = Path(".")) -> dict[str, Any]:
