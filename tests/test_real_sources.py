@@ -146,6 +146,32 @@ def test_a_medmnist_npz_keeps_its_official_split(tmp_path):
     }
 
 
+def test_npz_layouts_other_tools_save_are_read_as_medmnist(tmp_path):
+    """Channels first (a torch tensor's N x 3 x H x W), labels saved as floats or booleans, and
+    uint16 pixels (windowed, and reported as windowed) give the images MedMNIST's layout gives."""
+    from stages.dataset import npz_source
+
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(0, 255, (6, 8, 8, 3), dtype=np.uint8)
+    labels = np.array([0, 1, 0, 1, 1, 0])
+    forms = {
+        "medmnist": {"train_images": rgb, "train_labels": labels[:, None]},
+        "channels_first": {"train_images": rgb.transpose(0, 3, 1, 2), "train_labels": labels[:, None]},
+        "float_labels": {"train_images": rgb, "train_labels": labels.astype(np.float32)},
+        "bool_labels": {"train_images": rgb, "train_labels": labels.astype(bool)},
+    }
+    pixels = {}
+    for name, arrays in forms.items():
+        np.savez(tmp_path / f"{name}.npz", **arrays)
+        found = npz_source.extract(tmp_path / f"{name}.npz", ["a", "b"], tmp_path / name, "minmax", 1)
+        assert not found.windowed, name
+        pixels[name] = {n: np.asarray(Image.open(tmp_path / name / n)).tolist() for n, _ in found.images}
+    assert all(p == pixels["medmnist"] for p in pixels.values())
+    np.savez(tmp_path / "deep.npz", train_images=rgb.astype(np.uint16) * 257, train_labels=labels)
+    found = npz_source.extract(tmp_path / "deep.npz", ["a", "b"], tmp_path / "deep", "minmax", 1)
+    assert found.windowed == {n for n, _ in found.images}
+
+
 def test_npz_mistakes_are_one_line_errors(tmp_path):
     np.savez(
         tmp_path / "multi.npz", train_images=np.zeros((4, 8, 8), np.uint8), train_labels=np.zeros((4, 14))
@@ -153,7 +179,13 @@ def test_npz_mistakes_are_one_line_errors(tmp_path):
     np.savez(tmp_path / "range.npz", train_images=np.zeros((4, 8, 8), np.uint8), train_labels=np.arange(4))
     np.savez(tmp_path / "none.npz", images=np.zeros((4, 8, 8), np.uint8))
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    np.savez(
+        tmp_path / "rgba.npz", train_images=np.zeros((4, 8, 8, 4), np.uint8), train_labels=np.arange(4) % 2
+    )
+    np.savez(tmp_path / "half.npz", train_images=np.zeros((4, 8, 8), np.uint8), train_labels=np.full(4, 0.5))
     expected = {
+        "rgba": "expected N x H x W, N x H x W x 3 or N x 3 x H x W",
+        "half": "list one class per label value",
         "multi": "multi-label",
         "range": "list one class per label value",
         "none": "no train_images array",

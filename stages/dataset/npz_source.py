@@ -1,11 +1,12 @@
 """A MedMNIST-format `.npz` source: `{train,val,test}_images` and `{split}_labels`, official split kept.
 
 `raw.source: data/pneumoniamnist.npz` with `dataset.classes` naming the label values in order
-(PneumoniaMNIST: [normal, pneumonia] for labels 0 and 1). Images are N x H x W (grey) or
-N x H x W x C (C = 1 or 3) arrays, uint8 as MedMNIST ships them (deeper types are windowed with
-`raw.window`); labels N or N x 1 integers. Each image is written to
-data/raw/<class>/<split>/<split>_<index>.png, its `source` being `<file>:<split>[<index>]`, and
-its split is the file's. Multi-label files (ChestMNIST's N x 14) are refused: one class per image.
+(PneumoniaMNIST: [normal, pneumonia] for labels 0 and 1). Images are N x H x W (grey),
+N x H x W x C or N x C x H x W (C = 1 or 3) arrays, uint8 as MedMNIST ships them (deeper types
+are windowed with `raw.window`); labels N or N x 1 integers (whole-number floats and booleans
+too). Each image is written to data/raw/<class>/<split>/<split>_<index>.png, its `source` being
+`<file>:<split>[<index>]`, and its split is the file's. Multi-label files (ChestMNIST's N x 14)
+are refused: one class per image.
 """
 
 from __future__ import annotations
@@ -36,13 +37,20 @@ def _split_arrays(npz: Path, data: dict[str, np.ndarray], split: str, classes: l
     x, y = data[f"{split}_images"], data.get(f"{split}_labels")
     if y is None:
         raise RebalanceError(f"{npz}: has {split}_images but no {split}_labels; MedMNIST files carry both")
+    if x.ndim == 4 and x.shape[1] in (1, 3) and x.shape[-1] not in (1, 3):
+        x = np.moveaxis(x, 1, -1)  # channels first (N x C x H x W, as torch keeps them)
     if x.ndim == 4 and x.shape[-1] in (1, 3):
         x = x[..., 0] if x.shape[-1] == 1 else x
-    if x.ndim not in (3, 4):
+    if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] != 3):
         raise RebalanceError(
-            f"{npz}: {split}_images has shape {x.shape}; expected N x H x W or N x H x W x 3 (2-D images)"
+            f"{npz}: {split}_images has shape {x.shape}; expected N x H x W, N x H x W x 3 or "
+            "N x 3 x H x W (2-D grey or RGB images)"
         )
     y = np.asarray(y)
+    if y.dtype == bool or (
+        np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and (y % 1 == 0).all()
+    ):
+        y = y.astype(np.int64)  # labels saved as floats (0.0, 1.0) or booleans
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
@@ -92,6 +100,8 @@ def extract(npz: Path, classes: list[str], out_dir: Path, window: str, processes
             result.images.append((name, classes[int(y[i])]))
             result.source[name] = f"{npz.name}:{split}[{i}]"
             result.official[name] = split
+            if x.dtype != np.uint8:
+                result.windowed.add(name)
     for label in classes:
         if not any(c == label for _, c in result.images):
             raise RebalanceError(f"{npz}: no image has the label of class {label!r}; check dataset.classes")
