@@ -231,6 +231,10 @@ def _use_it(tag: str) -> list[str]:
         f"dvc import <registry-url> {fused} --rev {tag}",
         "```",
         "",
+        "Real images are the source files byte for byte, EXIF tags included; flips and synthetic",
+        "images are stored already oriented. Apply a photo's EXIF orientation when reading it",
+        "(PIL: `ImageOps.exif_transpose`), or an image and its flip will disagree.",
+        "",
     ]
 
 
