@@ -122,11 +122,8 @@ def window_8bit_rgb(values: np.ndarray, mode: str | None = None) -> np.ndarray:
     return flat.reshape(values.shape)
 
 
-def _decoded(
-    path: Path, mode: str | None = None, check_only: bool = False, data: bytes | None = None
-) -> tuple[Image.Image, bool]:
+def _decoded(path: Path, mode: str | None = None, data: bytes | None = None) -> tuple[Image.Image, bool]:
     """(the image as RGB or L, fully decoded, EXIF orientation applied; whether it was windowed).
-    `check_only`: decode every pixel (so corruption shows) but skip orientation and conversion.
     `data`: the file's bytes (a sample of a shard), `path` then only names it."""
     dicom_data = data is not None and (path.suffix.lower() in DICOM_EXTENSIONS or data[128:132] == b"DICM")
     if dicom_data or (data is None and is_dicom(path)):
@@ -143,9 +140,6 @@ def _decoded(
                         f"image is {im.width}x{im.height}, over {MAX_PIXELS:,} pixels",
                         "downscale it or remove it from the dataset",
                     )
-                if check_only:
-                    im.load()
-                    return im, is_high_depth(im)
                 im = ImageOps.exif_transpose(im)
                 if is_high_depth(im):
                     return Image.fromarray(window_8bit(np.asarray(im), mode), "L"), True
@@ -182,12 +176,6 @@ def open_rgb(path: str | Path, data: bytes | None = None) -> Image.Image:
     """
     im, _ = _decoded(Path(path), data=data)
     return im.convert("RGB")
-
-
-def verify(path: str | Path, data: bytes | None = None) -> bool:
-    """Decode an image fully (a BadImageError if it cannot be used); True if it needs windowing.
-    `data`: the file's bytes, already read."""
-    return _decoded(Path(path), check_only=True, data=data)[1]
 
 
 def decode(path: str | Path, mode: str | None = None, data: bytes | None = None) -> tuple[Image.Image, bool]:

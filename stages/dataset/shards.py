@@ -146,16 +146,12 @@ def read_sample(shard: Path, offset: int, size: int, path: str, fd: int | None =
 def read_bytes(folder: Path, row) -> bytes:
     """The image bytes of one manifest row (a dict or a DataFrame row tuple) of a release at
     `folder`, in either format."""
-    get = row.get if isinstance(row, dict) else lambda name, default=None: getattr(row, name, default)
-    path, shard = get("path"), get("shard", "")
-    if not shard:
-        return (Path(folder) / path).read_bytes()
-    return read_sample(Path(folder) / shard, int(get("offset")), int(get("size")), path)
+    return source(folder, row).read_bytes()
 
 
 @dataclass(frozen=True)
 class Packed:
-    """An image kept inside a shard (stage flip's output), read like a file: `read_bytes()`."""
+    """An image kept inside a shard (a sharded release's sample, a flip), read like a file."""
 
     shard: Path
     offset: int
@@ -167,10 +163,13 @@ class Packed:
 
 
 def source(folder: Path, row) -> Path | Packed:
-    """Where the bytes of one manifest row of `folder` are: its file, or its place in a shard."""
-    if getattr(row, "shard", ""):
-        return Packed(Path(folder) / row.shard, int(row.offset), int(row.size), row.path)
-    return Path(folder) / row.path
+    """Where the bytes of one manifest row (a dict or a DataFrame row tuple) of `folder` are: its
+    file, or its place in a shard."""
+    get = row.get if isinstance(row, dict) else lambda name, default=None: getattr(row, name, default)
+    path, shard = get("path"), get("shard", "")
+    if shard:
+        return Packed(Path(folder) / shard, int(get("offset")), int(get("size")), path)
+    return Path(folder) / path
 
 
 def shard_files(folder: Path, split: str | None = None) -> list[Path]:
