@@ -16,6 +16,7 @@ from stages.core import atomic, device, manifest, params as params_mod, paths
 from stages.core.errors import run_main
 from stages.core.images import load_stack
 from stages.core.progress import progress
+from stages.dataset import duplicates
 from stages.learn import classifier as model_mod
 from stages.learn.data import image_set
 from stages.synth import quality
@@ -26,6 +27,12 @@ GRID_PX = 96  # sample-grid tiles (images of any size are resized to it)
 
 def r4(x: float) -> float | None:
     return None if x != x else round(float(x), 4)
+
+
+def listed(images, dist, nearest, others, key: str) -> list[dict]:
+    """The near-copies quality.near_copies found, as report rows: image, its copy (under `key`), bits."""
+    found = np.flatnonzero(nearest >= 0)
+    return [{"image": images[i], key: others[nearest[i]], "bits": int(dist[i])} for i in found]
 
 
 def main() -> None:
@@ -61,8 +68,10 @@ def main() -> None:
     space = quality.FeatureSpace(net, x_train, runtime)
     f_train = space.train
     train_index = {p: i for i, p in enumerate(train.path)}
-    h_train = quality.phash_files(paths.RAW, train.path, processes)
-    h_held_out = quality.phash_files(paths.RAW, held_out.path, processes)  # a copy of these: a leak
+    prints = duplicates.read_table(paths.FINGERPRINTS)  # stage count's: no real image decoded again
+    h_train = np.array([prints[p][1].phash for p in train.path], dtype=np.uint64)
+    h_held_out = np.array([prints[p][1].phash for p in held_out.path], dtype=np.uint64)  # copies: a leak
+    cap, bits = cfg["max_images"], cfg["near_copy_bits"]
     groups = {"real_val": (val, paths.RAW)}
     for method in sorted(set(synth.origin)):
         groups[method] = (
@@ -73,6 +82,7 @@ def main() -> None:
     report: dict = {
         "feature_space": "SmallCNN penultimate + colour mean/std, z-scored on real train",
         "classifier": {"image_size": size, "epochs": cfg["epochs"]},
+        "max_images": cap,  # precision/recall, AUC and mean hash distance: a seeded sample of each set
         "per_method": {},
     }
     tsne_feats, tsne_groups, samples = [f_train], [f"real/{c}" for c in train.label], {}
@@ -84,32 +94,27 @@ def main() -> None:
                 continue
             f, predicted = space(image_set(folder, list(sel.path), size, budget))
             real_f = f_train[(train.label == label).to_numpy()]
-            precision, recall = quality.precision_recall(real_f, f, cfg["k"])
+            s_real, s_fake = (quality.sample(len(x), cap, cfg["seed"]) for x in (real_f, f))
+            precision, recall = quality.precision_recall(real_f[s_real], f[s_fake], cfg["k"])
+            auc = quality.real_vs_synthetic_auc(real_f[s_real], f[s_fake], cfg["seed"])
             own_source = np.array([train_index.get(src, -1) for src in sel.source])  # its own source
-            hashes = quality.phash_files(folder, sel.path, processes)
-            dist, nearest = quality.nearest_hash(hashes, h_train, exclude=own_source)
-            copies = [
-                {"image": p, "nearest_train": train.path[j], "bits": int(d)}
-                for p, d, j in zip(sel.path, dist, nearest)
-                if d <= cfg["near_copy_bits"]
-            ]
-            if name == "real_val":  # val itself is held out
-                held_copies = []
-            else:
-                held_dist, held_nearest = quality.nearest_hash(hashes, h_held_out)
-                held_copies = [
-                    {"image": p, "nearest_held_out": held_out.path[j], "bits": int(d)}
-                    for p, d, j in zip(sel.path, held_dist, held_nearest)
-                    if d <= cfg["near_copy_bits"]
-                ]
+            hashes = quality.pack(quality.phash_files(folder, sel.path, processes))
+            dist, nearest = quality.near_copies(hashes, h_train, bits, exclude=own_source)  # every image
+            copies = listed(sel.path, dist, nearest, train.path, "nearest_train")
+            closest, _ = quality.nearest_words(hashes[s_fake], h_train, own_source[s_fake])
+            held_copies = []
+            if name != "real_val":  # val itself is held out
+                dist, nearest = quality.near_copies(hashes, h_held_out, bits)
+                held_copies = listed(sel.path, dist, nearest, held_out.path, "nearest_held_out")
             per_class[label] = {
                 "n": len(sel),
                 "intended_class_rate": r4((predicted == classes.index(label)).mean()),
                 "precision": r4(precision),
                 "recall": r4(recall),
                 "frechet": r4(quality.frechet_distance(real_f, f)),
-                "real_vs_synthetic_auc": r4(quality.real_vs_synthetic_auc(real_f, f, cfg["seed"])),
-                "phash_min_bits_mean": r4(dist.mean()),
+                "real_vs_synthetic_auc": r4(auc),
+                "phash_min_bits_mean": r4(closest.mean()),
+                "compared": {"real_train": len(s_real), "synthetic": len(s_fake)},  # of n, at most max_images
                 "near_copies": len(copies),
                 "near_copy_examples": copies[:5],
                 "near_copies_of_val_test": len(held_copies),  # memorised held-out images: must be 0

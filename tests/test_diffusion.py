@@ -311,3 +311,35 @@ def test_tsne_map_draws_a_bounded_sample_of_every_group():
     assert drawn.count("real/a") == 1000 and drawn.count("real/b") == 1000
     assert drawn.count("diffusion/a") == 30  # a small group is kept whole
     assert np.array_equal(keep, tsne_sample(groups, 1000, seed=0))  # the same seed, the same map
+
+
+def test_near_copy_search_finds_what_every_pair_compared_finds():
+    """near_copies compares only hashes that share a chunk; it must find exactly the near-copies
+    (and the closest of each) that comparing every pair finds, own sources skipped."""
+    rng = np.random.default_rng(4)
+    real = rng.integers(0, 2**64, 3000, dtype=np.uint64)
+    sources, n_bits = np.arange(0, 600, 3), np.tile([0, 1, 2, 3, 4, 5, 6, 9], 25)
+    one = np.uint64(1)
+    masks = [np.bitwise_or.reduce(one << rng.choice(64, n, replace=False).astype(np.uint64)) for n in n_bits]
+    planted = real[sources] ^ np.array(masks, dtype=np.uint64)  # copies with n_bits bits changed
+    fake = np.concatenate([planted, rng.integers(0, 2**64, 500, dtype=np.uint64)])
+    own = np.full(len(fake), -1)
+    own[:40:4] = sources[:40:4]  # ten edits of their own source: not copies of it
+    for bits in (0, 4, 8, 13):  # 13: past INDEXED_UP_TO_BITS, the brute-force path
+        dist, nearest = quality.near_copies(fake, real, bits, exclude=own)
+        all_d, all_j = quality.nearest_words(fake, real, own)
+        hit = all_d <= bits
+        assert np.array_equal(nearest >= 0, hit)
+        assert np.array_equal(dist[hit], all_d[hit]) and np.array_equal(nearest[hit], all_j[hit])
+        assert (nearest[:40:4] != own[:40:4]).all()
+    dist, nearest = quality.near_copies(fake, real, 4)  # no exclusion: every planted copy within 4 bits
+    close = n_bits <= 4
+    assert np.array_equal(nearest[:200][close], sources[close])
+    assert np.array_equal(dist[:200][close], n_bits[close])
+    assert (nearest[200:] == -1).all()  # random hashes are never within 4 bits of 3,000 others
+
+
+def test_assess_sample_is_seeded_and_bounded():
+    assert np.array_equal(quality.sample(5, 10, 0), np.arange(5))
+    a, b = quality.sample(1000, 100, 3), quality.sample(1000, 100, 3)
+    assert len(a) == 100 and np.array_equal(a, b) and (np.diff(a) > 0).all()

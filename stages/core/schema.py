@@ -112,7 +112,10 @@ class Assess(Group):
     lr: float = Field(0.003, gt=0)
     width: PositiveInt = 16
     k: PositiveInt = 3  # neighbours for k-NN precision/recall
-    near_copy_bits: int = Field(4, ge=0, le=64)  # perceptual-hash distance of a near-copy
+    near_copy_bits: int = Field(4, ge=0, le=63)  # perceptual-hash distance of a near-copy
+    # per class and set: precision/recall, real-vs-synthetic AUC and the mean nearest-hash distance
+    # use a seeded sample of at most this many images (near-copies: every image, always)
+    max_images: PositiveInt = 10000
     grid: PositiveInt = 6  # images per row of the sample grids
 
 

@@ -148,25 +148,75 @@ def nearest_hash(
 
     `exclude` (N_fake x N_real booleans, or for each fake image the index of one real image to
     skip, -1 for none) marks pairs not to count, e.g. a local edit and its own source, which it
-    resembles by design; a copy of any *other* train image is still found. Hashes are compared
-    as packed 64-bit words with popcount, at most CHUNK_CELLS pairs at a time (no N x M x 64
-    array, memory flat in the data size)."""
-    n_bits = fake_hashes.shape[1] if fake_hashes.ndim == 2 else 64
-    dist, nearest = np.zeros(len(fake_hashes), int), np.zeros(len(fake_hashes), int)
-    if len(fake_hashes) == 0 or len(real_hashes) == 0:
-        return dist, nearest
-    fake, real = pack(fake_hashes), pack(real_hashes)
+    resembles by design; a copy of any *other* train image is still found. Hashes are N x 64
+    booleans (`phash`), compared as packed 64-bit words (`nearest_words`)."""
     if exclude is not None and exclude.ndim == 2:
         exclude = np.where(exclude.any(1), exclude.argmax(1), -1)
+    return nearest_words(pack(fake_hashes), pack(real_hashes), exclude)
+
+
+def nearest_words(
+    fake: np.ndarray, real: np.ndarray, exclude: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """nearest_hash on uint64 words (`exclude`: one real index per fake image, -1 for none):
+    every pair compared with popcount, at most CHUNK_CELLS pairs at a time (no N x M x 64 array,
+    memory flat in the data size; time O(N x M): see near_copies for the search that is not)."""
+    dist, nearest = np.zeros(len(fake), int), np.zeros(len(fake), int)
+    if len(fake) == 0 or len(real) == 0:
+        return dist, nearest
     step = _rows(len(real))
     for i in range(0, len(fake), step):
         d = np.bitwise_count(fake[i : i + step, None] ^ real[None, :]).astype(np.int64)
         if exclude is not None:
             rows = np.arange(len(d))
             skip = exclude[i : i + step]
-            d[rows[skip >= 0], skip[skip >= 0]] = n_bits + 1
+            d[rows[skip >= 0], skip[skip >= 0]] = 65  # farther than any two 64-bit hashes
         dist[i : i + len(d)], nearest[i : i + len(d)] = d.min(1), d.argmin(1)
     return dist, nearest
+
+
+INDEXED_UP_TO_BITS = 12  # near_copies: wider searches cut the hash into chunks too short to index
+
+
+def near_copies(
+    fake: np.ndarray, real: np.ndarray, bits: int, exclude: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each synthetic hash (uint64 words), the Hamming distance to and index of the closest
+    real hash at most `bits` bits away (-1, -1 when there is none); ties go to the lower index.
+
+    Exhaustive, without comparing every pair: two hashes within `bits` bits agree exactly on at
+    least one of `bits + 1` chunks of the 64 bits, so only hashes sharing a chunk value are
+    compared (duplicates.near_pairs, the index stage count's leak check uses): about
+    O((n + m) log(n + m)) for hashes that spread. Above INDEXED_UP_TO_BITS the chunks are too short
+    to narrow anything and the chunked brute force (nearest_words) answers instead. `exclude`: for
+    each synthetic image the index of one real image not to count (its own source), -1 for none."""
+    from stages.dataset.duplicates import near_pairs
+
+    dist, nearest = np.full(len(fake), -1), np.full(len(fake), -1)
+    if len(fake) == 0 or len(real) == 0:
+        return dist, nearest
+    if bits > INDEXED_UP_TO_BITS:
+        d, j = nearest_words(fake, real, exclude)
+        hit = d <= bits
+        return np.where(hit, d, -1), np.where(hit, j, -1)
+    codes = np.r_[np.zeros(len(fake), np.int8), np.ones(len(real), np.int8)]
+    pairs = np.array(near_pairs(np.concatenate([fake, real]), bits, codes), dtype=np.int64).reshape(-1, 2)
+    i, j = pairs[:, 0], pairs[:, 1] - len(fake)  # pairs run (lower index, higher): fake first
+    if exclude is not None:
+        keep = exclude[i] != j
+        i, j = i[keep], j[keep]
+    d = np.bitwise_count(fake[i] ^ real[j]).astype(np.int64)
+    order = np.lexsort((j, d, i))  # per fake image: closest first, then the lower real index
+    first = order[np.r_[True, i[order][1:] != i[order][:-1]]] if len(order) else order
+    dist[i[first]], nearest[i[first]] = d[first], j[first]
+    return dist, nearest
+
+
+def sample(n: int, cap: int, seed: int) -> np.ndarray:
+    """Indices (sorted) of a seeded sample of at most `cap` of n rows: every row when n <= cap."""
+    if n <= cap:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, cap, replace=False))
 
 
 def colour_stats(images: np.ndarray) -> np.ndarray:
