@@ -114,7 +114,7 @@ def main() -> None:
                 "frechet": r4(quality.frechet_distance(real_f, f)),
                 "real_vs_synthetic_auc": r4(auc),
                 "phash_min_bits_mean": r4(closest.mean()),
-                "compared": {"real_train": len(s_real), "synthetic": len(s_fake)},  # of n, at most max_images
+                "compared": {"real_train": len(s_real), "images": len(s_fake)},  # of each, at most max_images
                 "near_copies": len(copies),
                 "near_copy_examples": copies[:5],
                 "near_copies_of_val_test": len(held_copies),  # memorised held-out images: must be 0

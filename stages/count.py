@@ -18,8 +18,8 @@ def main() -> None:
         prints.append(
             {"path": name, "sha256": sha, "pixels": fp.pixels, "phash": duplicates.phash_hex(fp.phash)}
         )
-        if name in the_plan["dropped"]:
-            continue  # a val/test copy of an image in an earlier official split
+        if name not in the_plan["assignment"]:
+            continue  # a val/test copy of an image in an earlier official split, or sampled out
         rows.append(
             manifest.row(
                 path=name,
@@ -43,6 +43,9 @@ def main() -> None:
         print(f"duplicates: {where}")
     if len(counts["duplicates"]) > shown:
         print(f"... and {len(counts['duplicates']) - shown} more duplicate groups (all in {paths.COUNTS})")
+    limits = params["count"]["max_per_class"]
+    for label, n in counts["sampled_out"].items():
+        print(f"count.max_per_class: {n} {label} images left out (at most {limits[label]} kept)")
     for warning in counts["warnings"]:
         print(f"warning: {warning}")
     print(

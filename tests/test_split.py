@@ -111,3 +111,32 @@ def test_same_pixels_under_two_labels():
     real.prints[7] = real.prints[2]
     with pytest.raises(RebalanceError, match=r"a/2\.png \(a\) and data/raw/b/2\.png \(b\)"):
         split.make(real, ["a", "b"], FRACTIONS, 0, 4)
+
+
+def test_max_per_class_keeps_whole_groups_and_stays_stable():
+    """Seed 003's sampled majority class: count.max_per_class keeps at most n images of a class,
+    never splits a group or a duplicate set, leaves other classes alone, and adding images keeps
+    the images already kept (unless the added ones take their place in the seeded order)."""
+    real = real_set({"a": 200, "b": 20})
+    names = [n for n, _ in real.images]
+    real.groups = {n: f"p{i % 10}" for i, n in enumerate(names[:60])}  # 10 patients of 6 images
+    real.prints[100] = real.prints[101]  # an exact duplicate pair in class a
+    out = split.make(real, ["a", "b"], FRACTIONS, 42, 4, {"a": 50})
+    kept_a = [n for n, c in real.images if c == "a" and n in out.assignment]
+    assert 44 <= len(kept_a) <= 50 and out.sampled_out == {"a": 200 - len(kept_a)}
+    assert sum(1 for n, c in real.images if c == "b" and n in out.assignment) == 20
+    for p in {f"p{i}" for i in range(10)}:  # a patient is all in or all out
+        assert len({n in out.assignment for n, g in real.groups.items() if g == p}) == 1
+    assert (names[100] in out.assignment) == (names[101] in out.assignment)
+    whole = split.make(real, ["a", "b"], FRACTIONS, 42, 4)
+    assert all(out.assignment[n] == whole.assignment[n] for n in out.assignment)  # same split, fewer
+    with pytest.raises(RebalanceError, match="count.max_per_class: 'c' is not in dataset.classes"):
+        split.make(real, ["a", "b"], FRACTIONS, 42, 4, {"c": 5})
+    big = real_set({"a": 200, "b": 20})
+    big.groups, big.prints[100] = dict(real.groups), big.prints[101]
+    extra = real_set({"a": 20}, seed=9)
+    big.images += [(f"new_{n}", c) for n, c in extra.images]
+    big.prints += extra.prints
+    grown = split.make(big, ["a", "b"], FRACTIONS, 42, 4, {"a": 50})
+    lost = [n for n in kept_a if n not in grown.assignment]
+    assert len(lost) <= sum(1 for n in grown.assignment if n.startswith("new_"))

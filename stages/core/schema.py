@@ -83,6 +83,9 @@ class Count(Group):
     split: Split = Split()
     target: Target = Target()
     near_duplicate_bits: int = Field(4, ge=0, le=16)  # phash distance of a near-duplicate (count, fuse)
+    # Keep at most n real images of a class (seed 003's 8,000 sampled benign ISIC images): whole
+    # duplicate sets and groups, in a seeded order that adding images does not reshuffle; {} keeps all
+    max_per_class: dict[str, Annotated[int, Field(ge=3)]] = {}
     seconds_per_image: dict[str, Annotated[float, Field(ge=0)]] = {}  # plan estimates, per method
     dollars_per_image: dict[str, Annotated[float, Field(ge=0)]] = {}
 

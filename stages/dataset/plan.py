@@ -69,7 +69,8 @@ def build(params: dict[str, Any], real: RealSet) -> dict[str, Any]:
     """The whole plan: splits, per-class counts, targets, deficits, per-method quotas, estimates."""
     classes = params["dataset"]["classes"]
     count = params["count"]
-    result = split.make(real, classes, count["split"], count["seed"], count["near_duplicate_bits"])
+    limits = count["max_per_class"]
+    result = split.make(real, classes, count["split"], count["seed"], count["near_duplicate_bits"], limits)
     per_split = split.counts(real.images, result.assignment, classes)
     train = per_split["train"]
     tgt = targets(train, count["target"]["strategy"], count["target"]["n"])
@@ -96,6 +97,7 @@ def build(params: dict[str, Any], real: RealSet) -> dict[str, Any]:
         "split_identity": "content" if real.prints is not None else "file name",
         "duplicates": result.duplicates,
         "dropped": result.dropped,  # official split: val/test copies of earlier-split images, left out
+        "sampled_out": result.sampled_out,  # count.max_per_class: images of a class left out, per class
         "warnings": result.warnings,
     }
 
@@ -103,7 +105,7 @@ def build(params: dict[str, Any], real: RealSet) -> dict[str, Any]:
 def counts_json(plan: dict[str, Any]) -> dict[str, Any]:
     """The CONTRACT's metrics/counts.json view of a plan (plus how the split was made)."""
     keys = ("raw", "splits", "target", "generated", "estimate", "split_method", "split_identity")
-    keys += ("duplicates", "dropped", "warnings")
+    keys += ("duplicates", "dropped", "sampled_out", "warnings")
     return {k: plan[k] for k in keys}
 
 

@@ -49,6 +49,7 @@ class Result:
     dropped: dict[str, str] = field(
         default_factory=dict
     )  # name -> why (official split: a copy in another split)
+    sampled_out: dict[str, int] = field(default_factory=dict)  # class -> left out by count.max_per_class
 
 
 def unit(seed: int, identity: str) -> float:
@@ -66,7 +67,18 @@ def draw(seed: int, identity: str, fractions: dict[str, float]) -> str:
     return SPLITS[-1]
 
 
-def make(real: RealSet, classes: list[str], fractions: dict[str, float], seed: int, bits: int) -> Result:
+def make(
+    real: RealSet,
+    classes: list[str],
+    fractions: dict[str, float],
+    seed: int,
+    bits: int,
+    max_per_class: dict[str, int] | None = None,
+) -> Result:
+    """The split (module doc); with `max_per_class`, at most that many images of a class kept."""
+    unknown = sorted(set(max_per_class or {}) - set(classes))
+    if unknown:
+        raise RebalanceError(f"count.max_per_class: {unknown[0]!r} is not in dataset.classes; fix the key")
     names = [n for n, _ in real.images]
     labels = [c for _, c in real.images]
     sizes = Counter(labels)
@@ -113,9 +125,39 @@ def make(real: RealSet, classes: list[str], fractions: dict[str, float], seed: i
             f"{len(dropped)} val/test image(s) left out: duplicates of images in an earlier official split, "
             f"first: {next(iter(dropped))} ({next(iter(dropped.values()))})"
         )
-    kept = RealSet([im for im in real.images if im[0] not in dropped], real.root)
+    sampled_out = keep_at_most(assignment, identity, real.images, max_per_class or {}, seed)
+    kept = RealSet([im for im in real.images if im[0] in assignment], real.root)
     warnings += _class_warnings(kept, assignment, classes, method, seed)
-    return Result(assignment, identity, method, dup_groups, warnings, dropped)
+    return Result(assignment, identity, method, dup_groups, warnings, dropped, sampled_out)
+
+
+def keep_at_most(
+    assignment: dict[str, str],
+    identity: dict[str, str],
+    images: list[tuple[str, str]],
+    limits: dict[str, int],
+    seed: int,
+) -> dict[str, int]:
+    """Leave out images of a class beyond `limits[class]` (count.max_per_class): the class's
+    identity sets (an image with its duplicates and group members) are taken in the order of
+    sha256(seed, "keep", identity) while they fit, the rest removed from `assignment`. A set's
+    place in that order never depends on the others, so adding images to the source keeps the
+    kept ones unless they no longer fit. Returns {class: images left out}."""
+    out = {}
+    for label, limit in sorted(limits.items()):
+        sets: dict[str, list[str]] = {}
+        for name, c in images:
+            if c == label and name in assignment:
+                sets.setdefault(identity[name], []).append(name)
+        kept = 0
+        for key in sorted(sets, key=lambda i: unit(seed, f"keep\n{i}")):
+            if kept + len(sets[key]) <= limit:
+                kept += len(sets[key])
+            else:
+                for name in sets[key]:
+                    del assignment[name]
+        out[label] = sum(len(v) for v in sets.values()) - kept
+    return out
 
 
 def _own_identity(real: RealSet, i: int) -> str:
