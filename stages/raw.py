@@ -49,7 +49,7 @@ def main() -> None:
             images, skipped, unmatched = found.images, found.skipped, attached.unmatched
             windowed = found.windowed
             if csv is not None:
-                labels = metadata.attributes(csv, images, found.source)
+                labels = metadata.attributes(csv, images, found.source, src.dataset.get("csv"))
                 atomic.write_text(out / paths.LABELS.name, labels.to_csv(index=False, lineterminator="\n"))
             index = [
                 {

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from conftest import TINY, commit_all, copy_repo, run, set_params
 from imagegen import one_line_error, smooth_image, stage, workdir
 from PIL import Image
@@ -280,3 +281,43 @@ def test_one_fit_policy_brings_every_image_to_the_square_size(tmp_path, fit):
         images.load_array(tmp_path / "square.png", 16, fit),
         images.load_array(tmp_path / "square.png", 16, "stretch"),
     )
+
+
+def test_isic_metadata_as_downloaded_by_params_alone(tmp_path):
+    """ISIC 2024's train-metadata.csv as it comes (isic_id without a suffix, target 0/1,
+    patient_id) read through raw.csv, seed 003's sampled benign set through count.max_per_class:
+    no CSV of our own, no patient in two splits, the sample recorded."""
+    rng = np.random.default_rng(5)
+    root = tmp_path / "isic"
+    rows = []
+    for i in range(60):
+        isic_id, target = f"ISIC_{1000000 + i * 37:07d}", int(i >= 48)
+        photo(rng, root / "train-image/image" / f"{isic_id}.jpg", 40, 40, grey=False)
+        rows.append({"isic_id": isic_id, "target": target, "patient_id": f"IP_{i // 3:04d}", "age": 40 + i})
+    pd.DataFrame(rows).to_csv(root / "train-metadata.csv", index=False)
+    columns = {"path": "isic_id", "label": "target", "path_format": "train-image/image/{}.jpg"}
+    updates = {"raw": {"csv": columns}, "dataset": {"group_by": "patient_id"}}
+    updates["count"] = {"max_per_class": {"benign": 24}, "target": {"strategy": "max"}}
+    work = workdir(tmp_path, root / "train-metadata.csv", ["benign", "malignant"], updates)
+    stage(work, "raw")
+    stage(work, "count")
+
+    index = pd.read_csv(work / "data/raw/images.csv", dtype=str)
+    assert len(index) == 60 and index.path.iloc[0] == "benign/train-image/image/ISIC_1000000.jpg"
+    labels = pd.read_csv(work / "data/raw/labels.csv", dtype=str)
+    assert {"patient_id", "age"} <= set(labels.columns)
+    man = counted(work)
+    patient = dict(zip(index.path, index.group))
+    assert man.groupby(man.path.map(patient)).split.nunique().max() == 1  # no patient in two splits
+    kept = man.label.value_counts().to_dict()
+    assert kept["malignant"] == 12 and 21 <= kept["benign"] <= 24  # whole patients of 3 images
+    counts = json.loads((work / "metrics/counts.json").read_text())
+    assert counts["sampled_out"] == {"benign": 48 - kept["benign"]}
+    assert sum(counts["splits"][s]["benign"] for s in ("train", "val", "test")) == kept["benign"]
+
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["raw"]["csv"]["path"] = "image_id"
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    error = one_line_error(stage(work, "raw", check=False))
+    assert "no `image_id` column (raw.csv.path; columns: isic_id, target" in error
+    assert error.endswith("fix raw.csv.path")

@@ -56,6 +56,16 @@ def source_kind(source: str) -> Literal["demo", "csv", "npz", "folder"]:
     return "demo" if source == "demo" else {"csv": "csv", "npz": "npz"}.get(suffix, "folder")
 
 
+class Csv(Group):
+    """A CSV source's own column names (ISIC 2024's train-metadata.csv: `path: isic_id`,
+    `label: target`) and how a path cell becomes a file path relative to the CSV's folder
+    (`path_format: train-image/image/{}.jpg`; `{}` is the cell)."""
+
+    path: str = Field("path", min_length=1)
+    label: str = Field("label", min_length=1)
+    path_format: str = Field("{}", pattern=r"\{\}")
+
+
 class Raw(Group):
     # `demo`, a folder of <class>/ folders, a CSV (`path,label`, optional split/group/metadata
     # columns; paths relative to the CSV's folder) or a MedMNIST-format .npz (official splits kept)
@@ -64,6 +74,7 @@ class Raw(Group):
     # 16-bit and float images (X-rays) to 8 bit: `percentile` maps the 0.5th..99.5th percentile of
     # each image's values to 0..255, `minmax` its full range (stages/core/images.py window_8bit)
     window: Literal["percentile", "minmax"] = "percentile"
+    csv: Csv = Csv()  # a CSV source's column names and path format (defaults: `path`, `label`, as is)
     demo: Demo = Demo()
 
 

@@ -34,9 +34,12 @@ def group_column(df: pd.DataFrame, group_by: str | None) -> str | None:
     return GROUP if GROUP in df.columns else None
 
 
-def dataset_view(dataset: dict[str, Any], csv_path: str, df: pd.DataFrame) -> dict[str, Any]:
-    """`dataset` as metadata.attach needs it: the CSV as metadata, its group column as group_by."""
-    return dataset | {"metadata": csv_path, "group_by": group_column(df, dataset["group_by"])}
+def dataset_view(
+    dataset: dict[str, Any], csv_path: str, df: pd.DataFrame, columns: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """`dataset` as metadata.attach needs it: the CSV as metadata, its group column as group_by,
+    its column names (raw.csv) under `csv`."""
+    return dataset | {"metadata": csv_path, "group_by": group_column(df, dataset["group_by"]), "csv": columns}
 
 
 def label_of(value: str, classes: list[str]) -> str | None:
@@ -59,11 +62,13 @@ def scan(
     processes: int | None = None,
     copy_to: Path | None = None,
     window: str = "percentile",
+    columns: dict[str, str] | None = None,
 ) -> Scan:
     """The usable images the CSV lists (as data/raw/<label>/<path>), the rest reported. With
-    `copy_to` each usable image is written there as it is verified (ingest.ingest_files)."""
+    `copy_to` each usable image is written there as it is verified (ingest.ingest_files).
+    `columns`: raw.csv (the CSV's names of `path` and `label`, a path format)."""
     csv_path = Path(csv_path)
-    df = metadata.read(csv_path, group_by)
+    df = metadata.read(csv_path, group_by, columns)
     if LABEL not in df.columns:
         raise RebalanceError(
             f"{csv_path}: no `{LABEL}` column (columns: path, {', '.join(df.columns)}); "
@@ -125,9 +130,9 @@ def scan(
     return result
 
 
-def listed(csv_path: Path) -> list[str]:
+def listed(csv_path: Path, columns: dict[str, str] | None = None) -> list[str]:
     """The paths a CSV lists (for stage scan); [] when it cannot be read (raw reports why)."""
     try:
-        return list(metadata.read(csv_path, None).index)
+        return list(metadata.read(csv_path, None, columns).index)
     except RebalanceError:
         return []

@@ -56,7 +56,7 @@ def settings(params: dict[str, Any]) -> dict[str, Any]:
         k: ds[k] for k in ("classes", "metadata", "group_by")
     }
     if raw["source"] != "demo":
-        out |= {"window": raw["window"], "listing": sha256_text(listing_text(params))}
+        out |= {"window": raw["window"], "csv": raw["csv"], "listing": sha256_text(listing_text(params))}
     return out
 
 
@@ -256,7 +256,7 @@ def listing(params: dict[str, Any], base: Path = Path(".")) -> dict[str, Any]:
         if kind == "csv" and location.is_file():
             from stages.dataset.csv_source import listed
 
-            rows = sorted(set(listed(location)))
+            rows = sorted(set(listed(location, params["raw"]["csv"])))
             return out | {"files": [[rel, *_stat(location.parent / rel)] for rel in rows]}
         return out
     if not location.is_dir():

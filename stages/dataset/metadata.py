@@ -44,6 +44,31 @@ def _clean(path: str, folders: tuple[Path, ...] = ()) -> str:
     return clean
 
 
+def _named(df: pd.DataFrame, columns: dict[str, str], csv_path: Path) -> pd.DataFrame:
+    """`df` with raw.csv's columns renamed to `path` and `label` and path_format applied."""
+    renames = {}
+    for key in ("path", "label"):
+        name = columns[key]
+        if name == key:
+            continue
+        if name not in df.columns:
+            raise RebalanceError(
+                f"{csv_path}: no `{name}` column (raw.csv.{key}; columns: {', '.join(df.columns)}); "
+                f"fix raw.csv.{key}"
+            )
+        if key in df.columns:
+            raise RebalanceError(
+                f"{csv_path}: raw.csv.{key} names `{name}` but the CSV also has a `{key}` column; "
+                f"rename one or set raw.csv.{key}: {key}"
+            )
+        renames[name] = key
+    df = df.rename(columns=renames)
+    fmt = columns["path_format"]
+    if fmt != "{}" and "path" in df.columns:
+        df["path"] = [fmt.replace("{}", cell.strip()) for cell in df["path"]]
+    return df
+
+
 def _separator(csv_path: Path) -> str:
     """`,`, unless the header has none but a `;` or a tab (a spreadsheet's regional export)."""
     with open(csv_path, encoding="utf-8-sig", errors="replace") as f:
@@ -54,10 +79,11 @@ def _separator(csv_path: Path) -> str:
     return ","
 
 
-def read(csv_path: str | Path, group_by: str | None) -> pd.DataFrame:
+def read(csv_path: str | Path, group_by: str | None, columns: dict[str, str] | None = None) -> pd.DataFrame:
     """The metadata CSV, indexed by its cleaned `path` (absolute paths inside the CSV's folder made
     relative to it); comma, semicolon or tab separated; blanks around names and values ignored.
-    Errors name the CSV and the column."""
+    `columns` (a CSV source's raw.csv): the CSV's own names of `path` and `label`, and a
+    `path_format` that makes a path cell a file path. Errors name the CSV and the column."""
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise RebalanceError(f"{csv_path}: metadata CSV not found; fix dataset.metadata in params.yaml")
@@ -70,6 +96,8 @@ def read(csv_path: str | Path, group_by: str | None) -> pd.DataFrame:
     df.columns = [str(c).strip() for c in df.columns]
     named = {c.lower(): c for c in df.columns if c.lower() in FIXED_COLUMNS and c not in FIXED_COLUMNS}
     df = df.rename(columns={c: low for low, c in named.items() if low not in df.columns})  # Path -> path
+    if columns is not None:
+        df = _named(df, columns, csv_path)
     if "path" not in df.columns:
         raise RebalanceError(
             f"{csv_path}: no `path` column (columns: {', '.join(df.columns)}); add one with each "
@@ -96,7 +124,7 @@ def attach(dataset: dict[str, Any], source: dict[str, str], official: dict[str, 
     if dataset["metadata"] is None:
         return out
     csv_path, group_by = dataset["metadata"], dataset["group_by"]
-    df = read(csv_path, group_by)
+    df = read(csv_path, group_by, dataset.get("csv"))  # a CSV source's column names (its view)
     has_split = SPLIT_COLUMN in df.columns and group_by != SPLIT_COLUMN
     for name, src in sorted(source.items()):
         row = df.loc[src] if src in df.index else None
@@ -125,10 +153,16 @@ def attach(dataset: dict[str, Any], source: dict[str, str], official: dict[str, 
     return out
 
 
-def attributes(csv_path: str | Path, images: list[tuple[str, str]], source: dict[str, str]) -> pd.DataFrame:
+def attributes(
+    csv_path: str | Path,
+    images: list[tuple[str, str]],
+    source: dict[str, str],
+    columns: dict[str, str] | None = None,
+) -> pd.DataFrame:
     """data/raw/labels.csv for a source with metadata: `path` (in data/raw), `label` and the CSV's
-    other columns, one row per ingested image (empty values where the CSV has no row)."""
-    df = read(csv_path, None)
+    other columns, one row per ingested image (empty values where the CSV has no row).
+    `columns`: a CSV source's raw.csv."""
+    df = read(csv_path, None, columns)
     df = df.drop(columns=[c for c in ("label",) if c in df.columns])
     rows = df.reindex([source[name] for name, _ in images]).fillna("").reset_index(drop=True)
     head = pd.DataFrame({"path": [n for n, _ in images], "label": [c for _, c in images]})

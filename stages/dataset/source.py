@@ -35,10 +35,12 @@ def read(params: dict[str, Any], out: Path | None = None) -> Source:
         found = npz_source.extract(path, dataset["classes"], folder, window, processes)
         return Source(found, folder, None, dataset, extracted=True)
     if kind == "csv":
+        columns = raw["csv"]
         found = csv_source.scan(
-            path, dataset["classes"], dataset["group_by"], raw["on_bad_file"], processes, out, window
+            path, dataset["classes"], dataset["group_by"], raw["on_bad_file"], processes, out, window, columns
         )
-        view = csv_source.dataset_view(dataset, raw["source"], metadata.read(path, dataset["group_by"]))
+        df = metadata.read(path, dataset["group_by"], columns)
+        view = csv_source.dataset_view(dataset, raw["source"], df, columns)
         return Source(found, path.parent, raw["source"], view)
     found = ingest.scan(path, dataset["classes"], raw["on_bad_file"], True, processes, out, window)
     return Source(found, path, dataset["metadata"], dataset)
