@@ -15,6 +15,7 @@ from imagegen import one_line_error, smooth_image, stage, workdir
 from PIL import Image
 
 from stages.core import images
+from stages.dataset import plan
 
 SMALL = TINY | {
     "train": TINY["train"]
@@ -313,6 +314,7 @@ def test_isic_metadata_as_downloaded_by_params_alone(tmp_path):
     assert kept["malignant"] == 12 and 21 <= kept["benign"] <= 24  # whole patients of 3 images
     counts = json.loads((work / "metrics/counts.json").read_text())
     assert counts["sampled_out"] == {"benign": 48 - kept["benign"]}
+    assert f"Sampled: {48 - kept['benign']} real benign images left out" in plan.split_notes(counts)
     assert sum(counts["splits"][s]["benign"] for s in ("train", "val", "test")) == kept["benign"]
 
     params = yaml.safe_load((work / "params.yaml").read_text())

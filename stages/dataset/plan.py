@@ -172,5 +172,16 @@ def split_notes(counts: dict[str, Any]) -> str:
     if counts["duplicates"]:
         n = sum(len(g) for g in counts["duplicates"])
         lines.append(f"Duplicates: {n} images in {len(counts['duplicates'])} groups, each kept in one split.")
+    lines += sampled_lines(counts)
     lines += [f"warning: {w}" for w in counts["warnings"]]
     return "\n".join(lines)
+
+
+def sampled_lines(counts: dict[str, Any]) -> list[str]:
+    """What count.max_per_class left out (none for counts written before it existed)."""
+    return [
+        f"Sampled: {n} real {label} images left out by count.max_per_class (a seeded sample of whole "
+        "groups and duplicate sets kept; they stay in data/raw)."
+        for label, n in counts.get("sampled_out", {}).items()
+        if n
+    ]

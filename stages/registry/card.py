@@ -108,6 +108,7 @@ def _balance(counts: dict[str, Any], fused, classes: list[str]) -> list[str]:
         "## Real images per split",
         "",
         plan.split_table(counts),
+        *(["", *plan.sampled_lines(counts)] if plan.sampled_lines(counts) else []),
         "",
         f"## Published files per split (`{paths.FUSED.as_posix()}`)",
         "",
