@@ -33,6 +33,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 # benchmarks/_project.py, beside this script (on sys.path when run as a script)
@@ -121,7 +122,7 @@ def measure(n: int, size: int, workdir: Path) -> dict:
         kib = int(re.findall(r"Maximum resident set size \(kbytes\): (\d+)", output)[-1])
         table[stage] = {"max_rss_mib": round(kib / 1024, 1), "seconds": round(seconds, 2)}
         print(f"  n={n} {stage}: {kib / 1024:.0f} MiB, {seconds:.1f} s", file=sys.stderr, flush=True)
-    synthesized = sum(1 for _ in (copy / "data/synthesized").rglob("*.png"))
+    synthesized = len(pd.read_csv(copy / "data/synthesized/manifest.csv"))  # the images are packed in tars
     return {"n": n, "classes": per_class, "synthesized": synthesized, "stages": table}
 
 

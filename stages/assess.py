@@ -14,11 +14,11 @@ import torch
 
 from stages.core import atomic, device, manifest, params as params_mod, paths
 from stages.core.errors import run_main
-from stages.core.images import load_stack
+from stages.core.images import load_array, load_stack
 from stages.core.progress import progress
-from stages.dataset import duplicates
+from stages.dataset import duplicates, shards
 from stages.learn import classifier as model_mod
-from stages.learn.data import image_set
+from stages.learn.data import fused_set, image_set
 from stages.synth import quality
 from stages.synth.quality_plots import grid_plot, tsne_plot
 
@@ -92,13 +92,14 @@ def main() -> None:
             sel = rows[rows.label == label]
             if sel.empty:
                 continue
-            f, predicted = space(image_set(folder, list(sel.path), size, budget))
+            sources = [shards.source(folder, r) for r in sel.itertuples()]  # files, or packed samples
+            f, predicted = space(fused_set(sel, size, budget, folder))
             real_f = f_train[(train.label == label).to_numpy()]
             s_real, s_fake = (quality.sample(len(x), cap, cfg["seed"]) for x in (real_f, f))
             precision, recall = quality.precision_recall(real_f[s_real], f[s_fake], cfg["k"])
             auc = quality.real_vs_synthetic_auc(real_f[s_real], f[s_fake], cfg["seed"])
             own_source = np.array([train_index.get(src, -1) for src in sel.source])  # its own source
-            hashes = quality.pack(quality.phash_files(folder, sel.path, processes))
+            hashes = quality.pack(quality.phash_files(sources, f"phash {name}/{label}", processes))
             dist, nearest = quality.near_copies(hashes, h_train, bits, exclude=own_source)  # every image
             copies = listed(sel.path, dist, nearest, train.path, "nearest_train")
             closest, _ = quality.nearest_words(hashes[s_fake], h_train, own_source[s_fake])
@@ -123,7 +124,8 @@ def main() -> None:
             if name != "real_val":
                 tsne_feats.append(f)
                 tsne_groups += [f"{name}/{label}"] * len(sel)
-                samples.setdefault(label, {})[name] = load_stack(folder, sel.path[: cfg["grid"]], GRID_PX)
+                grid = [load_array(s, GRID_PX) for s in sources[: cfg["grid"]]]
+                samples.setdefault(label, {})[name] = np.stack(grid)
         report["per_method"][name] = per_class
     report["classifier"]["real_val_accuracy"] = report["per_method"]["real_val"] and r4(
         np.average(

@@ -12,7 +12,7 @@ from stages.core import atomic, manifest, params as params_mod, paths
 from stages.core.errors import run_main
 from stages.core.pool import pimap
 from stages.dataset import duplicates, shards
-from stages.dataset.flips import FINGERPRINTS, SHARD_MB, flip_file, flipped_path
+from stages.dataset.flips import FINGERPRINTS, flip_file, flipped_path
 
 
 def main() -> None:
@@ -20,13 +20,13 @@ def main() -> None:
     flip = params["flip"]
     real = manifest.read(paths.COUNTED / manifest.FILENAME)
     synthetic = manifest.read(paths.SYNTHESIZED / manifest.FILENAME)
-    # (file on disk, its path in data/fused, its name as a source, its row)
+    # (its bytes: a file or a sample packed in a tar, its path in data/fused, its name as a source, its row)
     inputs = [(paths.RAW / r.path, f"{r.split}/{r.path}", r.path, r) for r in real.itertuples()]
-    inputs += [(paths.SYNTHESIZED / r.path, r.path, r.path, r) for r in synthetic.itertuples()]
+    inputs += [(shards.source(paths.SYNTHESIZED, r), r.path, r.path, r) for r in synthetic.itertuples()]
     chosen = [i for i in inputs if flip["enabled"] and i[3].split in flip["splits"]]
     prints = []
     with atomic.output_dir(paths.FLIPPED) as out:
-        with shards.Writer(out, "flip", SHARD_MB) as packed:  # flips streamed into tars, in order
+        with shards.Writer(out, "flip", shards.SHARD_MB) as packed:  # flips streamed into tars, in order
             done = pimap(flip_file, [file for file, *_ in chosen], "flip", params["compute"]["processes"])
             for (_, fused_path, source_name, r), (data, sha, pixels, phash) in zip(chosen, done):
                 path = flipped_path(fused_path)

@@ -1,9 +1,12 @@
 """Stage synthesize: fill each class's train deficit with generated images, per method share.
 
-Each method (stages/synth/) is prepared once, when a class first needs it. Incremental:
+Each method (stages/synth/) is prepared once, when a class first needs it. The images are packed,
+in path order, into data/synthesized/shards/synth-*.tar (manifest.csv gives each image's shard,
+offset and size; stages/dataset/shards.py): stage fuse is their only per-file home, so DVC tracks
+each synthetic image once, as it does the flips. Incremental:
 data/synthesized is a persistent output (dvc.yaml `persist: true`); each row's
-`method.cache_key(label, index)` is stored in its `detail` JSON, and on the next run a file whose
-key, path and checksum still match is hard-linked into the new output instead of being
+`method.cache_key(label, index)` is stored in its `detail` JSON, and on the next run an image whose
+key, path and checksum still match is taken from the last run's tars (or file) instead of being
 regenerated. An image a reviewer rejected (reviews/<dataset.name>.csv) changes its slot's seeds,
 so the slot is regenerated. Everything else is generated, files no longer planned disappear,
 and the new folder replaces the old one atomically. Also writes the lesion-edit sample grid.
@@ -23,9 +26,10 @@ import sys
 from pathlib import Path
 
 from stages.core import atomic, device, manifest, params as params_mod, paths, ranks
-from stages.core.errors import run_main
-from stages.core.hashing import sha256_file
+from stages.core.errors import RebalanceError, run_main
+from stages.core.hashing import sha256_bytes
 from stages.core.images import save_png
+from stages.dataset import shards
 from stages.review import decisions
 from stages.synth import methods as synth_methods
 from stages.synth.base import Context, Method, output_path
@@ -55,14 +59,27 @@ def with_key(row: dict, key: str) -> dict:
 
 
 def reusable(path: str, key: str, old: dict[str, dict], old_dir: Path) -> bool:
-    """The last run's file at `path` was made with the same cache key and is intact."""
+    """The last run's image at `path` (packed in its tars, or a file) was made with the same
+    cache key and is intact."""
     prev = old.get(path)
-    return bool(
-        prev
-        and stored_key(prev) == key
-        and (old_dir / path).is_file()
-        and sha256_file(old_dir / path) == prev["sha256"]
-    )
+    if not prev or stored_key(prev) != key:
+        return False
+    try:
+        return sha256_bytes(shards.read_bytes(old_dir, prev)) == prev["sha256"]
+    except (OSError, ValueError, RebalanceError):  # gone, or a damaged row: made again
+        return False
+
+
+def take_over(prev: dict, old_dir: Path, dst: Path) -> dict:
+    """Put the last run's image of row `prev` at `dst` (a link to a file, or its bytes out of a
+    tar); its row without the old shard columns (it is packed again)."""
+    src = shards.source(old_dir, prev)
+    if isinstance(src, shards.Packed):
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_bytes(src.read_bytes())
+    else:
+        atomic.link_or_copy(src, dst)
+    return {k: v for k, v in prev.items() if k not in manifest.SHARD_COLUMNS}
 
 
 def fill(
@@ -84,8 +101,7 @@ def fill(
     if world.main:
         for i in sorted(reused):
             path = output_path(name, label, i)
-            atomic.link_or_copy(old_dir / path, out_dir / path)
-            rows.append(old[path])
+            rows.append(take_over(old[path], old_dir, out_dir / path))
     todo = world.share([i for i in range(n) if i not in reused], getattr(method, "block_size", 1))
     made = method.generate(label, todo) if todo else []
     by_path = {output_path(name, label, i): keys[i] for i in todo}
@@ -132,9 +148,24 @@ def main() -> None:
             return
         world.wait()
         rows += merge_parts(world, out)
-        manifest.write(rows, out / manifest.FILENAME)
         grid = lesion_edit_grid(rows, out, params["dataset"]["classes"])
+        manifest.write(pack(rows, out), out / manifest.FILENAME)
     save_png(grid, paths.LESION_EDIT_GRID)
+
+
+def pack(rows: list[dict], out: Path):
+    """The generated files under `out`, in path order, into out/shards/synth-*.tar (the same rows
+    give the same tar bytes); the files go. The rows with each image's shard, offset and size."""
+    with shards.Writer(out, "synth", shards.SHARD_MB) as packed:
+        for r in sorted(rows, key=lambda r: r["path"]):
+            packed.add({c: r[c] for c in manifest.COLUMNS}, (out / r["path"]).read_bytes())
+    for r in rows:
+        (out / r["path"]).unlink()
+    emptied = {p for r in rows for p in Path(r["path"]).parents if p != Path(".")}
+    for folder in sorted(emptied, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):  # a folder holding anything else stays
+            (out / folder).rmdir()
+    return shards.table(packed.rows)
 
 
 PART_ROWS = "rows.json"

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, copy_built, run, set_params
 
-from stages.core import ranks
+from stages.core import manifest, ranks
+from stages.dataset import shards
 
 TRAIN_BOTH = """
 import json, sys
@@ -89,8 +90,12 @@ def test_sampling_in_two_processes_gives_the_same_bytes(built_repo: Path, tmp_pa
     def synthesize(processes: int) -> tuple[dict[str, str], str]:
         set_params(repo, {"synthesize": {"processes": processes}})
         log = run([sys.executable, "-m", "stages.synthesize"], repo).stdout
-        made = {p.relative_to(out).as_posix(): sha(p.read_bytes()) for p in out.rglob("*") if p.is_file()}
-        return made, log
+        files = {p.relative_to(out).as_posix(): sha(p.read_bytes()) for p in out.rglob("*") if p.is_file()}
+        rows = manifest.read(out / manifest.FILENAME)
+        images = {r.path: sha(shards.read_bytes(out, r)) for r in rows.itertuples()}  # packed in tars
+        assert images == dict(zip(rows.path, rows.sha256))  # each sample is the image its row names
+        assert not [f for f in files if f.endswith(".png")]  # no image tracked as a file of its own
+        return files | images, log
 
     shutil.rmtree(out)
     one, _ = synthesize(1)

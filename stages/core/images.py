@@ -21,6 +21,7 @@ import io
 import re
 import warnings
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -28,6 +29,16 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from stages.core.atomic import write_bytes
 from stages.core.errors import RebalanceError
 from stages.core.hashing import sha256_bytes
+
+
+class Packed(Protocol):
+    """An image kept inside a tar, as stages.dataset.shards.Packed gives it: its manifest path
+    and its bytes."""
+
+    path: str
+
+    def read_bytes(self) -> bytes: ...
+
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".dcm", ".dicom"}
 DICOM_EXTENSIONS = {".dcm", ".dicom"}
@@ -168,12 +179,16 @@ def _decoded(path: Path, mode: str | None = None, data: bytes | None = None) -> 
         raise BadImageError(path, f"cannot read image ({reason or type(err).__name__})") from None
 
 
-def open_rgb(path: str | Path, data: bytes | None = None) -> Image.Image:
+def open_rgb(path: str | Path | Packed, data: bytes | None = None) -> Image.Image:
     """Open an image as RGB, EXIF orientation applied, fully decoded (so corruption shows here).
 
     16-bit and float images are windowed to 8 bit (`set_window`); every decoder error, a
     decompression bomb included, is a BadImageError. `data`: the bytes of the file `path` names.
+    `path` may also be a sample packed in a tar (stages.dataset.shards.Packed: a flip, a
+    synthetic image), read by its own read_bytes().
     """
+    if not isinstance(path, (str, Path)):  # a packed sample
+        path, data = path.path, path.read_bytes()
     im, _ = _decoded(Path(path), data=data)
     return im.convert("RGB")
 

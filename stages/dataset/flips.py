@@ -13,9 +13,9 @@ from PIL import Image
 from stages.core.hashing import sha256_bytes
 from stages.core.images import encode_png, open_rgb
 from stages.dataset import duplicates
+from stages.dataset.shards import Packed
 
 FINGERPRINTS = "fingerprints.csv"  # data/flipped/: path, sha256, pixels, phash of every flip (for fuse)
-SHARD_MB = 256  # size of each data/flipped/shards/flip-*.tar
 
 
 def flipped_path(fused_path: str) -> str:
@@ -24,8 +24,9 @@ def flipped_path(fused_path: str) -> str:
     return (p.parent / f"{p.stem}_flip.png").as_posix()
 
 
-def flip_file(src: Path) -> tuple[bytes, str, str, str]:
-    """`src` mirrored left-right: (its PNG bytes, their sha256, pixels sha256, phash hex).
+def flip_file(src: Path | Packed) -> tuple[bytes, str, str, str]:
+    """`src` (a file, or a synthetic image packed in data/synthesized's tars) mirrored left-right:
+    (its PNG bytes, their sha256, pixels sha256, phash hex).
 
     The fingerprint comes from the image in hand, so stage fuse's leak check need not decode it again.
     """

@@ -36,6 +36,7 @@ from stages.core.manifest import COLUMNS, SHARD_COLUMNS
 from stages.core.progress import progress
 
 FOLDER = "shards"
+SHARD_MB = 256  # a stage's own packed output (flips, synthetic images): tars of at most this size
 SPLITS = ("train", "val", "test")
 TAR_FORMAT = tarfile.USTAR_FORMAT
 

@@ -112,7 +112,8 @@ def image_set(
 def fused_set(
     rows: pd.DataFrame, size: int, in_memory_mb: float, folder: str | Path = paths.FUSED
 ) -> Dataset:
-    """The images of manifest `rows` of a release (data/fused), per-file or sharded alike."""
+    """The images of manifest `rows` of `folder` (a release, data/fused, or data/synthesized),
+    per-file or packed in shards alike."""
     spans = None
     if shards.is_sharded(rows):
         spans = [(r.shard, int(r.offset), int(r.size)) for r in rows.itertuples()]

@@ -28,6 +28,7 @@ from scipy import linalg
 from torch.utils.data import Dataset
 
 from stages.core.device import CPU, Runtime
+from stages.dataset.shards import Packed
 from stages.learn import data
 
 CHUNK_CELLS = 2**22  # distances held at once (32 MiB of float64): memory stays flat in the data size
@@ -119,20 +120,21 @@ def phash(images: np.ndarray) -> np.ndarray:
     )
 
 
-def phash_file(path: Path) -> np.ndarray:
-    """The 64-bit perceptual hash of one image file at its own size, as 64 booleans."""
+def phash_file(src: Path | Packed) -> np.ndarray:
+    """The 64-bit perceptual hash of one image (a file, or a sample packed in a tar) at its own
+    size, as 64 booleans."""
     from stages.core.images import open_rgb
 
-    return imagehash.phash(open_rgb(path)).hash.reshape(-1)
+    return imagehash.phash(open_rgb(src)).hash.reshape(-1)
 
 
-def phash_files(folder, names, processes: int | None = None) -> np.ndarray:
-    """Perceptual hashes of image files, each at its own size (mixed sizes are fine), N x 64 bools,
-    on every core, one file decoded at a time per process."""
+def phash_files(sources: list[Path | Packed], desc: str, processes: int | None = None) -> np.ndarray:
+    """Perceptual hashes of images (files or packed samples, stages.dataset.shards.source), each
+    at its own size (mixed sizes are fine), N x 64 bools, on every core, one decoded at a time
+    per process."""
     from stages.core.pool import pmap
 
-    files = [Path(folder) / n for n in names]
-    hashes = pmap(phash_file, files, f"phash {Path(folder).name}", processes)
+    hashes = pmap(phash_file, sources, desc, processes)
     return np.stack(hashes) if hashes else np.zeros((0, 64), bool)
 
 
