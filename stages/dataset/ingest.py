@@ -140,8 +140,8 @@ def scan(
                 result.skipped.append({"path": rel + "/", "reason": "folder not in dataset.classes"})
             elif entry.is_symlink() and link_problem(entry, root):
                 result.skipped.append({"path": rel, "reason": link_problem(entry, root)})
+    pending: list[tuple[str, str | None, Path, str]] = []  # (label, split, file, name in data/raw)
     for label in classes:
-        found = 0
         for split in splits or [None]:
             class_dir = folder / split / label if split else folder / label
             _check_folder_link(class_dir, root, "class")
@@ -152,26 +152,33 @@ def scan(
                     f"{class_dir}: class folder missing; create it or remove {label!r} from dataset.classes"
                 )
             prefix = f"{label}/{split}" if split else label
-            found_here = _files(
-                class_dir, folder, result, on_bad_file, verify, processes, prefix, copy_to, window
+            found_here = _candidates(class_dir, folder, result, on_bad_file, prefix)
+            pending += [(label, split, path, name) for path, name in found_here]
+    # every class in one pool (one start-up, no idle tail per class)
+    files = [(path, name) for _, _, path, name in pending]
+    checked = ingest_files(files, copy_to, window, processes) if verify else [Ingested()] * len(files)
+    found = dict.fromkeys(classes, 0)
+    for (label, split, path, name), done in zip(pending, checked):
+        if done.problem:
+            _bad(path, done.problem, folder, result, on_bad_file)
+            continue
+        if done.windowed:
+            name = windowed_name(name)
+            result.windowed.add(name)
+        if done.pixels:
+            result.prints[name] = done
+        if name in result.source:
+            raise RebalanceError(
+                f"{path}: would be ingested as data/raw/{name}, as {result.source[name]} is "
+                "(16-bit and float images become <name>.png); rename one of the two files"
             )
-            for path, name, done in found_here:
-                if done.windowed:
-                    name = windowed_name(name)
-                    result.windowed.add(name)
-                if done.pixels:
-                    result.prints[name] = done
-                if name in result.source:
-                    raise RebalanceError(
-                        f"{path}: would be ingested as data/raw/{name}, as {result.source[name]} is "
-                        "(16-bit and float images become <name>.png); rename one of the two files"
-                    )
-                result.images.append((name, label))
-                result.source[name] = path.relative_to(folder).as_posix()
-                if split:
-                    result.official[name] = split
-                found += 1
-        if found == 0:
+        result.images.append((name, label))
+        result.source[name] = path.relative_to(folder).as_posix()
+        if split:
+            result.official[name] = split
+        found[label] += 1
+    for label in classes:
+        if found[label] == 0:
             where = folder / label if not splits else f"{folder}/{{{','.join(splits)}}}/{label}"
             raise RebalanceError(
                 f"{where}: no usable images; add images or remove {label!r} from dataset.classes"
@@ -190,27 +197,19 @@ def _check_folder_link(path: Path, root: Path, what: str) -> None:
         )
 
 
-def _files(
-    class_dir: Path,
-    folder: Path,
-    result: Scan,
-    on_bad_file: str,
-    verify: bool,
-    processes: int | None,
-    prefix: str,
-    copy_to: Path | None,
-    window: str,
-) -> list[tuple[Path, str, Ingested]]:
-    """The usable image files under one class folder as (file, name in data/raw before windowing,
-    what ingesting it found); the others reported (or an error). Verifying (and copying, with
-    `copy_to`) runs on every core (stages.core.pool)."""
+def _bad(path: Path, reason: str, folder: Path, result: Scan, on_bad_file: str) -> None:
+    """A file found unusable: reported as skipped, or a one-line error in strict mode."""
+    if on_bad_file == "error":
+        raise RebalanceError(f"{path}: {reason}; remove the file or set raw.on_bad_file: skip")
+    rel = path.relative_to(folder).as_posix() + ("/" if path.is_dir() else "")
+    result.skipped.append({"path": rel, "reason": reason})
 
-    def bad(path: Path, reason: str) -> None:
-        if on_bad_file == "error":
-            raise RebalanceError(f"{path}: {reason}; remove the file or set raw.on_bad_file: skip")
-        rel = path.relative_to(folder).as_posix() + ("/" if path.is_dir() else "")
-        result.skipped.append({"path": rel, "reason": reason})
 
+def _candidates(
+    class_dir: Path, folder: Path, result: Scan, on_bad_file: str, prefix: str
+) -> list[tuple[Path, str]]:
+    """The image files under one class folder as (file, name in data/raw before windowing); the
+    others reported (or an error). Not yet decoded: scan ingests every class's files in one pool."""
     candidates = []
     for path, problem in walk(class_dir, folder.resolve()):
         hidden = [part for part in path.relative_to(class_dir).parts[:-1] if part.startswith(".")]
@@ -221,22 +220,13 @@ def _files(
         if path.name.startswith("."):
             continue
         if problem:
-            bad(path, problem)
+            _bad(path, problem, folder, result, on_bad_file)
             continue
         if not (is_image_name(path) or images.is_dicom(path)):
-            bad(path, images.NOT_AN_IMAGE)
+            _bad(path, images.NOT_AN_IMAGE, folder, result, on_bad_file)
             continue
         candidates.append((path, f"{prefix}/{path.relative_to(class_dir).as_posix()}"))
-    if not verify:
-        return [(path, name, Ingested()) for path, name in candidates]
-    usable = []
-    checked = ingest_files([(path, name) for path, name in candidates], copy_to, window, processes)
-    for (path, name), done in zip(candidates, checked):
-        if done.problem:
-            bad(path, done.problem)
-        else:
-            usable.append((path, name, done))
-    return usable
+    return candidates
 
 
 def listing(params: dict[str, Any], base: Path = Path(".")) -> dict[str, Any]:
