@@ -270,7 +270,9 @@ def test_memorisation_check_finds_near_copies():
     rng = np.random.default_rng(1)
     real = rng.integers(0, 255, (5, 64, 64, 3), dtype=np.uint8)
     fake = np.concatenate([real[2:3] // 2 + 60, rng.integers(0, 255, (1, 64, 64, 3), dtype=np.uint8)])
-    dist, nearest = quality.nearest_hash(quality.phash(fake), quality.phash(real))
+    dist, nearest = quality.nearest_words(
+        quality.pack(quality.phash(fake)), quality.pack(quality.phash(real))
+    )
     assert nearest[0] == 2 and dist[0] <= 4 and dist[1] > 10
 
 
@@ -278,10 +280,10 @@ def test_memorisation_check_skips_only_the_edit_own_source():
     rng = np.random.default_rng(2)
     real = rng.integers(0, 255, (4, 64, 64, 3), dtype=np.uint8)
     fake = np.stack([real[1], real[3]])  # an edit of 1 (excluded), and a copy of 3 (not its source)
-    own = np.zeros((2, 4), bool)
-    own[0, 1] = True
-    own[1, 0] = True
-    dist, nearest = quality.nearest_hash(quality.phash(fake), quality.phash(real), exclude=own)
+    own = np.array([1, 0])  # each fake image's own source
+    dist, nearest = quality.nearest_words(
+        quality.pack(quality.phash(fake)), quality.pack(quality.phash(real)), own
+    )
     assert dist[0] > 10  # its own source does not count
     assert nearest[1] == 3 and dist[1] == 0  # a copy of another train image is still caught
 
@@ -294,9 +296,10 @@ def test_quality_comparisons_do_not_depend_on_the_chunk_size(monkeypatch):
     h_real = rng.integers(0, 2, (90, 64)).astype(bool)
     h_fake = np.concatenate([h_real[:20], rng.integers(0, 2, (50, 64)).astype(bool)])
     own = np.r_[np.arange(20), -np.ones(50, int)]  # each of the first 20 is an edit of its source
-    whole = quality.precision_recall(real, fake), quality.nearest_hash(h_fake, h_real, exclude=own)
+    h_fake, h_real = quality.pack(h_fake), quality.pack(h_real)
+    whole = quality.precision_recall(real, fake), quality.nearest_words(h_fake, h_real, own)
     monkeypatch.setattr(quality, "CHUNK_CELLS", 7 * 90)  # 7 rows at a time
-    chunked = quality.precision_recall(real, fake), quality.nearest_hash(h_fake, h_real, exclude=own)
+    chunked = quality.precision_recall(real, fake), quality.nearest_words(h_fake, h_real, own)
     assert whole[0] == chunked[0]
     assert all(np.array_equal(a, b) for a, b in zip(whole[1], chunked[1]))
     assert (chunked[1][0][:20] > 0).all()  # own sources skipped in every chunk

@@ -108,7 +108,7 @@ def _balance(counts: dict[str, Any], fused, classes: list[str]) -> list[str]:
         "## Real images per split",
         "",
         plan.split_table(counts),
-        *(["", *plan.sampled_lines(counts)] if plan.sampled_lines(counts) else []),
+        *[line for sampled in plan.sampled_lines(counts) for line in ("", sampled)],
         "",
         f"## Published files per split (`{paths.FUSED.as_posix()}`)",
         "",

@@ -143,26 +143,15 @@ def pack(hashes: np.ndarray) -> np.ndarray:
     return np.packbits(hashes.astype(np.uint8), axis=1).view(">u8").astype(np.uint64).reshape(-1)
 
 
-def nearest_hash(
-    fake_hashes: np.ndarray, real_hashes: np.ndarray, exclude: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """For each synthetic image, the Hamming distance to and index of the nearest real image.
-
-    `exclude` (N_fake x N_real booleans, or for each fake image the index of one real image to
-    skip, -1 for none) marks pairs not to count, e.g. a local edit and its own source, which it
-    resembles by design; a copy of any *other* train image is still found. Hashes are N x 64
-    booleans (`phash`), compared as packed 64-bit words (`nearest_words`)."""
-    if exclude is not None and exclude.ndim == 2:
-        exclude = np.where(exclude.any(1), exclude.argmax(1), -1)
-    return nearest_words(pack(fake_hashes), pack(real_hashes), exclude)
-
-
 def nearest_words(
     fake: np.ndarray, real: np.ndarray, exclude: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """nearest_hash on uint64 words (`exclude`: one real index per fake image, -1 for none):
-    every pair compared with popcount, at most CHUNK_CELLS pairs at a time (no N x M x 64 array,
-    memory flat in the data size; time O(N x M): see near_copies for the search that is not)."""
+    """For each synthetic hash (uint64 words, `pack`), the Hamming distance to and index of the
+    nearest real one. `exclude`: for each synthetic image the index of one real image not to count
+    (a local edit's own source, which it resembles by design; a copy of any *other* train image is
+    still found), -1 for none. Every pair compared with popcount, at most CHUNK_CELLS pairs at a
+    time (no N x M x 64 array, memory flat in the data size; time O(N x M): see near_copies for
+    the search that is not)."""
     dist, nearest = np.zeros(len(fake), int), np.zeros(len(fake), int)
     if len(fake) == 0 or len(real) == 0:
         return dist, nearest
