@@ -46,6 +46,8 @@ def main() -> None:
     limits = params["count"]["max_per_class"]
     for label, n in counts["sampled_out"].items():
         print(f"count.max_per_class: {n} {label} images left out (at most {limits[label]} kept)")
+    for line in plan.drawn_lines(counts):
+        print(line)
     for warning in counts["warnings"]:
         print(f"warning: {warning}")
     print(

@@ -323,3 +323,41 @@ def test_isic_metadata_as_downloaded_by_params_alone(tmp_path):
     error = one_line_error(stage(work, "raw", check=False))
     assert "no `image_id` column (raw.csv.path; columns: isic_id, target" in error
     assert error.endswith("fix raw.csv.path")
+
+
+def test_kaggle_split_folders_as_downloaded(tmp_path):
+    """`Train/ Test/` as Kaggle's archives hold them (capitalised, no val, a `__MACOSX/` beside):
+    read as the official split, test kept exactly, val drawn from train, the stray folder reported;
+    a CSV's `valid` split value is read as val."""
+    rng = np.random.default_rng(3)
+    src = tmp_path / "skin"
+    for folder, n in (("Train", 24), ("Test", 6)):
+        for c in ("melanoma", "nevus"):
+            for i in range(n):
+                photo(rng, src / folder / c / f"{folder}_{c}_{i}.jpg", 48, 40, grey=False)
+    (src / "__MACOSX" / "Train").mkdir(parents=True)
+    work = workdir(tmp_path, src, ["melanoma", "nevus"])
+    assert "skipped __MACOSX/: folder not a split (train, val, test)" in stage(work, "raw").stdout
+    out = stage(work, "count").stdout
+    assert "Drawn: the source has no val split" in out
+    index = pd.read_csv(work / "data/raw/images.csv", dtype=str)
+    assert set(index.split) == {"train", "test"} and index.path.iloc[0].startswith("melanoma/test/")
+    man = counted(work).set_index("path")
+    official = dict(zip(index.path, index.split))
+    assert all((man.split[n] == "test") == (s == "test") for n, s in official.items())  # test exact
+    counts = json.loads((work / "metrics/counts.json").read_text())
+    assert counts["drawn_from_train"]["val"] == (man.split == "val").sum() > 0
+
+    (src / "Valid").mkdir()
+    (src / "Test").rename(src / "validation")
+    error = one_line_error(stage(work, "raw", check=False))
+    assert "holds both Valid/ and validation/, two val folders; merge them" in error
+
+    rows = [{"path": f"{i}.png", "label": "ab"[i % 2], "split": ["Train", "valid", "TEST"][i % 3]} for i in range(18)]
+    for row in rows:
+        photo(rng, tmp_path / "csv" / row["path"], 32, 32, grey=True)
+    pd.DataFrame(rows).to_csv(tmp_path / "csv/list.csv", index=False)
+    (tmp_path / "c").mkdir()
+    work = workdir(tmp_path / "c", tmp_path / "csv/list.csv", ["a", "b"])
+    stage(work, "raw")
+    assert pd.read_csv(work / "data/raw/images.csv").split.value_counts().to_dict() == {"train": 6, "val": 6, "test": 6}

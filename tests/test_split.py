@@ -140,3 +140,35 @@ def test_max_per_class_keeps_whole_groups_and_stays_stable():
     grown = split.make(big, ["a", "b"], FRACTIONS, 42, 4, {"a": 50})
     lost = [n for n in kept_a if n not in grown.assignment]
     assert len(lost) <= sum(1 for n in grown.assignment if n.startswith("new_"))
+
+
+def test_an_official_split_without_val_draws_it_from_train_whole_sets_and_stably():
+    """Kaggle's train/ test/ folders: val is drawn from the official train images by identity
+    (groups and duplicate sets whole, count.split's proportions), the official test stays exact,
+    and adding images moves none of the others."""
+    real = real_set({"a": 120, "b": 60})
+    names = [n for n, _ in real.images]
+    real.official = {n: "test" if i % 5 == 0 else "train" for i, n in enumerate(names)}
+    real.groups = {n: f"p{i // 4}" for i, n in enumerate(names[:80]) if i % 5}  # train patients of 3-4
+    real.prints[11] = real.prints[12]  # an exact duplicate pair, both in train
+    out = split.make(real, ["a", "b"], FRACTIONS, 42, 4)
+    assert out.method == "official" and set(out.drawn) == {"val"}
+    assert all(out.assignment[n] == "test" for n, s in real.official.items() if s == "test")
+    val = [n for n, s in out.assignment.items() if s == "val"]
+    assert out.drawn["val"] == len(val) and all(real.official[n] == "train" for n in val)
+    train_before = sum(1 for s in real.official.values() if s == "train")
+    assert abs(len(val) / train_before - 0.15 / 0.85) < 0.08
+    for p in set(real.groups.values()):
+        assert len({out.assignment[n] for n, g in real.groups.items() if g == p}) == 1
+    assert out.assignment[names[11]] == out.assignment[names[12]]
+    grown = real_set({"a": 120, "b": 60})
+    grown.official, grown.groups, grown.prints[11] = dict(real.official), dict(real.groups), grown.prints[12]
+    extra = real_set({"a": 10}, seed=9)
+    grown.images += [(f"new_{n}", c) for n, c in extra.images]
+    grown.prints += extra.prints
+    grown.official |= {f"new_{n}": "train" for n, _ in extra.images}
+    after = split.make(grown, ["a", "b"], FRACTIONS, 42, 4).assignment
+    assert {n: after[n] for n in out.assignment} == out.assignment
+    real.groups = {}
+    real.official = {n: "val" if i % 7 == 0 else s for i, (n, s) in enumerate(real.official.items())}
+    assert split.make(real, ["a", "b"], FRACTIONS, 42, 4).drawn == {}  # a val of its own: kept as is

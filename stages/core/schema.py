@@ -12,6 +12,15 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 SPLITS = ("train", "val", "test")
+# what sources call them (split folders, a `split` column), matched case-insensitively: Kaggle's
+# `Train/ Test/`, `valid/`, `validation/`
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+               "dev": "val", "test": "test", "testing": "test"}
+
+
+def official_split(name: str) -> str | None:
+    """The split (train, val, test) a source's folder or `split` value names; None for another name."""
+    return SPLIT_NAMES.get(name.strip().lower())
 METHODS = ("lesion_edit", "diffusion", "gan")  # synthesis methods (stages/synth/<name>.py)
 TRAIN_DATA = ("real", "balanced", "balanced_noflip", "real_oversampled")  # what a classifier variant sees
 

@@ -29,7 +29,7 @@ from stages.core import images, paths
 from stages.core.errors import RebalanceError
 from stages.core.hashing import sha256_text
 from stages.core.images import is_image_name
-from stages.core.schema import SPLITS, source_kind
+from stages.core.schema import SPLITS, official_split, source_kind
 from stages.dataset.ingest_files import Ingested, ingest_files, windowed_name
 
 LISTING = paths.DATA / "source.json"  # stage scan's listing of the source folder (a dep of raw)
@@ -60,15 +60,25 @@ def settings(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def split_folders(folder: Path, classes: list[str]) -> list[str]:
-    """The split folders (train/val/test) of a source laid out by split; [] for class folders."""
-    found = [s for s in SPLITS if (folder / s).is_dir() and s not in classes]
+def split_folders(folder: Path, classes: list[str]) -> dict[str, str]:
+    """The split folders of a source laid out by split, {split: folder name} (`Train/`, `valid/`,
+    ... as schema.SPLIT_NAMES reads them); {} for class folders."""
+    found: dict[str, str] = {}
+    for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
+        split = official_split(entry.name)
+        if split is None or entry.name in classes or not entry.is_dir():
+            continue
+        if split in found:
+            raise RebalanceError(
+                f"{folder}: holds both {found[split]}/ and {entry.name}/, two {split} folders; merge them"
+            )
+        found[split] = entry.name
     if found and any((folder / c).is_dir() for c in classes):
         raise RebalanceError(
-            f"{folder}: holds both split folders ({', '.join(found)}) and class folders; use either "
+            f"{folder}: holds both split folders ({', '.join(found.values())}) and class folders; use either "
             "<class>/ folders or train/ val/ test/ folders each holding <class>/ folders"
         )
-    return found
+    return {s: found[s] for s in SPLITS if s in found}
 
 
 def link_problem(path: Path, root: Path) -> str:
@@ -129,21 +139,23 @@ def scan(
     root = folder.resolve()
     result = Scan()
     splits = split_folders(folder, classes)
-    tops = [folder / s for s in splits] if splits else [folder]
-    for top in tops:
-        _check_folder_link(top, root, "split")
+    tops = [folder / s for s in splits.values()] if splits else [folder]
+    for top in [folder, *tops] if splits else tops:
+        if top != folder:
+            _check_folder_link(top, root, "split")
         for entry in sorted(top.iterdir()):
-            if entry.name.startswith(".") or entry.name in classes or entry.name in splits:
+            if entry.name.startswith(".") or entry.name in classes or entry.name in splits.values():
                 continue
             rel = entry.relative_to(folder).as_posix()
             if entry.is_dir():
-                result.skipped.append({"path": rel + "/", "reason": "folder not in dataset.classes"})
+                why = "folder not a split (train, val, test)" if top == folder and splits else "folder not in dataset.classes"
+                result.skipped.append({"path": rel + "/", "reason": why})
             elif entry.is_symlink() and link_problem(entry, root):
                 result.skipped.append({"path": rel, "reason": link_problem(entry, root)})
     pending: list[tuple[str, str | None, Path, str]] = []  # (label, split, file, name in data/raw)
     for label in classes:
         for split in splits or [None]:
-            class_dir = folder / split / label if split else folder / label
+            class_dir = folder / splits[split] / label if split else folder / label
             _check_folder_link(class_dir, root, "class")
             if not class_dir.is_dir():
                 if split:
@@ -179,7 +191,7 @@ def scan(
         found[label] += 1
     for label in classes:
         if found[label] == 0:
-            where = folder / label if not splits else f"{folder}/{{{','.join(splits)}}}/{label}"
+            where = folder / label if not splits else f"{folder}/{{{','.join(splits.values())}}}/{label}"
             raise RebalanceError(
                 f"{where}: no usable images; add images or remove {label!r} from dataset.classes"
             )

@@ -17,7 +17,7 @@ import pandas as pd
 
 from stages.core.atomic import write_text
 from stages.core.errors import RebalanceError
-from stages.core.schema import SPLITS
+from stages.core.schema import SPLITS, official_split
 
 SPLIT_COLUMN = "split"
 INDEX_COLUMNS = ["path", "label", "source", "split", "group"]  # data/raw/images.csv
@@ -137,10 +137,11 @@ def attach(dataset: dict[str, Any], source: dict[str, str], official: dict[str, 
                 )
             out.groups[name] = value
         if has_split:
-            value = "" if row is None else row[SPLIT_COLUMN].strip().lower()
-            if value not in SPLITS:
+            cell = "" if row is None else row[SPLIT_COLUMN].strip()
+            value = official_split(cell)
+            if value is None:
                 raise RebalanceError(
-                    f"{csv_path}: {src}: split {value!r} in column `{SPLIT_COLUMN}` is not one of "
+                    f"{csv_path}: {src}: split {cell!r} in column `{SPLIT_COLUMN}` is not one of "
                     f"{', '.join(SPLITS)}; every image needs one (or drop the column)"
                 )
             if name in official and official[name] != value:

@@ -98,6 +98,7 @@ def build(params: dict[str, Any], real: RealSet) -> dict[str, Any]:
         "duplicates": result.duplicates,
         "dropped": result.dropped,  # official split: val/test copies of earlier-split images, left out
         "sampled_out": result.sampled_out,  # count.max_per_class: images of a class left out, per class
+        "drawn_from_train": result.drawn,  # official split without val/test: images drawn from its train
         "warnings": result.warnings,
     }
 
@@ -105,7 +106,7 @@ def build(params: dict[str, Any], real: RealSet) -> dict[str, Any]:
 def counts_json(plan: dict[str, Any]) -> dict[str, Any]:
     """The CONTRACT's metrics/counts.json view of a plan (plus how the split was made)."""
     keys = ("raw", "splits", "target", "generated", "estimate", "split_method", "split_identity")
-    keys += ("duplicates", "dropped", "sampled_out", "warnings")
+    keys += ("duplicates", "dropped", "sampled_out", "drawn_from_train", "warnings")
     return {k: plan[k] for k in keys}
 
 
@@ -158,7 +159,7 @@ def split_table(counts: dict[str, Any]) -> str:
 def split_notes(counts: dict[str, Any]) -> str:
     """How the split was made, duplicates and warnings: the lines under `rebalance plan`'s tables."""
     if counts["split_method"] == "official":
-        lines = ["Split: the source's own (official) split, used as is."]
+        lines = ["Split: the source's own (official) split, used as is.", *drawn_lines(counts)]
     elif counts["split_identity"] == "file name":
         lines = [
             "Split: ESTIMATED from file names (data/raw is not yet rendered with these params); "
@@ -175,6 +176,15 @@ def split_notes(counts: dict[str, Any]) -> str:
     lines += sampled_lines(counts)
     lines += [f"warning: {w}" for w in counts["warnings"]]
     return "\n".join(lines)
+
+
+def drawn_lines(counts: dict[str, Any]) -> list[str]:
+    """The splits an official split lacked, drawn from its train images (none before this existed)."""
+    return [
+        f"Drawn: the source has no {s} split; {n} of its train images drawn into {s} (count.split's "
+        "proportions, by a hash of each identity; its own splits are kept as given)."
+        for s, n in counts.get("drawn_from_train", {}).items()
+    ]
 
 
 def sampled_lines(counts: dict[str, Any]) -> list[str]:

@@ -50,6 +50,7 @@ class Result:
         default_factory=dict
     )  # name -> why (official split: a copy in another split)
     sampled_out: dict[str, int] = field(default_factory=dict)  # class -> left out by count.max_per_class
+    drawn: dict[str, int] = field(default_factory=dict)  # official split without val/test: drawn from its train
 
 
 def unit(seed: int, identity: str) -> float:
@@ -116,9 +117,10 @@ def make(
         dropped = _check_official(real, names, pairs, group_pairs)
         assignment = {n: s for n, s in real.official.items() if n not in dropped}
         method = "official"
+        drawn = draw_missing(assignment, identity, fractions, seed)
     else:
         assignment = {n: draw(seed, identity[n], fractions) for n in names}
-        method = "hash"
+        method, drawn = "hash", {}
     dup_groups = [[names[i] for i in m] for m in groups(len(names), pairs)]
     if dropped:
         warnings.append(
@@ -128,7 +130,30 @@ def make(
     sampled_out = keep_at_most(assignment, identity, real.images, max_per_class or {}, seed)
     kept = RealSet([im for im in real.images if im[0] in assignment], real.root)
     warnings += _class_warnings(kept, assignment, classes, method, seed)
-    return Result(assignment, identity, method, dup_groups, warnings, dropped, sampled_out)
+    return Result(assignment, identity, method, dup_groups, warnings, dropped, sampled_out, drawn)
+
+
+def draw_missing(
+    assignment: dict[str, str], identity: dict[str, str], fractions: dict[str, float], seed: int
+) -> dict[str, int]:
+    """An official split with no val (or no test) image at all (Kaggle's `train/ test/` folders):
+    that split is drawn from the official train images as the hash split draws, among train and
+    the missing splits in `count.split`'s proportions, so an identity set (duplicates, a group)
+    moves whole and an image's draw depends only on its identity and the seed. The official val
+    and test stay exact. Changes `assignment`; returns {split: images drawn}."""
+    missing = [s for s in SPLITS[1:] if s not in assignment.values()]
+    if not missing or "train" not in assignment.values():
+        return {}
+    total = fractions["train"] + sum(fractions[s] for s in missing)
+    among = {s: fractions[s] / total if s in ("train", *missing) else 0.0 for s in SPLITS}
+    drawn = dict.fromkeys(missing, 0)
+    for name, split in assignment.items():
+        if split == "train":
+            new = draw(seed, identity[name], among)
+            if new != "train":
+                assignment[name] = new
+                drawn[new] += 1
+    return drawn
 
 
 def keep_at_most(

@@ -108,7 +108,7 @@ def _balance(counts: dict[str, Any], fused, classes: list[str]) -> list[str]:
         "## Real images per split",
         "",
         plan.split_table(counts),
-        *[line for sampled in plan.sampled_lines(counts) for line in ("", sampled)],
+        *[line for note in plan.drawn_lines(counts) + plan.sampled_lines(counts) for line in ("", note)],
         "",
         f"## Published files per split (`{paths.FUSED.as_posix()}`)",
         "",
