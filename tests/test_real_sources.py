@@ -353,11 +353,67 @@ def test_kaggle_split_folders_as_downloaded(tmp_path):
     error = one_line_error(stage(work, "raw", check=False))
     assert "holds both Valid/ and validation/, two val folders; merge them" in error
 
-    rows = [{"path": f"{i}.png", "label": "ab"[i % 2], "split": ["Train", "valid", "TEST"][i % 3]} for i in range(18)]
+    rows = [
+        {"path": f"{i}.png", "label": "ab"[i % 2], "split": ["Train", "valid", "TEST"][i % 3]}
+        for i in range(18)
+    ]
     for row in rows:
         photo(rng, tmp_path / "csv" / row["path"], 32, 32, grey=True)
     pd.DataFrame(rows).to_csv(tmp_path / "csv/list.csv", index=False)
     (tmp_path / "c").mkdir()
     work = workdir(tmp_path / "c", tmp_path / "csv/list.csv", ["a", "b"])
     stage(work, "raw")
-    assert pd.read_csv(work / "data/raw/images.csv").split.value_counts().to_dict() == {"train": 6, "val": 6, "test": 6}
+    assert pd.read_csv(work / "data/raw/images.csv").split.value_counts().to_dict() == {
+        "train": 6,
+        "val": 6,
+        "test": 6,
+    }
+
+
+def test_isic_2019_one_hot_and_ham10000_two_folders_by_params_alone(tmp_path):
+    """ISIC 2019's ground truth (one column per class, 1.0 in the image's) through a list in
+    raw.csv.label, rows with no class or two reported; HAM10000's metadata (dx, lesion_id) with
+    its images in two folders through a list in raw.csv.path_format, a lesion never in two splits."""
+    rng = np.random.default_rng(11)
+    root, classes = tmp_path / "isic2019", ["MEL", "NV", "BCC"]
+    rows = []
+    for i in range(30):
+        image = f"ISIC_{i:07d}"
+        photo(rng, root / "ISIC_2019_Training_Input" / f"{image}.jpg", 40, 40, grey=False)
+        rows.append({"image": image, "MEL": 0.0, "NV": 0.0, "BCC": 0.0, "UNK": 0.0} | {classes[i % 3]: 1.0})
+    rows[0]["NV"], rows[1]["NV"] = 1.0, 0.0  # MEL and NV; nothing
+    pd.DataFrame(rows).to_csv(root / "ISIC_2019_Training_GroundTruth.csv", index=False)
+    columns = {"path": "image", "label": [*classes, "UNK"], "path_format": "ISIC_2019_Training_Input/{}.jpg"}
+    work = workdir(tmp_path, root / "ISIC_2019_Training_GroundTruth.csv", classes, {"raw": {"csv": columns}})
+    out = stage(work, "raw").stdout
+    assert "ISIC_0000000.jpg: 2 of raw.csv.label's columns hold 1 (MEL, NV): one class per image" in out
+    assert "ISIC_0000001.jpg: none of raw.csv.label's columns holds 1" in out
+    index = pd.read_csv(work / "data/raw/images.csv", dtype=str)
+    assert len(index) == 28 and (index.path.str.split("/").str[0] == index.label).all()
+    assert index.label.value_counts().to_dict() == {"MEL": 9, "BCC": 10, "NV": 9}
+
+    root = tmp_path / "ham"
+    rows = []
+    for i in range(36):
+        image = f"ISIC_{24306 + i:07d}"
+        photo(rng, root / f"HAM10000_images_part_{1 + i % 2}" / f"{image}.jpg", 60, 45, grey=False)
+        rows.append({"lesion_id": f"HAM_{i // 3:07d}", "image_id": image, "dx": ["nv", "mel"][i % 2]})
+    pd.DataFrame(rows).to_csv(root / "HAM10000_metadata.csv", index=False)
+    parts = ["HAM10000_images_part_1/{}.jpg", "HAM10000_images_part_2/{}.jpg"]
+    columns = {"path": "image_id", "label": "dx", "path_format": parts}
+    (tmp_path / "h").mkdir()
+    updates = {"raw": {"csv": columns}, "dataset": {"group_by": "lesion_id"}}
+    work = workdir(tmp_path / "h", root / "HAM10000_metadata.csv", ["nv", "mel"], updates)
+    stage(work, "raw")
+    stage(work, "count")
+    index = pd.read_csv(work / "data/raw/images.csv", dtype=str)
+    assert len(index) == 36 and index.path.str.contains("part_2/").sum() == 18
+    man = counted(work)
+    lesion = dict(zip(index.path, index.group))
+    assert man.groupby(man.path.map(lesion)).split.nunique().max() == 1
+
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["raw"]["csv"]["label"] = ["dx"]
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    error = one_line_error(stage(work, "raw", check=False))
+    assert "`raw.csv.label` list should have at least 2 items" in error

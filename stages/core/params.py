@@ -49,7 +49,7 @@ def validate(given: dict[str, Any], where: str = "params.yaml") -> dict[str, Any
     try:
         model = Params.model_validate(given)
     except ValidationError as err:
-        raise ParamsError(f"{where}: {_describe(err.errors()[0], given)}") from None
+        raise ParamsError(f"{where}: {_describe(_first(err.errors()), given)}") from None
     params = model.model_dump()
     _check(params, where)
     return params
@@ -83,9 +83,26 @@ def release_settings(params: dict[str, Any]) -> dict[str, Any]:
 # ---- messages --------------------------------------------------------------------------------
 
 
+def _key(loc: tuple) -> list[str]:
+    """A pydantic error location without its validator and union-branch tags (`list[...]`, `str`)."""
+    tags = ("function-", "constrained-")
+    return [str(p) for p in loc if not str(p).startswith(tags) and "[" not in str(p) and p not in BRANCHES]
+
+
+BRANCHES = ("str", "int", "float", "bool")
+
+
+def _first(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first error; for a key that takes one of several forms (a name or a list of names), the
+    error of the form the value was given in rather than "not a valid <other form>"."""
+    key = _key(errors[0]["loc"])
+    same = [e for e in errors if _key(e["loc"])[: len(key)] == key]
+    return next((e for e in same if not e["type"].endswith("_type")), errors[0])
+
+
 def _describe(error: dict[str, Any], given: dict[str, Any]) -> str:
     """One line for pydantic's first error: the dotted key, what is wrong, the fix."""
-    loc = [str(p) for p in error["loc"] if not str(p).startswith(("function-", "constrained-"))]
+    loc = _key(error["loc"])
     key = ".".join(loc)
     kind = error["type"]
     if kind == "extra_forbidden":

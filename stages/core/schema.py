@@ -14,13 +14,23 @@ from pydantic import BaseModel, ConfigDict, Field
 SPLITS = ("train", "val", "test")
 # what sources call them (split folders, a `split` column), matched case-insensitively: Kaggle's
 # `Train/ Test/`, `valid/`, `validation/`
-SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-               "dev": "val", "test": "test", "testing": "test"}
+SPLIT_NAMES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+    "testing": "test",
+}
 
 
 def official_split(name: str) -> str | None:
     """The split (train, val, test) a source's folder or `split` value names; None for another name."""
     return SPLIT_NAMES.get(name.strip().lower())
+
+
 METHODS = ("lesion_edit", "diffusion", "gan")  # synthesis methods (stages/synth/<name>.py)
 TRAIN_DATA = ("real", "balanced", "balanced_noflip", "real_oversampled")  # what a classifier variant sees
 
@@ -65,14 +75,21 @@ def source_kind(source: str) -> Literal["demo", "csv", "npz", "folder"]:
     return "demo" if source == "demo" else {"csv": "csv", "npz": "npz"}.get(suffix, "folder")
 
 
+Name = Annotated[str, Field(min_length=1)]
+PathFormat = Annotated[str, Field(pattern=r"\{\}")]
+
+
 class Csv(Group):
     """A CSV source's own column names (ISIC 2024's train-metadata.csv: `path: isic_id`,
     `label: target`) and how a path cell becomes a file path relative to the CSV's folder
     (`path_format: train-image/image/{}.jpg`; `{}` is the cell)."""
 
-    path: str = Field("path", min_length=1)
-    label: str = Field("label", min_length=1)
-    path_format: str = Field("{}", pattern=r"\{\}")
+    path: Name = "path"
+    # the class column, or a one-hot table's class columns (ISIC 2019: [MEL, NV, BCC, ...]; a row's
+    # class is the column holding 1)
+    label: Name | Annotated[list[Name], Field(min_length=2)] = "label"
+    # or several, tried in order: the first naming a file that exists (HAM10000's two image folders)
+    path_format: PathFormat | Annotated[list[PathFormat], Field(min_length=1)] = "{}"
 
 
 class Raw(Group):

@@ -89,7 +89,8 @@ def scan(
     for rel, row in df.iterrows():
         label = label_of(row[LABEL], classes)
         if label is None:
-            result.skipped.append({"path": rel, "reason": f"label {row[LABEL]!r} not in dataset.classes"})
+            why = metadata.label_problem(row, columns) or f"label {row[LABEL]!r} not in dataset.classes"
+            result.skipped.append({"path": rel, "reason": why})
             continue
         path = folder / rel
         if rel.startswith("/") or ".." in Path(rel).parts:

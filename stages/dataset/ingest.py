@@ -139,17 +139,16 @@ def scan(
     root = folder.resolve()
     result = Scan()
     splits = split_folders(folder, classes)
-    tops = [folder / s for s in splits.values()] if splits else [folder]
-    for top in [folder, *tops] if splits else tops:
+    for top in [folder, *(folder / s for s in splits.values())]:
         if top != folder:
             _check_folder_link(top, root, "split")
+        what = "a split (train, val, test)" if top == folder and splits else "in dataset.classes"
         for entry in sorted(top.iterdir()):
             if entry.name.startswith(".") or entry.name in classes or entry.name in splits.values():
                 continue
             rel = entry.relative_to(folder).as_posix()
             if entry.is_dir():
-                why = "folder not a split (train, val, test)" if top == folder and splits else "folder not in dataset.classes"
-                result.skipped.append({"path": rel + "/", "reason": why})
+                result.skipped.append({"path": rel + "/", "reason": f"folder not {what}"})
             elif entry.is_symlink() and link_problem(entry, root):
                 result.skipped.append({"path": rel, "reason": link_problem(entry, root)})
     pending: list[tuple[str, str | None, Path, str]] = []  # (label, split, file, name in data/raw)

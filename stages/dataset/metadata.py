@@ -44,29 +44,71 @@ def _clean(path: str, folders: tuple[Path, ...] = ()) -> str:
     return clean
 
 
-def _named(df: pd.DataFrame, columns: dict[str, str], csv_path: Path) -> pd.DataFrame:
-    """`df` with raw.csv's columns renamed to `path` and `label` and path_format applied."""
+def _named(df: pd.DataFrame, columns: dict[str, Any], csv_path: Path) -> pd.DataFrame:
+    """`df` with raw.csv's columns renamed to `path` and `label` (a one-hot table's label columns
+    read into a `label` column) and path_format applied."""
     renames = {}
     for key in ("path", "label"):
-        name = columns[key]
-        if name == key:
+        wanted = columns[key]
+        names = wanted if isinstance(wanted, list) else [wanted]
+        if names == [key]:
             continue
-        if name not in df.columns:
+        missing = [name for name in names if name not in df.columns]
+        if missing:
             raise RebalanceError(
-                f"{csv_path}: no `{name}` column (raw.csv.{key}; columns: {', '.join(df.columns)}); "
+                f"{csv_path}: no `{missing[0]}` column (raw.csv.{key}; columns: {', '.join(df.columns)}); "
                 f"fix raw.csv.{key}"
             )
         if key in df.columns:
             raise RebalanceError(
-                f"{csv_path}: raw.csv.{key} names `{name}` but the CSV also has a `{key}` column; "
+                f"{csv_path}: raw.csv.{key} names `{names[0]}` but the CSV also has a `{key}` column; "
                 f"rename one or set raw.csv.{key}: {key}"
             )
-        renames[name] = key
+        if isinstance(wanted, list):
+            df = df.assign(label=[_hot(row, wanted) or "" for row in df[wanted].itertuples(index=False)])
+        else:
+            renames[wanted] = key
     df = df.rename(columns=renames)
-    fmt = columns["path_format"]
-    if fmt != "{}" and "path" in df.columns:
-        df["path"] = [fmt.replace("{}", cell.strip()) for cell in df["path"]]
+    formats = columns["path_format"] if isinstance(columns["path_format"], list) else [columns["path_format"]]
+    if formats != ["{}"] and "path" in df.columns:
+        df["path"] = [_first_file(cell.strip(), formats, csv_path.parent) for cell in df["path"]]
     return df
+
+
+def _is_one(cell: str) -> bool:
+    cell = cell.strip().lower()
+    try:
+        return cell == "true" or float(cell) == 1
+    except ValueError:
+        return False
+
+
+def _hot(cells: tuple[str, ...], names: list[str]) -> str | None:
+    """The one column of a one-hot row holding 1; None when none or several do."""
+    ones = [name for name, cell in zip(names, cells) if _is_one(cell)]
+    return ones[0] if len(ones) == 1 else None
+
+
+def label_problem(row: pd.Series, columns: dict[str, Any] | None) -> str:
+    """Why a one-hot row has no class (none or several of raw.csv.label's columns hold 1), else ''."""
+    if columns is None or not isinstance(columns["label"], list):
+        return ""
+    ones = [name for name in columns["label"] if _is_one(row[name])]
+    if not ones:
+        return "none of raw.csv.label's columns holds 1"
+    if len(ones) > 1:
+        return f"{len(ones)} of raw.csv.label's columns hold 1 ({', '.join(ones)}): one class per image"
+    return ""
+
+
+def _first_file(cell: str, formats: list[str], folder: Path) -> str:
+    """The cell through the first of raw.csv.path_format naming an existing file (else the first)."""
+    options = [fmt.replace("{}", cell) for fmt in formats]
+    if len(options) > 1:
+        for option in options:
+            if (folder / option).exists():
+                return option
+    return options[0]
 
 
 def _separator(csv_path: Path) -> str:

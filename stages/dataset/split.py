@@ -50,7 +50,9 @@ class Result:
         default_factory=dict
     )  # name -> why (official split: a copy in another split)
     sampled_out: dict[str, int] = field(default_factory=dict)  # class -> left out by count.max_per_class
-    drawn: dict[str, int] = field(default_factory=dict)  # official split without val/test: drawn from its train
+    drawn: dict[str, int] = field(
+        default_factory=dict
+    )  # official split without val/test: drawn from its train
 
 
 def unit(seed: int, identity: str) -> float:
