@@ -41,6 +41,13 @@ MISTAKES = [
     ({"raw": {"on_bad_file": "ignore"}}, "raw.on_bad_file", "'skip' or 'error'"),
     ({"train": {"steps": "100"}}, "train.steps", "valid integer"),
     ({"diffusion_train": {"resolution": 30}}, "diffusion_train.resolution", "divisible"),
+    (  # an X-ray folder with the demo's methods: refused before any stage works, not in synthesize
+        {"dataset": {"classes": ["a", "b"], "lesion_bins": None}, "raw": {"source": "xrays"}},
+        "synthesize.methods.lesion_edit",
+        "needs lesion-count grades (dataset.lesion_bins)",
+    ),
+    ({"raw": {"csv": {"label": ["MEL"]}}}, "raw.csv.label", "at least 2 items"),
+    ({"raw": {"csv": {"path_format": ["a/{}.jpg", "b.jpg"]}}}, "raw.csv.path_format.1", "match pattern"),
 ]
 
 # One unknown key in every group (and nested group) of the schema.

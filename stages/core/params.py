@@ -217,6 +217,13 @@ def _check(p: dict[str, Any], where: str) -> None:
         "synthesize.methods",
         f"shares must sum to 1 (got {sum(methods.values()):g})",
     )
+    _need(
+        "lesion_edit" not in methods or bins is not None,
+        where,
+        "synthesize.methods.lesion_edit",
+        "needs lesion-count grades (dataset.lesion_bins), which this dataset has not; "
+        "use {diffusion: 1.0} (or gan)",
+    )
     bank_grades = p["synthesize"]["lesion_edit"]["bank_grades"]
     _need(
         bank_grades is None or set(bank_grades) <= set(classes),
