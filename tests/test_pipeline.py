@@ -152,3 +152,13 @@ def test_compute_settings_that_change_no_result_rerun_nothing(built_repo, tmp_pa
     assert stale() == set()
     set_params(repo, {"compute": {"threads": 1}})
     assert {"train_diffusion", "assess", "evaluate", "train@balanced"} <= stale()
+
+
+def test_a_new_plan_retrains_no_generator(built_repo, tmp_path):
+    """Generators and the detector depend on the split (data/counted/manifest.csv), not on the
+    plan beside it: a new count.target changes what synthesize makes, and re-trains nothing."""
+    repo = copy_built(built_repo, tmp_path / "repo")
+    set_params(repo, {"count": {"target": {"strategy": "fixed", "n": 18}}})
+    run([sys.executable, "-m", "dvc", "repro", "count"], repo)
+    stale = set(json.loads(run([sys.executable, "-m", "dvc", "status", "--json"], repo).stdout))
+    assert "synthesize" in stale and not stale & {"detect", "train_diffusion", "train_gan"}, stale
