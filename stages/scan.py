@@ -24,6 +24,8 @@ def main() -> None:
         atomic.write_text(path, text)
     source = params["raw"]["source"]
     what = "the demo" if source == "demo" else f"{len(found.get('files') or [])} entries in {source}"
+    if found.get("files", []) is None:
+        what = f"{source} not found (stage raw says what to fix)"
     print(f"scan: {what}, {'changed' if changed else 'unchanged'} ({path})")
 
 

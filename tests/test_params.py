@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import REPO, deep_update, run
+from conftest import REPO, deep_update, make_params, run
 
 from stages.cli import main as cli
 from stages.core import params, schema
@@ -148,3 +148,12 @@ def test_grade_of_uses_inclusive_bins_and_open_top():
     assert [grading.grade_of(n, bins) for n in (0, 5, 6, 20, 21, 50, 51, 500)] == [
         "level0", "level0", "level1", "level1", "level2", "level2", "level3", "level3",
     ]  # fmt: skip
+
+
+def test_a_path_in_the_home_folder_is_written_as_in_a_shell(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    updates = {"dataset": {"lesion_bins": None, "metadata": "~/isic/meta.csv"}, "raw": {"source": "~/isic"}}
+    p = make_params(updates | {"synthesize": {"methods": {"diffusion": 1.0}}})
+    assert (
+        p["raw"]["source"] == f"{tmp_path}/isic" and p["dataset"]["metadata"] == f"{tmp_path}/isic/meta.csv"
+    )

@@ -7,9 +7,10 @@ several keys together (shares summing to 1, bins per class, ...) are in `stages.
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 SPLITS = ("train", "val", "test")
 # what sources call them (split folders, a `split` column), matched case-insensitively: Kaggle's
@@ -35,6 +36,8 @@ METHODS = ("lesion_edit", "diffusion", "gan")  # synthesis methods (stages/synth
 TRAIN_DATA = ("real", "balanced", "balanced_noflip", "real_oversampled")  # what a classifier variant sees
 
 PositiveInt = Annotated[int, Field(gt=0)]
+# a file or folder of the user's: `~/data/isic` means their home folder, as in a shell
+UserPath = Annotated[str, Field(min_length=1), AfterValidator(os.path.expanduser)]
 Fraction = Annotated[float, Field(gt=0, lt=1)]
 
 
@@ -54,7 +57,7 @@ class Dataset(Group):
     lesion_bins: dict[str, list[int | None]] | None = None
     # Per-image metadata of a folder source: a CSV (path relative to the repository) with a `path`
     # column relative to the source folder and any others; a `split` column is an official split.
-    metadata: str | None = None
+    metadata: UserPath | None = None
     group_by: str | None = None  # a metadata column (patient id, ...): a group stays in one split
     # How an image meets a stage's square size (train.image_size, assess.image_size, ...):
     # stretch (resize) | crop (centred square first) | pad (black borders first). data/raw keeps originals.
@@ -95,7 +98,7 @@ class Csv(Group):
 class Raw(Group):
     # `demo`, a folder of <class>/ folders, a CSV (`path,label`, optional split/group/metadata
     # columns; paths relative to the CSV's folder) or a MedMNIST-format .npz (official splits kept)
-    source: str = Field(min_length=1)
+    source: UserPath
     on_bad_file: Literal["skip", "error"] = "skip"
     # 16-bit and float images (X-rays) to 8 bit: `percentile` maps the 0.5th..99.5th percentile of
     # each image's values to 0..255, `minmax` its full range (stages/core/images.py window_8bit)
@@ -210,7 +213,7 @@ class Train(Group):
     width: PositiveInt = 16  # channels of the first conv layer (small_cnn)
     # small_cnn (CPU default) or a timm model: resnet18, resnet50, efficientnet_b0, convnext_tiny, ...
     backbone: str = "small_cnn"
-    pretrained: str | None = (
+    pretrained: UserPath | None = (
         None  # local weights file or HF snapshot folder (timm backbones); never downloaded
     )
     variants: dict[str, Variant] = Field(default_factory=_default_variants, min_length=1)

@@ -7,7 +7,12 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from stages.core.schema import Fraction, Group, PositiveInt  # defined before schema imports this module
+from stages.core.schema import (
+    Fraction,
+    Group,
+    PositiveInt,
+    UserPath,
+)  # defined before schema imports this module
 
 
 class LesionEdit(Group):
@@ -35,8 +40,8 @@ class StableDiffusion(Group):
     # inpaint (blob masks on a train image; model_dir an inpainting folder) | img2img (a train image
     # noised to `strength`, DA-Fusion) | text2img (from noise); the last two: a text-to-image folder
     mode: Literal["inpaint", "img2img", "text2img"] = "inpaint"
-    model_dir: str | None = None  # a local StableDiffusionInpaintPipeline folder (save_pretrained)
-    lora: str | None = None  # optional LoRA weights (needs peft)
+    model_dir: UserPath | None = None  # a local StableDiffusionInpaintPipeline folder (save_pretrained)
+    lora: UserPath | None = None  # optional LoRA weights (needs peft)
     attributes: str | None = "data/raw/labels.csv"  # per-image attributes for prompts (seed 003)
     prompt: str = (
         "a clinical close-up photo of {skin} skin with {severity} acne ({label}): {colour}, "
@@ -106,7 +111,9 @@ class DiffusionTrain(Group):
 class SdLora(Group):
     """LoRA fine-tuning of a local SD 1.5 folder (stage sd_lora; stages/synth/lora_train.py)."""
 
-    model_dir: str | None = None  # a local StableDiffusionPipeline folder; null: the stage trains nothing
+    model_dir: UserPath | None = (
+        None  # a local StableDiffusionPipeline folder; null: the stage trains nothing
+    )
     classes: list[str] | None = None  # null: the classes with a deficit
     phase1_steps: int = Field(700, ge=0)  # UNet only
     phase2_steps: int = Field(700, ge=0)  # UNet + text encoder
