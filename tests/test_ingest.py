@@ -327,6 +327,28 @@ def test_a_csv_as_spreadsheets_write_it_is_read_the_same(tmp_path, form):
     assert sorted(csv_source.listed(tmp_path / "labels.csv")) == sorted(rel for rel, _ in rows)
 
 
+def test_a_csv_row_written_twice_is_read_once_and_an_empty_path_is_a_reported_skip(tmp_path):
+    from stages.core.errors import RebalanceError
+    from stages.dataset import csv_source
+
+    rows = _csv_source(tmp_path)
+    lines = [
+        "path,label",
+        *[f"{rel},{label}" for rel, label in rows],
+        f"{rows[0][0]},{rows[0][1]}",
+        ",benign",
+    ]
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    found = csv_source.scan(tmp_path / "labels.csv", ["benign", "malignant"], None)
+    assert len(found.images) == 6
+    assert found.skipped == [
+        {"path": "(empty)", "reason": "a row with label 'benign' has an empty path cell"}
+    ]
+    (tmp_path / "labels.csv").write_text("\n".join([*lines[:-2], f"{rows[0][0]},malignant"]) + "\n")
+    with pytest.raises(RebalanceError, match=f"{rows[0][0]} has rows that differ; keep one row per image"):
+        csv_source.scan(tmp_path / "labels.csv", ["benign", "malignant"], None)
+
+
 def test_a_csv_of_paths_outside_its_folder_says_why_no_image_was_usable(tmp_path):
     from stages.core.errors import RebalanceError
     from stages.dataset import csv_source

@@ -93,6 +93,9 @@ def scan(
             result.skipped.append({"path": rel, "reason": why})
             continue
         path = folder / rel
+        if rel == ".":
+            bad("(empty)", f"a row with label {row[LABEL]!r} has an empty path cell")
+            continue
         if rel.startswith("/") or ".." in Path(rel).parts:
             bad(rel, "path leads out of the CSV's folder; give paths relative to it")
             continue

@@ -150,10 +150,10 @@ def read(csv_path: str | Path, group_by: str | None, columns: dict[str, str] | N
             f"{csv_path}: dataset.group_by column `{group_by}` not found (columns: {', '.join(df.columns)})"
         )
     folders = tuple(dict.fromkeys([csv_path.parent.absolute(), csv_path.parent.resolve()]))
-    df = df.assign(path=df.path.map(lambda p: _clean(p, folders)))
+    df = df.assign(path=df.path.map(lambda p: _clean(p, folders))).drop_duplicates()  # a row twice: once
     twice = df.path[df.path.duplicated()]
     if not twice.empty:
-        raise RebalanceError(f"{csv_path}: {twice.iloc[0]} has more than one row; keep one row per image")
+        raise RebalanceError(f"{csv_path}: {twice.iloc[0]} has rows that differ; keep one row per image")
     return df.set_index("path")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.core import images as images_mod, paths
+from stages.core.errors import RebalanceError
 from stages.core.schema import SPLITS
 from stages.core.tables import markdown_table
 from stages.dataset import demo, duplicates, ingest, metadata, source, split
@@ -47,6 +48,8 @@ def real_images(params: dict[str, Any], raw_dir: Path | None = None) -> RealSet:
 def from_raw(raw_dir: Path, params: dict[str, Any]) -> RealSet:
     """The ingested images of data/raw (their index images.csv; a bare folder of classes works too)."""
     index = raw_dir / paths.RAW_INDEX.name
+    if not raw_dir.is_dir():
+        raise RebalanceError(f"{raw_dir}: not found; run stage raw first (dvc repro)")
     if index.is_file():
         df = metadata.read_index(index)
         images = list(zip(df.path, df.label))
