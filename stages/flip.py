@@ -8,11 +8,13 @@ fingerprint, written to data/flipped/fingerprints.csv so that fuse's leak check 
 
 from __future__ import annotations
 
+from functools import partial
+
 from stages.core import atomic, manifest, params as params_mod, paths
 from stages.core.errors import run_main
 from stages.core.pool import pimap
 from stages.dataset import duplicates, shards
-from stages.dataset.flips import FINGERPRINTS, flip_file, flipped_path
+from stages.dataset.flips import FINGERPRINTS, as_jpeg, flip_file, flipped_path
 
 
 def main() -> None:
@@ -27,9 +29,10 @@ def main() -> None:
     prints = []
     with atomic.output_dir(paths.FLIPPED) as out:
         with shards.Writer(out, "flip", shards.SHARD_MB) as packed:  # flips streamed into tars, in order
-            done = pimap(flip_file, [file for file, *_ in chosen], "flip", params["compute"]["processes"])
-            for (_, fused_path, source_name, r), (data, sha, pixels, phash) in zip(chosen, done):
-                path = flipped_path(fused_path)
+            make = partial(flip_file, fmt=flip["format"], quality=flip["jpeg_quality"])
+            done = pimap(make, [file for file, *_ in chosen], "flip", params["compute"]["processes"])
+            for (file, fused_path, source_name, r), (data, sha, pixels, phash) in zip(chosen, done):
+                path = flipped_path(fused_path, as_jpeg(file, flip["format"]))
                 row = manifest.row(
                     path=path,
                     split=r.split,

@@ -417,3 +417,37 @@ def test_isic_2019_one_hot_and_ham10000_two_folders_by_params_alone(tmp_path):
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     error = one_line_error(stage(work, "raw", check=False))
     assert "`raw.csv.label` list should have at least 2 items" in error
+
+
+def test_flips_of_photographs_can_stay_jpeg(tmp_path):
+    """flip.format: source writes a JPEG's flip as a JPEG (several times smaller than a PNG of a
+    photograph), fingerprinted as the file decodes, so fuse's leak check sees what is published;
+    a PNG's flip stays PNG."""
+    from stages.dataset import duplicates
+
+    rng = np.random.default_rng(4)
+    src = tmp_path / "photos"
+    for c in ("a", "b"):
+        for i in range(8):
+            photo(rng, src / c / f"{i}.{'png' if i == 0 else 'jpg'}", 160, 120, grey=False)
+    updates = {
+        "flip": {"format": "source", "jpeg_quality": 90},
+        "count": {"target": {"strategy": "fixed", "n": 1}},
+    }
+    work = workdir(tmp_path, src, ["a", "b"], updates)
+    for name in ("raw", "count", "synthesize", "flip", "fuse"):
+        stage(work, name)
+    man = pd.read_csv(work / "data/fused/manifest.csv", dtype=str, keep_default_na=False)
+    flips = man[man.origin == "flip"]
+    assert len(flips) > 4 and set(flips.path.str[-8:]) <= {"flip.jpg", "flip.png"}
+    prints = duplicates.read_table(work / "data/flipped/fingerprints.csv")
+    for row in flips.itertuples():
+        file = work / "data/fused" / row.path
+        assert row.path.endswith("_flip.png") == row.source.endswith(".png")
+        assert images.sha256_bytes(file.read_bytes()) == row.sha256
+        assert prints[row.path][1] == duplicates.of_file(file)  # the fingerprint of the published file
+        mirrored = images.open_rgb(work / "data/raw" / row.source).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        diff = np.abs(np.asarray(images.open_rgb(file), int) - np.asarray(mirrored, int)).mean()
+        assert diff < (0.01 if row.path.endswith(".png") else 3)
+        if row.path.endswith(".jpg"):
+            assert file.stat().st_size < len(images.encode_png(mirrored)) / 2

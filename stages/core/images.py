@@ -285,12 +285,17 @@ def save_png(array: np.ndarray, path: str | Path) -> str:
     return sha256_bytes(data)
 
 
-def save_jpeg(array: np.ndarray, path: str | Path, quality: int = 92) -> str:
-    """Atomically save an array as JPEG (deterministic for a given libjpeg); return sha256."""
+def encode_jpeg(image: np.ndarray | Image.Image, quality: int = 92) -> bytes:
+    """Encode an HxWx3 uint8 array (or an RGB image) as JPEG (deterministic for a given libjpeg)."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), "RGB")
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8), "RGB").save(
-        buf, format="JPEG", quality=quality
-    )
-    data = buf.getvalue()
+    image.save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def save_jpeg(array: np.ndarray, path: str | Path, quality: int = 92) -> str:
+    """Atomically save an array as JPEG; return sha256."""
+    data = encode_jpeg(array, quality)
     write_bytes(path, data)
     return sha256_bytes(data)

@@ -168,6 +168,10 @@ class Assess(Group):
 class Flip(Group):
     enabled: bool = True
     splits: list[Literal["train", "val", "test"]] = ["train"]
+    # png: every flip lossless; source: a JPEG's flip a JPEG (jpeg_quality), several times smaller
+    # than a PNG of a photograph, the others PNG
+    format: Literal["png", "source"] = "png"
+    jpeg_quality: int = Field(95, ge=50, le=100)
 
 
 class Fuse(Group):
