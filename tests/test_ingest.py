@@ -49,6 +49,7 @@ def workdir(tmp_path):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["dataset"].update(name="toy", classes=["healthy", "lesion", "rare"], lesion_bins=None)
     params["raw"]["source"] = str(src)
+    params["synthesize"]["methods"] = {"diffusion": 1.0}  # lesion edits need lesion-count grades
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     return work, src
 
@@ -392,3 +393,17 @@ def test_raw_fingerprints_are_those_of_the_files_it_wrote(workdir):
     for name, (sha, fp) in table.items():
         assert sha == hashlib.sha256((work / "data/raw" / name).read_bytes()).hexdigest()
         assert fp == duplicates.of_file(work / "data/raw" / name), name
+
+
+def test_a_csv_is_parsed_once_while_unchanged_and_again_when_edited(tmp_path):
+    from stages.dataset import metadata
+
+    rows = _csv_source(tmp_path)
+    csv = tmp_path / "labels.csv"
+    csv.write_text("\n".join(["path,label", *[f"{r},{c}" for r, c in rows]]) + "\n")
+    first = metadata.read(csv, None)
+    first.drop(columns=["label"], inplace=True)  # a caller's change stays its own
+    assert list(metadata.read(csv, None).columns) == ["label"]
+    assert metadata.read(csv, None) is not metadata.read(csv, None)
+    csv.write_text("\n".join(["path,label", *[f"{r},{c}" for r, c in rows[:3]]]) + "\n")
+    assert len(metadata.read(csv, None)) == 3

@@ -31,7 +31,7 @@ def folder_params(tmp_path):
     params["raw"]["source"] = str(src)
     params["count"]["split"] = {"train": 0.6, "val": 0.2, "test": 0.2}
     params["count"]["target"] = {"strategy": "fixed", "n": 20}
-    params["synthesize"]["methods"] = {"lesion_edit": 0.5, "diffusion": 0.5}
+    params["synthesize"]["methods"] = {"gan": 0.5, "diffusion": 0.5}
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return path

@@ -218,7 +218,7 @@ def _check(p: dict[str, Any], where: str) -> None:
         f"shares must sum to 1 (got {sum(methods.values()):g})",
     )
     _need(
-        "lesion_edit" not in methods or bins is not None,
+        methods.get("lesion_edit", 0) == 0 or bins is not None,
         where,
         "synthesize.methods.lesion_edit",
         "needs lesion-count grades (dataset.lesion_bins), which this dataset has not; "
