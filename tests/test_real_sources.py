@@ -451,3 +451,20 @@ def test_flips_of_photographs_can_stay_jpeg(tmp_path):
         assert diff < (0.01 if row.path.endswith(".png") else 3)
         if row.path.endswith(".jpg"):
             assert file.stat().st_size < len(images.encode_png(mirrored)) / 2
+
+
+def test_generated_images_default_to_the_median_side_at_most_512(tmp_path):
+    """Mixed sizes: images made from noise get the median side of the train images (headers
+    only), capped for multi-megapixel photographs; an explicit size is taken as given."""
+    from stages.synth.base import Context, output_size
+
+    rng = np.random.default_rng(6)
+    sides = {"small": [40, 60, 90], "large": [2400, 3000, 4000]}
+    for name, values in sides.items():
+        for i, side in enumerate(values):
+            photo(rng, tmp_path / name / f"{i}.jpg", side, side * 3 // 4, grey=False)
+    for name, expected in (("small", 60), ("large", 512)):
+        rows = pd.DataFrame({"path": [f"{name}/{i}.jpg" for i in range(3)]})
+        params = {"dataset": {"image_size": None}}
+        assert output_size(Context(params, rows, tmp_path, tmp_path), None) == expected
+        assert output_size(Context(params, rows, tmp_path, tmp_path), 1024) == 1024

@@ -61,8 +61,14 @@ def median_side(files: list[Path]) -> int:
     return int(sorted(sides)[len(sides) // 2])
 
 
+MAX_MEDIAN_SIDE = 512  # the default size's ceiling: 3000 px photos would give 27 MB PNGs of upsampled pixels
+
+
 def output_size(ctx: Context, method_size: int | None) -> int:
     """Side of images a method makes from noise: its own output_size, else dataset.image_size, else
-    the median side of the train images."""
+    the median side of the train images, at most MAX_MEDIAN_SIDE (a 32 px generator's image
+    upsampled to a 3000 px photo's size holds no more detail, only bytes and seconds)."""
     chosen = method_size or ctx.params["dataset"]["image_size"]
-    return int(chosen) if chosen else median_side([ctx.raw_dir / p for p in ctx.train_real.path])
+    if chosen:
+        return int(chosen)
+    return min(MAX_MEDIAN_SIDE, median_side([ctx.raw_dir / p for p in ctx.train_real.path]))
