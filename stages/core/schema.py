@@ -62,7 +62,7 @@ class Dataset(Group):
     # How an image meets a stage's square size (train.image_size, assess.image_size, ...):
     # stretch (resize) | crop (centred square first) | pad (black borders first). data/raw keeps originals.
     fit: Literal["stretch", "crop", "pad"] = "stretch"
-    # Size of images generated from noise (diffusion full mode); null: the median side of the train images (at most 512).
+    # Size of images generated from noise (diffusion full mode); null: the median train image side (<= 512).
     image_size: int | None = Field(None, ge=8, le=4096)
 
 

@@ -69,14 +69,14 @@ class Diffusion(Group):
     guidance: float = Field(3.0, ge=0)  # classifier-free guidance (1 = off)
     batch_size: PositiveInt = 32
     mask: Mask = Mask()
-    output_size: PositiveInt | None = None  # null: dataset.image_size, else the median train image side (<= 512)
+    output_size: PositiveInt | None = None  # null: dataset.image_size, else median train side (<= 512)
     sd: StableDiffusion = StableDiffusion()
 
 
 class Gan(Group):
     model_dir: str = "models/gan"  # trained by stage train_gan
     batch_size: PositiveInt = 64
-    output_size: PositiveInt | None = None  # null: dataset.image_size, else the median train image side (<= 512)
+    output_size: PositiveInt | None = None  # null: dataset.image_size, else median train side (<= 512)
 
 
 class Synthesize(Group):
