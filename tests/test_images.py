@@ -97,7 +97,7 @@ def test_window_png_holds_what_open_rgb_decodes(tmp_path):
     assert Image.open(png).mode == "L"
     assert (np.asarray(open_rgb(png)) == np.asarray(open_rgb(path))).all()
     assert images.decode(path)[1] is True and images.decode(png)[1] is False  # windowed or not
-    assert images.load_thumbnail(path, 16).max() > 200 and images.load_thumbnail(path, 16).min() < 50
+    assert images.load_array(path, 16).max() > 200 and images.load_array(path, 16).min() < 50
 
 
 def test_8_bit_images_decode_as_before(tmp_path):
@@ -134,3 +134,22 @@ def test_every_decoder_error_is_a_bad_image(tmp_path, monkeypatch, error):
     with pytest.raises(BadImageError, match="cannot read image") as err:
         open_rgb(path)
     assert err.value.reason.startswith("cannot read image (")
+
+
+def test_a_large_jpeg_is_decoded_at_reduced_scale_only_when_brought_to_a_small_size(tmp_path):
+    """load_array(path, size) lets libjpeg decode at 1/2..1/8 scale (both sides kept >= size):
+    close to the full decode resized, and PNGs (every demo and synthetic image) exactly as before."""
+    rng = np.random.default_rng(0)
+    small = Image.fromarray(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8))
+    small.resize((1280, 960), Image.BICUBIC).save(tmp_path / "photo.jpg", quality=92)
+    small.resize((1280, 960), Image.BICUBIC).save(tmp_path / "photo.png")
+    for fit in ("stretch", "crop", "pad"):
+        full = np.asarray(images.fit_square(open_rgb(tmp_path / "photo.jpg"), 64, fit), dtype=int)
+        fast = images.load_array(tmp_path / "photo.jpg", 64, fit)
+        assert fast.shape == (64, 64, 3) and 0 < np.abs(fast - full).mean() < 2  # the reduced decode
+        png = np.asarray(images.fit_square(open_rgb(tmp_path / "photo.png"), 64, fit))
+        assert np.array_equal(images.load_array(tmp_path / "photo.png", 64, fit), png)
+    with Image.open(tmp_path / "photo.jpg") as im:
+        im.draft(None, (64, 64))
+        assert im.size == (160, 120)  # what the fast path decodes: 1/8 scale, both sides >= 64
+    assert open_rgb(tmp_path / "photo.jpg").size == (1280, 960)  # without a size: every pixel

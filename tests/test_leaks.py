@@ -142,7 +142,8 @@ def test_official_split_column_and_its_leak(tmp_path):
     src = tmp_path / "src"
     make_folder(src, {"a": 12, "b": 12})
     names = sorted(p.relative_to(src).as_posix() for p in src.rglob("*.png"))
-    splits = {n: ("test" if n.endswith(("0.png", "1.png")) else "train") for n in names}
+    official = {"0.png": "test", "1.png": "test", "2.png": "val"}  # with a val of its own: kept exactly
+    splits = {n: next((s for end, s in official.items() if n.endswith(end)), "train") for n in names}
     csv = tmp_path / "meta.csv"
     pd.DataFrame({"path": names, "split": [splits[n] for n in names]}).to_csv(csv, index=False)
     work = workdir(tmp_path, src, ["a", "b"], {"dataset": {"metadata": str(csv)}})

@@ -133,9 +133,13 @@ def window_8bit_rgb(values: np.ndarray, mode: str | None = None) -> np.ndarray:
     return flat.reshape(values.shape)
 
 
-def _decoded(path: Path, mode: str | None = None, data: bytes | None = None) -> tuple[Image.Image, bool]:
+def _decoded(
+    path: Path, mode: str | None = None, data: bytes | None = None, reduce_to: int | None = None
+) -> tuple[Image.Image, bool]:
     """(the image as RGB or L, fully decoded, EXIF orientation applied; whether it was windowed).
-    `data`: the file's bytes (a sample of a shard), `path` then only names it."""
+    `data`: the file's bytes (a sample of a shard), `path` then only names it. `reduce_to`: a JPEG
+    may be decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling) while both sides stay at least
+    that many pixels: ~5x faster for a 1000 px photograph brought to 64 px."""
     dicom_data = data is not None and (path.suffix.lower() in DICOM_EXTENSIONS or data[128:132] == b"DICM")
     if dicom_data or (data is None and is_dicom(path)):
         from stages.core import dicom
@@ -151,6 +155,8 @@ def _decoded(path: Path, mode: str | None = None, data: bytes | None = None) -> 
                         f"image is {im.width}x{im.height}, over {MAX_PIXELS:,} pixels",
                         "downscale it or remove it from the dataset",
                     )
+                if reduce_to and im.format == "JPEG":
+                    im.draft(None, (reduce_to, reduce_to))
                 im = ImageOps.exif_transpose(im)
                 if is_high_depth(im):
                     return Image.fromarray(window_8bit(np.asarray(im), mode), "L"), True
@@ -179,17 +185,20 @@ def _decoded(path: Path, mode: str | None = None, data: bytes | None = None) -> 
         raise BadImageError(path, f"cannot read image ({reason or type(err).__name__})") from None
 
 
-def open_rgb(path: str | Path | Packed, data: bytes | None = None) -> Image.Image:
+def open_rgb(
+    path: str | Path | Packed, data: bytes | None = None, reduce_to: int | None = None
+) -> Image.Image:
     """Open an image as RGB, EXIF orientation applied, fully decoded (so corruption shows here).
 
     16-bit and float images are windowed to 8 bit (`set_window`); every decoder error, a
     decompression bomb included, is a BadImageError. `data`: the bytes of the file `path` names.
     `path` may also be a sample packed in a tar (stages.dataset.shards.Packed: a flip, a
-    synthetic image), read by its own read_bytes().
+    synthetic image), read by its own read_bytes(). `reduce_to`: a JPEG may be decoded at reduced
+    scale while both sides stay >= that (for a caller that resizes to that size anyway).
     """
     if not isinstance(path, (str, Path)):  # a packed sample
         path, data = path.path, path.read_bytes()
-    im, _ = _decoded(Path(path), data=data)
+    im, _ = _decoded(Path(path), data=data, reduce_to=reduce_to)
     return im.convert("RGB")
 
 
@@ -231,7 +240,7 @@ def load_array(
 ) -> np.ndarray:
     """Load an image as an HxWx3 uint8 array; with `size`, brought to size x size by `fit`
     (default: dataset.fit, see set_fit). `data`: the bytes of the file `path` names (a shard's sample)."""
-    im = open_rgb(path, data)
+    im = open_rgb(path, data, reduce_to=size)  # a JPEG decoded at reduced scale when far larger
     if size is not None:
         im = fit_square(im, size, fit)
     return np.array(im, dtype=np.uint8)  # a writable copy (torch.from_numpy needs one)
@@ -242,23 +251,6 @@ def load_stack(folder: str | Path, names, size: int | None) -> np.ndarray:
     if len(names) == 0:
         return np.zeros((0, size or 0, size or 0, 3), np.uint8)
     return np.stack([load_array(Path(folder) / n, size) for n in names])
-
-
-def load_thumbnail(path: str | Path, size: int) -> np.ndarray:
-    """A quick approximate size x size RGB array (JPEG decoded at reduced scale), for statistics."""
-    path = Path(path)
-    if is_dicom(path):
-        return np.asarray(fit_square(open_rgb(path), size), dtype=np.uint8)
-    try:
-        with Image.open(path) as im:
-            if is_high_depth(im):
-                im = open_rgb(path)
-            im.draft("RGB", (size, size))
-            return np.asarray(fit_square(im.convert("RGB"), size), dtype=np.uint8)
-    except BadImageError:
-        raise
-    except Exception as err:
-        raise BadImageError(path, f"cannot read image ({err})") from None
 
 
 def encode_array_png(array: np.ndarray) -> bytes:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
 
-from stages.core.images import load_thumbnail
+from stages.core.images import load_array
 
 
 def features(image: np.ndarray) -> np.ndarray:
@@ -34,7 +34,7 @@ def cluster(paths: list[str], raw_dir: Path, k: int, seed: int, memo: dict | Non
     memo = {} if memo is None else memo
     for p in paths:
         if p not in memo:
-            memo[p] = features(load_thumbnail(raw_dir / p, 32))
+            memo[p] = features(load_array(raw_dir / p, 32))
     x = np.stack([memo[p] for p in paths])
     x = (x - x.mean(0)) / (x.std(0) + 1e-6)
     k = max(1, min(k, len(paths)))
