@@ -84,9 +84,14 @@ def _is_one(cell: str) -> bool:
         return False
 
 
+def _ones(cells, names: list[str]) -> list[str]:
+    """The columns of a one-hot row holding 1."""
+    return [name for name, cell in zip(names, cells) if _is_one(cell)]
+
+
 def _hot(cells: tuple[str, ...], names: list[str]) -> str | None:
     """The one column of a one-hot row holding 1; None when none or several do."""
-    ones = [name for name, cell in zip(names, cells) if _is_one(cell)]
+    ones = _ones(cells, names)
     return ones[0] if len(ones) == 1 else None
 
 
@@ -94,7 +99,7 @@ def label_problem(row: pd.Series, columns: dict[str, Any] | None) -> str:
     """Why a one-hot row has no class (none or several of raw.csv.label's columns hold 1), else ''."""
     if columns is None or not isinstance(columns["label"], list):
         return ""
-    ones = [name for name in columns["label"] if _is_one(row[name])]
+    ones = _ones([row[name] for name in columns["label"]], columns["label"])
     if not ones:
         return "none of raw.csv.label's columns holds 1"
     if len(ones) > 1:
@@ -122,7 +127,7 @@ def _separator(csv_path: Path) -> str:
     return ","
 
 
-_READ: dict[tuple, pd.DataFrame] = {}  # the last CSV read, while unchanged (stage raw asks four times)
+_READ: dict[tuple, pd.DataFrame] = {}  # the last CSV parsed, while unchanged (stage raw asks five times)
 
 
 def read(csv_path: str | Path, group_by: str | None, columns: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -135,20 +140,20 @@ def read(csv_path: str | Path, group_by: str | None, columns: dict[str, Any] | N
     if not csv_path.is_file():
         raise RebalanceError(f"{csv_path}: metadata CSV not found; fix dataset.metadata in params.yaml")
     st = csv_path.stat()
-    key = (
-        str(csv_path.absolute()),
-        st.st_mtime_ns,
-        st.st_size,
-        group_by,
-        json.dumps(columns, sort_keys=True),
-    )
+    key = (str(csv_path.absolute()), st.st_mtime_ns, st.st_size, json.dumps(columns, sort_keys=True))
     if key not in _READ:
         _READ.clear()
-        _READ[key] = _parse(csv_path, group_by, columns)
-    return _READ[key].copy(deep=False)
+        _READ[key] = _parse(csv_path, columns)
+    df = _READ[key]
+    if group_by is not None and group_by not in df.columns:
+        columns_found = ", ".join(["path", *df.columns])
+        raise RebalanceError(
+            f"{csv_path}: dataset.group_by column `{group_by}` not found (columns: {columns_found})"
+        )
+    return df.copy(deep=False)
 
 
-def _parse(csv_path: Path, group_by: str | None, columns: dict[str, Any] | None) -> pd.DataFrame:
+def _parse(csv_path: Path, columns: dict[str, Any] | None) -> pd.DataFrame:
     try:
         sep = _separator(csv_path)
         df = pd.read_csv(csv_path, dtype=str, keep_default_na=False, sep=sep, skipinitialspace=True)
@@ -164,10 +169,6 @@ def _parse(csv_path: Path, group_by: str | None, columns: dict[str, Any] | None)
         raise RebalanceError(
             f"{csv_path}: no `path` column (columns: {', '.join(df.columns)}); add one with each "
             "image's path relative to the source folder"
-        )
-    if group_by is not None and group_by not in df.columns:
-        raise RebalanceError(
-            f"{csv_path}: dataset.group_by column `{group_by}` not found (columns: {', '.join(df.columns)})"
         )
     folders = tuple(dict.fromkeys([csv_path.parent.absolute(), csv_path.parent.resolve()]))
     df = df.assign(path=df.path.map(lambda p: _clean(p, folders))).drop_duplicates()  # a row twice: once
