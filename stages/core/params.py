@@ -180,6 +180,13 @@ def _check(p: dict[str, Any], where: str) -> None:
             "npz": "an .npz source",
         }
         _need(ds["metadata"] is None, where, "dataset.metadata", f"must be null for {why[kind]}")
+    for key in ("header", "split_files"):
+        _need(
+            kind == "csv" or not p["raw"]["csv"][key],
+            where,
+            f"raw.csv.{key}",
+            "applies to a CSV or list source only (raw.source: a .csv, .tsv or .txt file); remove it",
+        )
     if kind in ("folder", "npz", "demo"):
         _need(
             ds["group_by"] is None or ds["metadata"] is not None,

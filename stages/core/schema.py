@@ -75,7 +75,8 @@ class Demo(Group):
 def source_kind(source: str) -> Literal["demo", "csv", "npz", "folder"]:
     """What `raw.source` names: the demo, a CSV file, a MedMNIST .npz file, or a folder."""
     suffix = source.lower().rsplit(".", 1)[-1] if "." in source.rsplit("/", 1)[-1] else ""
-    return "demo" if source == "demo" else {"csv": "csv", "npz": "npz"}.get(suffix, "folder")
+    tables = {"csv": "csv", "tsv": "csv", "txt": "csv"}  # a CSV, or an image list such as ACNE04's
+    return "demo" if source == "demo" else (tables | {"npz": "npz"}).get(suffix, "folder")
 
 
 Name = Annotated[str, Field(min_length=1)]
@@ -93,6 +94,12 @@ class Csv(Group):
     label: Name | Annotated[list[Name], Field(min_length=2)] = "label"
     # or several, tried in order: the first naming a file that exists (HAM10000's two image folders)
     path_format: PathFormat | Annotated[list[PathFormat], Field(min_length=1)] = "{}"
+    # A file without a header row (ACNE04's NNEW_trainval_0.txt: `levle0_1.jpg 0 1`): its column
+    # names, in order. Such a file may be separated by blanks.
+    header: Annotated[list[Name], Field(min_length=1)] | None = None
+    # Official val/test lists beside the source, read as it is (ACNE04: {test: NNEW_test_0.txt});
+    # the source then lists the train images. A split missing here is drawn from train (count).
+    split_files: dict[Literal["val", "test"], Name] = {}
 
 
 class Raw(Group):

@@ -12,9 +12,7 @@ Usable files are copied byte for byte, except 16-bit and float images, which are
 (`raw.window`, see stages/core/images.py) and written as PNG: `x.png` keeps its name, `x.tif`
 becomes `x.tif.png`; images.csv's `source` column names the original file.
 
-`listing` is stage scan's view of the source (every file's path, size and mtime): stage raw
-depends on it, so adding, changing or removing a file re-runs raw.
-"""
+`listing`: stage scan's view of the source (each file's path, size, mtime), a dep of stage raw."""
 
 from __future__ import annotations
 
@@ -96,8 +94,7 @@ def link_problem(path: Path, root: Path) -> str:
 def walk(directory: Path, root: Path, _ancestors: tuple[Path, ...] = ()) -> Iterator[tuple[Path, str]]:
     """(path, problem) for every file under `directory`, depth first in name order, problem '' for
     a usable one; and (path, problem) for what cannot be entered or read (a broken symlink or one
-    leading out of `root`, a symlink loop, an unreadable folder). Symlinks within `root` are followed.
-    """
+    leading out of `root`, a symlink loop, an unreadable folder). Links within `root` are followed."""
     here = directory.resolve()
     try:
         entries = sorted(directory.iterdir())
@@ -243,8 +240,8 @@ def _candidates(
 def listing(params: dict[str, Any], base: Path = Path(".")) -> dict[str, Any]:
     """What stage raw reads besides params: for a folder source every file under it as [path, size,
     mtime_ns] (or [path, problem] for a link that cannot be followed), sorted, and the metadata CSV;
-    for a CSV source the CSV and every file it lists; for an .npz the file; for the demo its
-    params. Relative paths are relative to `base` (the repository root)."""
+    for a CSV source the CSV, its raw.csv.split_files and every file they list; for an .npz the
+    file; for the demo its params. Relative paths are relative to `base` (the repository root)."""
     raw, metadata = params["raw"], params["dataset"]["metadata"]
     kind = source_kind(raw["source"])
     if kind == "demo":
@@ -254,6 +251,9 @@ def listing(params: dict[str, Any], base: Path = Path(".")) -> dict[str, Any]:
     out["metadata"] = [metadata, *_stat(Path(base) / metadata)] if metadata else None
     if kind in ("csv", "npz"):
         out["file"] = _stat(location)
+        lists = raw["csv"]["split_files"] if kind == "csv" else {}  # ACNE04's test list beside train's
+        if lists:
+            out["split_files"] = {s: [f, *_stat(location.parent / f)] for s, f in lists.items()}
         if kind == "csv" and location.is_file():
             from stages.dataset.csv_source import listed
 

@@ -118,13 +118,23 @@ def _first_file(cell: str, formats: list[str], folder: Path) -> str:
 
 
 def _separator(csv_path: Path) -> str:
-    """`,`, unless the header has none but a `;` or a tab (a spreadsheet's regional export)."""
+    """`,`, unless the first line has none but a `;` or a tab (a spreadsheet's regional export), or
+    only blanks between fields (an image list such as ACNE04's `levle0_1.jpg 0 1`)."""
     with open(csv_path, encoding="utf-8-sig", errors="replace") as f:
-        header = f.readline()
+        first = f.readline()
     for sep in (",", ";", "\t"):
-        if sep in header:
+        if sep in first:
             return sep
-    return ","
+    return r"\s+" if len(first.split()) > 1 else ","
+
+
+def _files(csv_path: Path, columns: dict[str, Any] | None) -> list[tuple[Path, str | None]]:
+    """The tables a source reads, each with the official split of its rows: the CSV alone, or with
+    raw.csv.split_files the CSV (train) and its val/test lists, relative to its folder."""
+    lists = (columns or {}).get("split_files") or {}
+    if not lists:
+        return [(csv_path, None)]
+    return [(csv_path, "train"), *((csv_path.parent / name, split) for split, name in lists.items())]
 
 
 _READ: dict[tuple, pd.DataFrame] = {}  # the last CSV parsed, while unchanged (stage raw asks five times)
@@ -132,18 +142,27 @@ _READ: dict[tuple, pd.DataFrame] = {}  # the last CSV parsed, while unchanged (s
 
 def read(csv_path: str | Path, group_by: str | None, columns: dict[str, Any] | None = None) -> pd.DataFrame:
     """The metadata CSV, indexed by its cleaned `path` (absolute paths inside the CSV's folder made
-    relative to it); comma, semicolon or tab separated; blanks around names and values ignored.
-    `columns` (a CSV source's raw.csv): the CSV's own names of `path` and `label`, and a
-    `path_format` that makes a path cell a file path. Errors name the CSV and the column.
+    relative to it); comma, semicolon, tab or blank separated; blanks around names and values ignored.
+    `columns` (a CSV source's raw.csv): the CSV's own names of `path` and `label`, a `path_format`
+    that makes a path cell a file path, the `header` of a file without one, and `split_files`
+    (official val/test lists beside the CSV, which then lists train: read into a `split` column).
+    Errors name the file and the column.
     Parsed once per process while the file's size and mtime stay the same (ISIC 2024's is 400k rows)."""
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise RebalanceError(f"{csv_path}: metadata CSV not found; fix dataset.metadata in params.yaml")
-    st = csv_path.stat()
-    key = (str(csv_path.absolute()), st.st_mtime_ns, st.st_size, json.dumps(columns, sort_keys=True))
+    tables = _files(csv_path, columns)
+    for path, split in tables[1:]:
+        if not path.is_file():
+            raise RebalanceError(
+                f"{path}: {split} list not found (raw.csv.split_files.{split}); "
+                f"give its path relative to {csv_path.parent}"
+            )
+    stats = [(str(path.absolute()), path.stat().st_mtime_ns, path.stat().st_size) for path, _ in tables]
+    key = (*stats, json.dumps(columns, sort_keys=True))
     if key not in _READ:
         _READ.clear()
-        _READ[key] = _parse(csv_path, columns)
+        _READ[key] = _parse(csv_path, tables, columns)
     df = _READ[key]
     if group_by is not None and group_by not in df.columns:
         columns_found = ", ".join(["path", *df.columns])
@@ -153,22 +172,45 @@ def read(csv_path: str | Path, group_by: str | None, columns: dict[str, Any] | N
     return df.copy(deep=False)
 
 
-def _parse(csv_path: Path, columns: dict[str, Any] | None) -> pd.DataFrame:
+def _table(path: Path, header: list[str] | None) -> pd.DataFrame:
+    """One file as text cells, blanks around names and values dropped, `Path` read as `path`."""
     try:
-        sep = _separator(csv_path)
-        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False, sep=sep, skipinitialspace=True)
+        sep = _separator(path)
+        names = {"header": None, "names": header} if header else {}
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, sep=sep, skipinitialspace=True, **names)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise RebalanceError(f"{csv_path}: cannot read the metadata CSV ({reason})") from None
+        raise RebalanceError(f"{path}: cannot read the metadata CSV ({reason})") from None
+    if header and not isinstance(df.index, pd.RangeIndex):  # pandas makes the extra fields an index
+        raise RebalanceError(
+            f"{path}: rows have more fields than raw.csv.header names ({', '.join(header)}); "
+            "name every column"
+        )
     df.columns = [str(c).strip() for c in df.columns]
     named = {c.lower(): c for c in df.columns if c.lower() in FIXED_COLUMNS and c not in FIXED_COLUMNS}
-    df = df.rename(columns={c: low for low, c in named.items() if low not in df.columns})  # Path -> path
+    return df.rename(columns={c: low for low, c in named.items() if low not in df.columns})  # Path -> path
+
+
+def _parse(csv_path: Path, tables: list[tuple[Path, str | None]], columns: dict | None) -> pd.DataFrame:
+    header = (columns or {}).get("header")
+    parts = []
+    for path, split in tables:
+        part = _table(path, header)
+        if split is not None:
+            if SPLIT_COLUMN in part.columns:
+                raise RebalanceError(
+                    f"{path}: has a `{SPLIT_COLUMN}` column and raw.csv.split_files gives the split; use one"
+                )
+            part[SPLIT_COLUMN] = split
+        parts.append(part)
+    df = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     if columns is not None:
         df = _named(df, columns, csv_path)
     if "path" not in df.columns:
         raise RebalanceError(
             f"{csv_path}: no `path` column (columns: {', '.join(df.columns)}); add one with each "
-            "image's path relative to the source folder"
+            "image's path relative to the source folder (a file without a header row: name its "
+            "columns in raw.csv.header)"
         )
     folders = tuple(dict.fromkeys([csv_path.parent.absolute(), csv_path.parent.resolve()]))
     df = df.assign(path=df.path.map(lambda p: _clean(p, folders))).drop_duplicates()  # a row twice: once

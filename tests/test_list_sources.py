@@ -1,0 +1,114 @@
+"""Image lists as datasets publish them: ACNE04's official folds (`NNEW_trainval_0.txt`,
+`NNEW_test_0.txt`: `levle0_1.jpg 0 1`, blank separated, no header) read by params alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from imagegen import one_line_error, smooth_image, stage, workdir
+
+from stages.dataset import metadata
+
+CLASSES = ["level0", "level1", "level2", "level3"]
+COLUMNS = {
+    "header": ["path", "label", "lesions"],
+    "path_format": "JPEGImages/{}",
+    "split_files": {"test": "NNEW_test_0.txt"},
+}
+
+
+def acne04(root: Path, per_grade: int = 12) -> dict[str, str]:
+    """ACNE04's Classification/ folder: JPEGImages/levle<g>_<i>.jpg (the dataset's own spelling)
+    and fold 0's two lists, every fourth image of a grade in test. Returns image -> split."""
+    rng = np.random.default_rng(4)
+    split, lines = {}, {"train": [], "test": []}
+    for grade in range(4):
+        for i in range(1, per_grade + 1):
+            name = f"levle{grade}_{i}.jpg"
+            (root / "JPEGImages").mkdir(parents=True, exist_ok=True)
+            smooth_image(rng, 48).save(root / "JPEGImages" / name, quality=90)
+            split[name] = "test" if i % 4 == 0 else "train"
+            lines[split[name]].append(f"{name} {grade} {grade * 10 + i}")
+    (root / "NNEW_trainval_0.txt").write_text("\n".join(lines["train"]) + "\n")
+    (root / "NNEW_test_0.txt").write_text("\n".join(lines["test"]) + "\n")
+    return split
+
+
+def test_acne04_official_fold_by_params_alone(tmp_path):
+    """Fold 0's test list kept exactly, val drawn from its trainval list, the lesion counts kept as
+    metadata; editing the test list re-runs raw (scan's listing changes)."""
+    root = tmp_path / "ACNE04/Classification"
+    official = acne04(root)
+    work = workdir(tmp_path, root / "NNEW_trainval_0.txt", CLASSES, {"raw": {"csv": COLUMNS}})
+    stage(work, "scan")
+    stage(work, "raw")
+    out = stage(work, "count").stdout
+    assert "Drawn: the source has no val split" in out
+
+    index = pd.read_csv(work / "data/raw/images.csv", dtype=str)
+    assert len(index) == 48 and index.path.iloc[0] == "level0/JPEGImages/levle0_1.jpg"
+    assert dict(zip(index.source.str.removeprefix("JPEGImages/"), index.split)) == official
+    labels = pd.read_csv(work / "data/raw/labels.csv", dtype=str)
+    assert labels.set_index("path").lesions["level2/JPEGImages/levle2_3.jpg"] == "23"
+    man = pd.read_csv(work / "data/counted/manifest.csv", dtype=str).set_index("path")
+    tested = {p.rsplit("/", 1)[1] for p in man.index[man.split == "test"]}
+    assert tested == {n for n, s in official.items() if s == "test"}  # the official test, exactly
+    counts = json.loads((work / "metrics/counts.json").read_text())
+    assert counts["drawn_from_train"]["val"] == (man.split == "val").sum() > 0
+
+    listing = json.loads((work / "data/source.json").read_text())
+    assert listing["split_files"]["test"][0] == "NNEW_test_0.txt"
+    with open(root / "NNEW_test_0.txt", "a") as f:
+        f.write("levle3_1.jpg 3 31\n")  # also in the train list: one image, two splits
+    assert "changed" in stage(work, "scan").stdout
+    error = one_line_error(stage(work, "raw", check=False))
+    assert "JPEGImages/levle3_1.jpg has rows that differ; keep one row per image" in error
+
+
+def test_list_mistakes_are_one_line_errors(tmp_path):
+    """A list read without raw.csv.header, a missing test list, a row with an extra field and a
+    split the source itself holds: each a one-line error naming the file or key and the fix."""
+    root = tmp_path / "Classification"
+    acne04(root, per_grade=4)
+
+    def error(columns: dict) -> str:
+        work = workdir(tmp_path, root / "NNEW_trainval_0.txt", CLASSES, {"raw": {"csv": columns}})
+        params = yaml.safe_load((work / "params.yaml").read_text())
+        params["raw"]["csv"] = {"path": "path", "label": "label", "path_format": "{}"} | columns
+        (work / "params.yaml").write_text(yaml.safe_dump(params))
+        return one_line_error(stage(work, "raw", check=False))
+
+    assert "name its columns in raw.csv.header" in error({k: v for k, v in COLUMNS.items() if k != "header"})
+    missing = error(COLUMNS | {"split_files": {"test": "NNEW_test_9.txt"}})
+    assert "NNEW_test_9.txt: test list not found (raw.csv.split_files.test)" in missing
+    train = error(COLUMNS | {"split_files": {"train": "NNEW_test_0.txt"}})  # the source lists train
+    assert "`raw.csv.split_files.train` input should be 'val' or 'test'" in train
+    assert "`raw.csv.header`" in error(COLUMNS | {"header": []})
+
+    (root / "NNEW_test_0.txt").write_text("levle0_4.jpg 0 4 extra\n")
+    assert "rows have more fields than raw.csv.header names (path, label, lesions)" in error(COLUMNS)
+    (root / "NNEW_test_0.txt").write_text("path,label,split\nlevle0_4.jpg,0,test\n")
+    no_header = COLUMNS | {"header": None}
+    assert "has a `split` column and raw.csv.split_files gives the split; use one" in error(no_header)
+
+
+def test_a_csv_is_parsed_once_whatever_the_group_column(tmp_path, monkeypatch):
+    """Stage raw asks for the source's table with and without dataset.group_by: one parse."""
+    (tmp_path / "a.csv").write_text("path,label,patient\nx.png,a,p1\ny.png,b,p2\n")
+    calls = []
+    parse = metadata._parse
+    monkeypatch.setattr(metadata, "_parse", lambda *a: calls.append(a) or parse(*a))
+    for group_by in (None, "patient", None, "patient"):
+        assert list(metadata.read(tmp_path / "a.csv", group_by).index) == ["x.png", "y.png"]
+    assert len(calls) == 1
+    one_line = "dataset.group_by column `lesion_id` not found (columns: path, label, patient)"
+    try:
+        metadata.read(tmp_path / "a.csv", "lesion_id")
+    except Exception as err:  # noqa: BLE001 - the message is what is checked
+        assert one_line in str(err)
+    else:
+        raise AssertionError("an unknown group_by column was accepted")
