@@ -19,7 +19,7 @@ import pandas as pd
 
 from stages.core import atomic, images as images_mod, params as params_mod, paths
 from stages.core.errors import run_main
-from stages.dataset import duplicates, grading, ingest, metadata, source
+from stages.dataset import csv_read, duplicates, grading, ingest, metadata, source
 
 UNMATCHED_SHOWN = 20  # metadata rows naming no ingested image: how many metrics/raw.json lists
 
@@ -32,6 +32,7 @@ def main() -> None:
     settings = ingest.settings(params)  # before reading the source: a file added meanwhile re-runs raw
     unmatched: list[str] = []
     windowed: set[str] = set()
+    repeated = 0  # images with several rows in the source's table (RSNA: one per box)
     with atomic.output_dir(paths.RAW) as out:
         if raw["source"] == "demo":
             from stages.dataset import demo  # (scipy.ndimage: only the demo needs it)
@@ -48,6 +49,7 @@ def main() -> None:
             attached = metadata.attach(src.dataset, found.source, found.official)
             images, skipped, unmatched = found.images, found.skipped, attached.unmatched
             windowed = found.windowed
+            repeated = csv_read.repeated(csv, src.dataset.get("csv")) if csv is not None else 0
             if csv is not None:
                 labels = metadata.attributes(csv, images, found.source, src.dataset.get("csv"))
                 atomic.write_text(out / paths.LABELS.name, labels.to_csv(index=False, lineterminator="\n"))
@@ -73,6 +75,8 @@ def main() -> None:
     report |= {"official_split": official, "groups": len({r["group"] for r in index if r["group"]})}
     if unmatched:
         report["metadata_unmatched"] = {"n": len(unmatched), "first": unmatched[:UNMATCHED_SHOWN]}
+    if repeated:
+        report["metadata_repeated"] = repeated
     if windowed:
         report["windowed"] = {"n": len(windowed), "window": raw["window"]}
     atomic.write_json(paths.RAW_REPORT, report)
@@ -82,6 +86,8 @@ def main() -> None:
         print(f"... and {len(skipped) - UNMATCHED_SHOWN} more skipped files (all in {paths.RAW_REPORT})")
     if unmatched:
         print(f"metadata: {len(unmatched)} rows name no ingested image, first: {unmatched[0]}")
+    if repeated:
+        print(f"metadata: {repeated} images have several rows (same label, split, group): first row kept")
     if windowed:
         print(f"windowed {len(windowed)} 16-bit/float images to 8-bit PNG ({raw['window']})")
     print(f"raw: {len(images)} images in {len(classes)} classes, {len(skipped)} skipped")

@@ -346,7 +346,9 @@ def test_a_csv_row_written_twice_is_read_once_and_an_empty_path_is_a_reported_sk
         {"path": "(empty)", "reason": "a row with label 'benign' has an empty path cell"}
     ]
     (tmp_path / "labels.csv").write_text("\n".join([*lines[:-2], f"{rows[0][0]},malignant"]) + "\n")
-    with pytest.raises(RebalanceError, match=f"{rows[0][0]} has rows that differ; keep one row per image"):
+    with pytest.raises(
+        RebalanceError, match=f"{rows[0][0]} has rows that differ in label; keep one label per image"
+    ):
         csv_source.scan(tmp_path / "labels.csv", ["benign", "malignant"], None)
 
 

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import yaml
 from imagegen import one_line_error, smooth_image, stage, workdir
+from test_real_sources import dicom
 
-from stages.dataset import metadata
+from stages.dataset import csv_read
 
 CLASSES = ["level0", "level1", "level2", "level3"]
 COLUMNS = {
@@ -66,7 +67,7 @@ def test_acne04_official_fold_by_params_alone(tmp_path):
         f.write("levle3_1.jpg 3 31\n")  # also in the train list: one image, two splits
     assert "changed" in stage(work, "scan").stdout
     error = one_line_error(stage(work, "raw", check=False))
-    assert "JPEGImages/levle3_1.jpg has rows that differ; keep one row per image" in error
+    assert "JPEGImages/levle3_1.jpg has rows that differ in split; keep one split per image" in error
 
 
 def test_list_mistakes_are_one_line_errors(tmp_path):
@@ -100,15 +101,60 @@ def test_a_csv_is_parsed_once_whatever_the_group_column(tmp_path, monkeypatch):
     """Stage raw asks for the source's table with and without dataset.group_by: one parse."""
     (tmp_path / "a.csv").write_text("path,label,patient\nx.png,a,p1\ny.png,b,p2\n")
     calls = []
-    parse = metadata._parse
-    monkeypatch.setattr(metadata, "_parse", lambda *a: calls.append(a) or parse(*a))
+    parse = csv_read._parse
+    monkeypatch.setattr(csv_read, "_parse", lambda *a: calls.append(a) or parse(*a))
     for group_by in (None, "patient", None, "patient"):
-        assert list(metadata.read(tmp_path / "a.csv", group_by).index) == ["x.png", "y.png"]
+        assert list(csv_read.read(tmp_path / "a.csv", group_by).index) == ["x.png", "y.png"]
     assert len(calls) == 1
     one_line = "dataset.group_by column `lesion_id` not found (columns: path, label, patient)"
     try:
-        metadata.read(tmp_path / "a.csv", "lesion_id")
+        csv_read.read(tmp_path / "a.csv", "lesion_id")
     except Exception as err:  # noqa: BLE001 - the message is what is checked
         assert one_line in str(err)
     else:
         raise AssertionError("an unknown group_by column was accepted")
+
+
+def test_rsna_pneumonia_box_table_by_params_alone(tmp_path):
+    """RSNA Pneumonia's stage_2_train_labels.csv as downloaded: one row per box (several rows of
+    one patientId, the same Target), DICOMs named by patientId. Each image is read once with its
+    first row and the repeats are reported; rows of one image that disagree on the label, or on
+    dataset.group_by, are a one-line error naming the image."""
+    rng = np.random.default_rng(8)
+    root = tmp_path / "rsna"
+    (root / "stage_2_train_images").mkdir(parents=True)
+    rows = []
+    for i in range(24):
+        pid, target = f"{i:04x}-rsna", int(i % 3 == 0)
+        dicom(root / "stage_2_train_images" / f"{pid}.dcm", rng.integers(0, 4096, (40, 40)), None)
+        boxes = [(10 + b, 12, 8, 9) for b in range(1 + i % 2)] if target else [("", "", "", "")]
+        rows += [
+            {"patientId": pid, "x": x, "y": y, "width": w, "height": h, "Target": target}
+            for x, y, w, h in boxes
+        ]
+    pd.DataFrame(rows).to_csv(root / "stage_2_train_labels.csv", index=False)
+    columns = {"path": "patientId", "label": "Target", "path_format": "stage_2_train_images/{}.dcm"}
+    updates = {"raw": {"csv": columns}}
+    work = workdir(tmp_path, root / "stage_2_train_labels.csv", ["normal", "pneumonia"], updates)
+    out = stage(work, "raw").stdout
+    assert "metadata: 4 images have several rows (same label, split, group): first row kept" in out
+    index = pd.read_csv(work / "data/raw/images.csv", dtype=str)
+    assert len(index) == 24 and index.label.value_counts().to_dict() == {"normal": 16, "pneumonia": 8}
+    labels = pd.read_csv(work / "data/raw/labels.csv", dtype=str, keep_default_na=False).set_index("path")
+    assert labels.x["pneumonia/stage_2_train_images/0003-rsna.dcm.png"] == "10"  # its first box
+    assert json.loads((work / "metrics/raw.json").read_text())["metadata_repeated"] == 4
+
+    assert rows[4]["patientId"] == "0003-rsna" == rows[3]["patientId"]
+    rows[4]["Target"] = 0  # 0003-rsna's second box says normal
+    pd.DataFrame(rows).to_csv(root / "stage_2_train_labels.csv", index=False)
+    error = one_line_error(stage(work, "raw", check=False))
+    assert "images/0003-rsna.dcm has rows that differ in label; keep one label per image" in error
+    rows[4]["Target"] = 1
+    pd.DataFrame([r | {"site": f"s{k % 2}"} for k, r in enumerate(rows)]).to_csv(
+        root / "stage_2_train_labels.csv", index=False
+    )
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["dataset"]["group_by"] = "site"
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    error = one_line_error(stage(work, "raw", check=False))
+    assert "has rows that differ in site (dataset.group_by); keep one site per image" in error

@@ -7,7 +7,7 @@ of `dataset.classes` or, failing that, an integer index into it (ISIC's `target`
 (train/val/test) is an official split, kept exactly; the group of an image is the column
 `dataset.group_by` names, else the `group` column when there is one. Every other column is
 metadata: kept in data/raw/labels.csv for prompts and grouping. The CSV is both the image list and
-the metadata table (stages.dataset.metadata reads it as `dataset.metadata`).
+the metadata table (stages/dataset/csv_read.py reads both).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pandas as pd
 
 from stages.core import images
 from stages.core.errors import RebalanceError
-from stages.dataset import metadata
+from stages.dataset import csv_read
 from stages.dataset.ingest import Scan, link_problem
 from stages.dataset.ingest_files import ingest_files, windowed_name
 
@@ -68,7 +68,7 @@ def scan(
     `copy_to` each usable image is written there as it is verified (ingest.ingest_files).
     `columns`: raw.csv (the CSV's names of `path` and `label`, a path format)."""
     csv_path = Path(csv_path)
-    df = metadata.read(csv_path, group_by, columns)
+    df = csv_read.read(csv_path, group_by, columns)
     if LABEL not in df.columns:
         raise RebalanceError(
             f"{csv_path}: no `{LABEL}` column (columns: path, {', '.join(df.columns)}); "
@@ -89,7 +89,7 @@ def scan(
     for rel, row in df.iterrows():
         label = label_of(row[LABEL], classes)
         if label is None:
-            why = metadata.label_problem(row, columns) or f"label {row[LABEL]!r} not in dataset.classes"
+            why = csv_read.label_problem(row, columns) or f"label {row[LABEL]!r} not in dataset.classes"
             result.skipped.append({"path": rel, "reason": why})
             continue
         path = folder / rel
@@ -137,6 +137,6 @@ def scan(
 def listed(csv_path: Path, columns: dict[str, str] | None = None) -> list[str]:
     """The paths a CSV lists (for stage scan); [] when it cannot be read (raw reports why)."""
     try:
-        return list(metadata.read(csv_path, None, columns).index)
+        return list(csv_read.read(csv_path, None, columns).index)
     except RebalanceError:
         return []

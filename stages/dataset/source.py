@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.core.schema import source_kind
-from stages.dataset import csv_source, ingest, metadata, npz_source
+from stages.dataset import csv_read, csv_source, ingest, npz_source
 
 
 @dataclass
@@ -39,7 +39,7 @@ def read(params: dict[str, Any], out: Path | None = None) -> Source:
         found = csv_source.scan(
             path, dataset["classes"], dataset["group_by"], raw["on_bad_file"], processes, out, window, columns
         )
-        df = metadata.read(path, dataset["group_by"], columns)
+        df = csv_read.read(path, dataset["group_by"], columns)
         view = csv_source.dataset_view(dataset, raw["source"], df, columns)
         return Source(found, path.parent, raw["source"], view)
     found = ingest.scan(path, dataset["classes"], raw["on_bad_file"], True, processes, out, window)
