@@ -1,5 +1,6 @@
-"""Image lists as datasets publish them: ACNE04's official folds (`NNEW_trainval_0.txt`,
-`NNEW_test_0.txt`: `levle0_1.jpg 0 1`, blank separated, no header) read by params alone."""
+"""Image tables as datasets publish them, read by params alone: ACNE04's official folds
+(`NNEW_trainval_0.txt`, `NNEW_test_0.txt`: `levle0_1.jpg 0 1`, blank separated, no header),
+RSNA Pneumonia's one row per box, ChestX-ray14's multi-label `Finding Labels`."""
 
 from __future__ import annotations
 
@@ -158,3 +159,36 @@ def test_rsna_pneumonia_box_table_by_params_alone(tmp_path):
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     error = one_line_error(stage(work, "raw", check=False))
     assert "has rows that differ in site (dataset.group_by); keep one site per image" in error
+
+
+def test_chestxray14_multi_label_findings_by_params_alone(tmp_path):
+    """ChestX-ray14's Data_Entry_2017.csv (`Finding Labels` such as `Effusion|Pneumonia`, `Patient
+    ID`, images in images_001/images/ and images_002/images/): pneumonia vs no finding through
+    raw.csv.label_separator; a row with neither class or with both is a reported skip; a patient
+    stays in one split."""
+    rng = np.random.default_rng(14)
+    root = tmp_path / "nih"
+    findings = ["No Finding", "Pneumonia", "Effusion|Pneumonia", "Infiltration", "Pneumonia|Effusion"]
+    rows = []
+    for i in range(40):
+        name = f"{i:08d}_000.png"
+        path = root / f"images_00{1 + i // 20}/images" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        smooth_image(rng, 40).convert("L").save(path)
+        rows.append({"Image Index": name, "Finding Labels": findings[i % 5], "Patient ID": i // 4})
+    rows[0]["Finding Labels"] = "No Finding|Pneumonia"  # (not in the real table): two classes
+    pd.DataFrame(rows).to_csv(root / "Data_Entry_2017.csv", index=False)
+    parts = ["images_001/images/{}", "images_002/images/{}"]
+    columns = {"path": "Image Index", "label": "Finding Labels", "label_separator": "|", "path_format": parts}
+    updates = {"raw": {"csv": columns}, "dataset": {"group_by": "Patient ID"}}
+    work = workdir(tmp_path, root / "Data_Entry_2017.csv", ["No Finding", "Pneumonia"], updates)
+    out = stage(work, "raw").stdout
+    assert "00000000_000.png: 2 of its labels are classes (No Finding, Pneumonia): one class per image" in out
+    assert "00000003_000.png: label 'Infiltration' not in dataset.classes" in out
+    index = pd.read_csv(work / "data/raw/images.csv", dtype=str)
+    assert index.label.value_counts().to_dict() == {"Pneumonia": 24, "No Finding": 7}
+    assert "Pneumonia/images_002/images/00000022_000.png" in set(index.path)  # Effusion|Pneumonia
+    stage(work, "count")
+    man = pd.read_csv(work / "data/counted/manifest.csv", dtype=str)
+    patient = dict(zip(index.path, index.group))
+    assert man.groupby(man.path.map(patient)).split.nunique().max() == 1

@@ -94,6 +94,9 @@ class Csv(Group):
     label: Name | Annotated[list[Name], Field(min_length=2)] = "label"
     # or several, tried in order: the first naming a file that exists (HAM10000's two image folders)
     path_format: PathFormat | Annotated[list[PathFormat], Field(min_length=1)] = "{}"
+    # A multi-label cell (ChestX-ray14's `Finding Labels`: `Effusion|Pneumonia`) split on this: the
+    # row's class is its one label in dataset.classes (none or several: a reported skip)
+    label_separator: Name | None = None
     # A file without a header row (ACNE04's NNEW_trainval_0.txt: `levle0_1.jpg 0 1`): its column
     # names, in order. Such a file may be separated by blanks.
     header: Annotated[list[Name], Field(min_length=1)] | None = None

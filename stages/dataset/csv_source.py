@@ -42,8 +42,12 @@ def dataset_view(
     return dataset | {"metadata": csv_path, "group_by": group_column(df, dataset["group_by"]), "csv": columns}
 
 
-def label_of(value: str, classes: list[str]) -> str | None:
-    """A row's class: its value if a class name, else classes[int(value)], else None."""
+def label_of(value: str, classes: list[str], separator: str | None = None) -> str | None:
+    """A row's class: its value if a class name, else classes[int(value)], else None. With a
+    `separator` (raw.csv.label_separator) the one class among the cell's labels, else None."""
+    if separator:
+        found = {c for part in value.split(separator) if (c := label_of(part, classes))}
+        return found.pop() if len(found) == 1 else None
     value = value.strip()
     if value in classes:
         return value
@@ -52,6 +56,16 @@ def label_of(value: str, classes: list[str]) -> str | None:
     except ValueError:
         return None
     return classes[index] if 0 <= index < len(classes) and float(value) == index else None
+
+
+def several(value: str, classes: list[str], separator: str | None) -> str:
+    """Why a multi-label cell has no class: several of its labels are classes ('' otherwise)."""
+    found = sorted(
+        {c for part in value.split(separator) if (c := label_of(part, classes))} if separator else []
+    )
+    return (
+        f"{len(found)} of its labels are classes ({', '.join(found)}): one class per image" if found else ""
+    )
 
 
 def scan(
@@ -66,7 +80,7 @@ def scan(
 ) -> Scan:
     """The usable images the CSV lists (as data/raw/<label>/<path>), the rest reported. With
     `copy_to` each usable image is written there as it is verified (ingest.ingest_files).
-    `columns`: raw.csv (the CSV's names of `path` and `label`, a path format)."""
+    `columns`: raw.csv (the CSV's names of `path` and `label`, a path format, a label separator)."""
     csv_path = Path(csv_path)
     df = csv_read.read(csv_path, group_by, columns)
     if LABEL not in df.columns:
@@ -85,11 +99,13 @@ def scan(
             )
         result.skipped.append({"path": rel, "reason": reason})
 
+    separator = (columns or {}).get("label_separator")  # ChestX-ray14's `Effusion|Pneumonia`
     candidates: list[tuple[str, str]] = []  # (path relative to the CSV's folder, label)
     for rel, row in df.iterrows():
-        label = label_of(row[LABEL], classes)
+        label = label_of(row[LABEL], classes, separator)
         if label is None:
-            why = csv_read.label_problem(row, columns) or f"label {row[LABEL]!r} not in dataset.classes"
+            why = csv_read.label_problem(row, columns) or several(row[LABEL], classes, separator)
+            why = why or f"label {row[LABEL]!r} not in dataset.classes"
             result.skipped.append({"path": rel, "reason": why})
             continue
         path = folder / rel
