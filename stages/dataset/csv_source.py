@@ -101,16 +101,16 @@ def scan(
 
     separator = (columns or {}).get("label_separator")  # ChestX-ray14's `Effusion|Pneumonia`
     candidates: list[tuple[str, str]] = []  # (path relative to the CSV's folder, label)
-    for rel, row in df.iterrows():
-        label = label_of(row[LABEL], classes, separator)
+    for rel, value in zip(df.index, df[LABEL]):  # (not iterrows: 36 s for 400k rows of 10 columns)
+        label = label_of(value, classes, separator)
         if label is None:
-            why = csv_read.label_problem(row, columns) or several(row[LABEL], classes, separator)
-            why = why or f"label {row[LABEL]!r} not in dataset.classes"
+            why = csv_read.label_problem(df.loc[rel], columns) or several(value, classes, separator)
+            why = why or f"label {value!r} not in dataset.classes"
             result.skipped.append({"path": rel, "reason": why})
             continue
         path = folder / rel
         if rel == ".":
-            bad("(empty)", f"a row with label {row[LABEL]!r} has an empty path cell")
+            bad("(empty)", f"a row with label {value!r} has an empty path cell")
             continue
         if rel.startswith("/") or ".." in Path(rel).parts:
             bad(rel, "path leads out of the CSV's folder; give paths relative to it")
