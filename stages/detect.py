@@ -1,8 +1,10 @@
-"""Stage detect: measure the lesion detector against the true counts of the demo dataset.
+"""Stage detect: measure the lesion detector against the true counts (the demo's, or a `lesions`
+column of the source's table, as ACNE04's lists hold).
 
 Writes metrics/detector.json: count MAE, bias and grade agreement on the train split (the bar the
-lesion-edit method relies on) and, as a held-out check, on val. Folders without true counts
-(data/raw/labels.csv absent) or datasets without lesion grading get a note instead.
+lesion-edit method relies on) and, as a held-out check, on val. Sources without true counts
+(no data/raw/labels.csv, or no integer `lesions` column in it) or datasets without lesion grading
+get a note instead.
 """
 
 from __future__ import annotations
@@ -18,16 +20,30 @@ from stages.synth import detector
 SPLITS = ("train", "val")
 
 
+def unmeasurable(bins: dict | None, truth: pd.DataFrame | None) -> str:
+    """Why the detector cannot be measured ('' when it can)."""
+    if bins is None:
+        return "dataset.lesion_bins is null"
+    if truth is None:
+        return f"{paths.LABELS} is absent (no true counts)"
+    if "lesions" not in truth.columns:
+        return f"{paths.LABELS} has no `lesions` column of true counts (name it in the source's table)"
+    if not pd.api.types.is_integer_dtype(truth.lesions):
+        return f"{paths.LABELS}: `lesions` holds a value that is not a count"
+    return ""
+
+
 def main() -> None:
     params = params_mod.load()
     bins = grading.lesion_bins(params)
-    if bins is None or not paths.LABELS.exists():
-        why = "dataset.lesion_bins is null" if bins is None else f"{paths.LABELS} is absent (no true counts)"
+    truth = pd.read_csv(paths.LABELS, dtype={"path": str}) if paths.LABELS.exists() else None
+    why = unmeasurable(bins, truth)
+    if why:
         atomic.write_json(paths.DETECTOR, {"measured": False, "note": f"detector not measured: {why}"})
         print(f"detect: skipped, {why}")
         return
-    truth = pd.read_csv(paths.LABELS, dtype={"path": str})
     real = manifest.read(paths.COUNTED / manifest.FILENAME)
+    truth = truth[["path", "label", "lesions"]]  # (a CSV source's table may hold its official split too)
     rows = truth.merge(real[["path", "split"]], on="path")
     result: dict = {"measured": True, "detector": detector.VERSION}
     for split in SPLITS:

@@ -71,6 +71,28 @@ def test_acne04_official_fold_by_params_alone(tmp_path):
     assert "JPEGImages/levle3_1.jpg has rows that differ in split; keep one split per image" in error
 
 
+def test_acne04_lesion_counts_measure_the_detector(tmp_path):
+    """With Hayashi's bins (dataset.lesion_bins) the lists' lesion counts are the true counts stage
+    detect measures the lesion detector against; a table without a `lesions` column gets a note."""
+    root = tmp_path / "Classification"
+    acne04(root, per_grade=8)
+    bins = {"level0": [0, 5], "level1": [6, 20], "level2": [21, 50], "level3": [51, None]}
+    updates = {"raw": {"csv": COLUMNS}, "dataset": {"lesion_bins": bins}}
+    work = workdir(tmp_path, root / "NNEW_trainval_0.txt", CLASSES, updates)
+    for name in ("raw", "count", "detect"):
+        stage(work, name)
+    measured = json.loads((work / "metrics/detector.json").read_text())
+    assert measured["measured"] and {"count_mae", "grade_agreement"} <= set(measured["train"])
+
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["raw"]["csv"]["header"] = ["path", "label", "count"]
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    for name in ("raw", "count"):
+        stage(work, name)
+    assert "has no `lesions` column of true counts" in stage(work, "detect").stdout
+    assert not json.loads((work / "metrics/detector.json").read_text())["measured"]
+
+
 def test_list_mistakes_are_one_line_errors(tmp_path):
     """A list read without raw.csv.header, a missing test list, a row with an extra field and a
     split the source itself holds: each a one-line error naming the file or key and the fix."""
