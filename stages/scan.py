@@ -9,6 +9,8 @@ The file is rewritten only when its content changes.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from stages.core import atomic, params as params_mod
 from stages.core.errors import run_main
 from stages.dataset import ingest
@@ -25,7 +27,8 @@ def main() -> None:
     source = params["raw"]["source"]
     what = "the demo" if source == "demo" else f"{len(found.get('files') or [])} entries in {source}"
     if found.get("files", []) is None:
-        what = f"{source} not found (stage raw says what to fix)"
+        problem = "is not a folder" if Path(source).is_file() else "not found"
+        what = f"{source} {problem} (stage raw says what to fix)"
     print(f"scan: {what}, {'changed' if changed else 'unchanged'} ({path})")
 
 

@@ -214,3 +214,14 @@ def test_chestxray14_multi_label_findings_by_params_alone(tmp_path):
     man = pd.read_csv(work / "data/counted/manifest.csv", dtype=str)
     patient = dict(zip(index.path, index.group))
     assert man.groupby(man.path.map(patient)).split.nunique().max() == 1
+
+
+def test_a_file_raw_cannot_read_is_a_one_line_error(tmp_path):
+    """ISIC 2024's train-image.hdf5 (or a zip) given as raw.source: scan and raw say it is a file
+    they cannot read and what to give instead (was: "source folder not found")."""
+    (tmp_path / "train-image.hdf5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
+    work = workdir(tmp_path, tmp_path / "train-image.hdf5", ["benign", "malignant"])
+    assert "train-image.hdf5 is not a folder (stage raw says what to fix)" in stage(work, "scan").stdout
+    error = one_line_error(stage(work, "raw", check=False))
+    assert "train-image.hdf5: a file raw.source cannot read; give a folder of class folders" in error
+    assert "ISIC 2024's HDF5: its image folder with train-metadata.csv" in error

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stages.core.errors import RebalanceError
 from stages.core.schema import source_kind
 from stages.dataset import csv_read, csv_source, ingest, npz_source
 
@@ -42,6 +43,12 @@ def read(params: dict[str, Any], out: Path | None = None) -> Source:
         df = csv_read.read(path, dataset["group_by"], columns)
         view = csv_source.dataset_view(dataset, raw["source"], df, columns)
         return Source(found, path.parent, raw["source"], view)
+    if path.is_file():  # not a table or .npz by its name: HDF5, a zip, an image, ...
+        raise RebalanceError(
+            f"{path}: a file raw.source cannot read; give a folder of class folders, a .csv/.tsv/.txt "
+            "table of images or a MedMNIST .npz (an archive: unpack it; ISIC 2024's HDF5: its image "
+            "folder with train-metadata.csv, README 'Your own data')"
+        )
     found = ingest.scan(path, dataset["classes"], raw["on_bad_file"], True, processes, out, window)
     return Source(found, path, dataset["metadata"], dataset)
 
