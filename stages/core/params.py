@@ -83,13 +83,13 @@ def release_settings(params: dict[str, Any]) -> dict[str, Any]:
 # ---- messages --------------------------------------------------------------------------------
 
 
+BRANCHES = ("str", "int", "float", "bool")  # pydantic's tags of a union's plain branches
+
+
 def _key(loc: tuple) -> list[str]:
     """A pydantic error location without its validator and union-branch tags (`list[...]`, `str`)."""
     tags = ("function-", "constrained-")
     return [str(p) for p in loc if not str(p).startswith(tags) and "[" not in str(p) and p not in BRANCHES]
-
-
-BRANCHES = ("str", "int", "float", "bool")
 
 
 def _first(errors: list[dict[str, Any]]) -> dict[str, Any]:
