@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 import sys
 
-from stages.core import atomic, device, manifest, params as params_mod, paths, ranks
+from stages.core import atomic, manifest, params as params_mod, paths, ranks
 from stages.core.errors import RebalanceError, run_main
-from stages.synth import diffusion_sd, lora_train, provenance
+from stages.synth import provenance
 
 
 def main() -> None:
@@ -29,6 +29,9 @@ def main() -> None:
         atomic.write_json(paths.SD_LORA_TRAIN, {"trained": False, "note": "sd_lora.model_dir is null"})
         print("sd_lora: skipped, sd_lora.model_dir is null (a local SD 1.5 folder trains the LoRA)")
         return
+    from stages.core import device  # (torch, diffusers, peft: seconds a skip need not pay)
+    from stages.synth import diffusion_sd, lora_train
+
     if cfg["processes"] > 1 and not ranks.launched():  # dvc repro: launch the data-parallel processes
         sys.exit(ranks.relaunch("stages.sd_lora", cfg["processes"]))
     runtime = device.runtime(params)

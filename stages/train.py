@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import torch
 from dvclive import Live
-from sklearn.metrics import f1_score
 
 from stages.core import device, manifest, params as params_mod, paths, ranks
 from stages.core.device import CPU, Runtime
@@ -105,7 +104,7 @@ class BestOnVal:
             self.live.log_metric("train/epoch", round(epoch, 4))
             self.live.log_metric("train/loss", loss)
             self.live.log_metric("val/balanced_accuracy", score)
-            self.live.log_metric("val/macro_f1", f1_score(self.y_val, pred, average="macro", zero_division=0))
+            self.live.log_metric("val/macro_f1", metrics.macro_f1(self.y_val, pred))
             self.live.next_step()
         if score > self.score:
             self.score, self.best_step = score, step

@@ -12,12 +12,9 @@ from __future__ import annotations
 import sys
 import time
 
-import torch
-
-from stages.core import atomic, device, manifest, params as params_mod, paths, ranks
+from stages.core import atomic, manifest, params as params_mod, paths, ranks
 from stages.core.errors import RebalanceError, run_main
-from stages.learn.data import image_set
-from stages.synth import gan_core as core, provenance
+from stages.synth import provenance
 
 
 def main() -> None:
@@ -29,6 +26,12 @@ def main() -> None:
         atomic.write_json(paths.GAN_TRAIN, {"trained": False, "note": "gan is not in synthesize.methods"})
         print("train_gan: skipped, gan is not in synthesize.methods")
         return
+    import torch  # (and the GAN's modules: seconds a skip need not pay)
+
+    from stages.core import device
+    from stages.learn.data import image_set
+    from stages.synth import gan_core as core
+
     if cfg["processes"] > 1 and not ranks.launched():  # dvc repro: launch the data-parallel processes
         sys.exit(ranks.relaunch("stages.train_gan", cfg["processes"]))
     runtime = device.runtime(params)

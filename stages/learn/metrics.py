@@ -3,38 +3,49 @@ class-stratified bootstrap (intervals of one variant, paired differences between
 
 from __future__ import annotations
 
-import warnings
+import functools
 from collections.abc import Iterator
+from types import ModuleType
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    balanced_accuracy_score,
-    cohen_kappa_score,
-    f1_score,
-    precision_recall_curve,
-    precision_recall_fscore_support,
-    roc_auc_score,
-    roc_curve,
-)
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1")
 
 
+@functools.cache
+def _sk() -> ModuleType:
+    """sklearn.metrics, imported on first use: 2-3 s of imports (scipy.stats) that the training
+    stages, which need only the two functions below, no longer pay."""
+    import sklearn.metrics
+
+    return sklearn.metrics
+
+
 def balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
-    """Mean recall over the classes present in `y`. A class absent from a small val or test split
-    (stage count warns about it) predicted anyway is no error: sklearn's warning is not repeated."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
-        return float(balanced_accuracy_score(y, pred))
+    """Mean recall over the classes present in `y` (sklearn's balanced_accuracy_score, the same
+    operations in the same order). A class absent from a small val or test split predicted anyway
+    is no error (sklearn warns)."""
+    y, pred = np.asarray(y), np.asarray(pred)
+    present = np.unique(y)
+    recalls = np.array([np.sum((y == c) & (pred == c)) / np.sum(y == c) for c in present])
+    return float(np.mean(recalls))
+
+
+def macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
+    """Unweighted mean F1 over the classes in `y` or `pred` (sklearn's f1_score(average="macro"))."""
+    y, pred = np.asarray(y), np.asarray(pred)
+    scores = []
+    for c in np.unique(np.concatenate([y, pred])):
+        tp, miss = np.sum((y == c) & (pred == c)), np.sum((y == c) != (pred == c))  # miss: fp + fn
+        scores.append(2 * tp / (2 * tp + miss))
+    return float(np.mean(scores))
 
 
 def _headline(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     return {
-        "accuracy": float(accuracy_score(y, pred)),
+        "accuracy": float(_sk().accuracy_score(y, pred)),
         "balanced_accuracy": balanced_accuracy(y, pred),
-        "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)),
+        "macro_f1": float(_sk().f1_score(y, pred, average="macro", zero_division=0)),
     }
 
 
@@ -42,7 +53,7 @@ def evaluate(y: np.ndarray, proba: np.ndarray, classes: list[str], ordinal: bool
     """All metrics of one model on one test set (y: true class indices, proba: N x C)."""
     pred = proba.argmax(1)
     labels = list(range(len(classes)))
-    p, r, f, support = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    p, r, f, support = _sk().precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
     out = _headline(y, pred)
     out["per_class"] = {
         c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(support[i])}
@@ -51,15 +62,15 @@ def evaluate(y: np.ndarray, proba: np.ndarray, classes: list[str], ordinal: bool
     onehot = np.eye(len(classes))[y]
     for i, c in enumerate(classes):
         if 0 < onehot[:, i].sum() < len(y):
-            out["per_class"][c]["auroc"] = float(roc_auc_score(onehot[:, i], proba[:, i]))
-            out["per_class"][c]["auprc"] = float(average_precision_score(onehot[:, i], proba[:, i]))
+            out["per_class"][c]["auroc"] = float(_sk().roc_auc_score(onehot[:, i], proba[:, i]))
+            out["per_class"][c]["auprc"] = float(_sk().average_precision_score(onehot[:, i], proba[:, i]))
     aurocs = [v["auroc"] for v in out["per_class"].values() if "auroc" in v]
     auprcs = [v["auprc"] for v in out["per_class"].values() if "auprc" in v]
     out["macro_auroc"] = float(np.mean(aurocs)) if aurocs else None
     out["macro_auprc"] = float(np.mean(auprcs)) if auprcs else None
     if ordinal:
         out["grade_mae"] = float(np.abs(pred - y).mean())
-        out["qwk"] = float(cohen_kappa_score(y, pred, weights="quadratic", labels=labels))
+        out["qwk"] = float(_sk().cohen_kappa_score(y, pred, weights="quadratic", labels=labels))
     return out
 
 
@@ -218,8 +229,8 @@ def curve_rows(y: np.ndarray, proba: np.ndarray, classes: list[str]) -> tuple[li
     for i, c in enumerate(classes):
         truth = (y == i).astype(int)
         if 0 < truth.sum() < len(y):
-            fpr, tpr, _ = roc_curve(truth, proba[:, i])
+            fpr, tpr, _ = _sk().roc_curve(truth, proba[:, i])
             roc += [{"class": c, "fpr": float(a), "tpr": float(b)} for a, b in zip(fpr, tpr)]
-            precision, recall, _ = precision_recall_curve(truth, proba[:, i])
+            precision, recall, _ = _sk().precision_recall_curve(truth, proba[:, i])
             pr += [{"class": c, "recall": float(a), "precision": float(b)} for a, b in zip(recall, precision)]
     return roc, pr
