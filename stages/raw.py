@@ -86,6 +86,12 @@ def main() -> None:
         print(f"... and {len(skipped) - UNMATCHED_SHOWN} more skipped files (all in {paths.RAW_REPORT})")
     if unmatched:
         print(f"metadata: {len(unmatched)} rows name no ingested image, first: {unmatched[0]}")
+    if params["dataset"]["group_pattern"]:
+        matched = sum(1 for r in index if r["group"])
+        print(
+            f"groups: {report['groups']} from dataset.group_pattern, {matched} of {len(index)} images "
+            "matched (the others: each its own group)"
+        )
     if repeated:
         print(f"metadata: {repeated} images have several rows (same label, split, group): first row kept")
     if windowed:

@@ -13,7 +13,7 @@ import yaml
 from imagegen import one_line_error, smooth_image, stage, workdir
 from test_real_sources import dicom
 
-from stages.dataset import csv_read
+from stages.dataset import csv_read, plan
 
 CLASSES = ["level0", "level1", "level2", "level3"]
 COLUMNS = {
@@ -225,3 +225,61 @@ def test_a_file_raw_cannot_read_is_a_one_line_error(tmp_path):
     error = one_line_error(stage(work, "raw", check=False))
     assert "train-image.hdf5: a file raw.source cannot read; give a folder of class folders" in error
     assert "ISIC 2024's HDF5: its image folder with train-metadata.csv" in error
+
+
+def test_patients_read_from_file_names_stay_in_one_split(tmp_path):
+    """Kermany's chest_xray names a pneumonia image `person<k>_bacteria_<n>.jpeg` (several per
+    child): dataset.group_pattern reads the patient from the path, so no child is in two splits
+    (without it, children straddle train and test); a child in two official split folders is a
+    one-line error; the pattern and dataset.group_by together are refused."""
+    rng = np.random.default_rng(21)
+    src = tmp_path / "chest_xray"
+    for c in ("PNEUMONIA", "NORMAL"):
+        (src / c).mkdir(parents=True)
+    for k in range(12):
+        for n in range(3):
+            kind = "bacteria" if k % 2 else "virus"
+            smooth_image(rng, 40).convert("L").save(src / "PNEUMONIA" / f"person{k}_{kind}_{n}.jpeg")
+            smooth_image(rng, 40).convert("L").save(src / "NORMAL" / f"IM-{k:04d}-{n:04d}.jpeg")
+
+    def children(work: Path) -> pd.Series:
+        stage(work, "count")
+        man = pd.read_csv(work / "data/counted/manifest.csv", dtype=str)
+        return man.groupby(man.path.str.extract(r"(person\d+|IM-\d+)")[0]).split.nunique()
+
+    work = workdir(tmp_path, src, ["NORMAL", "PNEUMONIA"])
+    stage(work, "raw")
+    assert children(work).max() > 1  # the hash split alone puts a child's images in two splits
+
+    pattern = {"dataset": {"group_pattern": r"person\d+|IM-\d+"}}
+    (tmp_path / "g").mkdir()
+    work = workdir(tmp_path / "g", src, ["NORMAL", "PNEUMONIA"], pattern)
+    out = stage(work, "raw").stdout
+    assert "groups: 24 from dataset.group_pattern, 72 of 72 images matched" in out
+    assert children(work).max() == 1
+    counts = json.loads((work / "metrics/counts.json").read_text())
+    assert counts["groups"] == {"groups": 24, "images": 72}
+    assert "Groups: 24 (patients, lesions, ...) of 72 images, each in one split." in plan.split_notes(counts)
+
+    both = {"dataset": {"group_pattern": r"person\d+", "group_by": "patient", "metadata": "m.csv"}}
+    (tmp_path / "b").mkdir()
+    error = one_line_error(
+        stage(workdir(tmp_path / "b", src, ["NORMAL", "PNEUMONIA"], both), "raw", check=False)
+    )
+    assert "`dataset.group_pattern` and dataset.group_by are both set" in error
+
+    split = tmp_path / "split"
+    for name in ("person3_virus_0.jpeg", "person3_virus_1.jpeg", "person4_virus_0.jpeg"):
+        target = split / ("test" if name == "person3_virus_1.jpeg" else "train") / "PNEUMONIA" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        smooth_image(rng, 40).save(target)
+    for s, n in (("train", 0), ("train", 1), ("test", 2)):
+        (split / s / "NORMAL").mkdir(parents=True, exist_ok=True)
+        smooth_image(rng, 40).save(split / s / "NORMAL" / f"IM-000{n}-0001.jpeg")
+    (tmp_path / "s").mkdir()
+    work = workdir(
+        tmp_path / "s", split, ["NORMAL", "PNEUMONIA"], {"dataset": {"group_pattern": r"person\d+"}}
+    )
+    stage(work, "raw")
+    error = one_line_error(stage(work, "count", check=False))
+    assert "'person3' in two official splits (a leak)" in error

@@ -8,6 +8,7 @@ several keys together (shares summing to 1, bins per class, ...) are in `stages.
 from __future__ import annotations
 
 import os
+import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -16,15 +17,9 @@ SPLITS = ("train", "val", "test")
 # what sources call them (split folders, a `split` column), matched case-insensitively: Kaggle's
 # `Train/ Test/`, `valid/`, `validation/`
 SPLIT_NAMES = {
-    "train": "train",
-    "training": "train",
-    "val": "val",
-    "valid": "val",
-    "validation": "val",
-    "dev": "val",
-    "test": "test",
-    "testing": "test",
-}
+    "train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val", "dev": "val",
+    "test": "test", "testing": "test",
+}  # fmt: skip
 
 
 def official_split(name: str) -> str | None:
@@ -39,6 +34,17 @@ PositiveInt = Annotated[int, Field(gt=0)]
 # a file or folder of the user's: `~/data/isic` means their home folder, as in a shell
 UserPath = Annotated[str, Field(min_length=1), AfterValidator(os.path.expanduser)]
 Fraction = Annotated[float, Field(gt=0, lt=1)]
+
+
+def _compiles(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as err:
+        raise ValueError(f"is not a regular expression ({err})") from None
+    return pattern
+
+
+Regex = Annotated[str, Field(min_length=1), AfterValidator(_compiles)]
 
 
 class Group(BaseModel):
@@ -59,6 +65,9 @@ class Dataset(Group):
     # column relative to the source folder and any others; a `split` column is an official split.
     metadata: UserPath | None = None
     group_by: str | None = None  # a metadata column (patient id, ...): a group stays in one split
+    # Or each image's group read from its path in the source: the match (its first group, if the
+    # pattern has one); Kermany's chest_xray `person\d+`, CheXpert's `patient\d+`. Unmatched: alone.
+    group_pattern: Regex | None = None
     # How an image meets a stage's square size (train.image_size, assess.image_size, ...):
     # stretch (resize) | crop (centred square first) | pad (black borders first). data/raw keeps originals.
     fit: Literal["stretch", "crop", "pad"] = "stretch"
@@ -143,6 +152,7 @@ class Count(Group):
 # ---- synthesize (the groups live in stages/core/schema_synth.py) ---------------------------------
 
 from stages.core.schema_synth import (  # noqa: E402
+    Assess,
     Diffusion,
     DiffusionTrain,
     Gan,
@@ -155,21 +165,6 @@ from stages.core.schema_synth import (  # noqa: E402
 )
 
 __all__ = ["Diffusion", "Gan", "LesionEdit", "Mask", "StableDiffusion"]  # re-exported: one schema
-
-
-class Assess(Group):
-    seed: int = 0
-    image_size: int = Field(32, ge=16)
-    epochs: PositiveInt = 15
-    batch_size: PositiveInt = 64
-    lr: float = Field(0.003, gt=0)
-    width: PositiveInt = 16
-    k: PositiveInt = 3  # neighbours for k-NN precision/recall
-    near_copy_bits: int = Field(4, ge=0, le=63)  # perceptual-hash distance of a near-copy
-    # per class and set: precision/recall, real-vs-synthetic AUC and the mean nearest-hash distance
-    # use a seeded sample of at most this many images (near-copies: every image, always)
-    max_images: PositiveInt = 10000
-    grid: PositiveInt = 6  # images per row of the sample grids
 
 
 # ---- flip, fuse, train, evaluate, release ----------------------------------------------------

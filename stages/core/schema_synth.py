@@ -1,4 +1,5 @@
-"""The params schema's synthesis groups (`synthesize`, `diffusion_train`, `gan_train`); part of
+"""The params schema's synthesis groups (`synthesize`, `diffusion_train`, `gan_train`, `sd_lora`,
+`assess`); part of
 stages/core/schema.py, which imports them (defaults live here and nowhere else)."""
 
 from __future__ import annotations
@@ -136,3 +137,18 @@ class GanTrain(Group):  # the GAN of method `gan` (stage train_gan; stages/synth
     ema_decay: float = Field(0.999, ge=0, lt=1)  # the saved generator is this average of its weights
     hflip: bool = True
     processes: PositiveInt = 1  # data-parallel processes launched by accelerate (batch_size: global)
+
+
+class Assess(Group):
+    seed: int = 0
+    image_size: int = Field(32, ge=16)
+    epochs: PositiveInt = 15
+    batch_size: PositiveInt = 64
+    lr: float = Field(0.003, gt=0)
+    width: PositiveInt = 16
+    k: PositiveInt = 3  # neighbours for k-NN precision/recall
+    near_copy_bits: int = Field(4, ge=0, le=63)  # perceptual-hash distance of a near-copy
+    # per class and set: precision/recall, real-vs-synthetic AUC and the mean nearest-hash distance
+    # use a seeded sample of at most this many images (near-copies: every image, always)
+    max_images: PositiveInt = 10000
+    grid: PositiveInt = 6  # images per row of the sample grids

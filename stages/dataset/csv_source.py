@@ -39,7 +39,8 @@ def dataset_view(
 ) -> dict[str, Any]:
     """`dataset` as metadata.attach needs it: the CSV as metadata, its group column as group_by,
     its column names (raw.csv) under `csv`."""
-    return dataset | {"metadata": csv_path, "group_by": group_column(df, dataset["group_by"]), "csv": columns}
+    group_by = None if dataset.get("group_pattern") else group_column(df, dataset["group_by"])  # one or other
+    return dataset | {"metadata": csv_path, "group_by": group_by, "csv": columns}
 
 
 def label_of(value: str, classes: list[str], separator: str | None = None) -> str | None:

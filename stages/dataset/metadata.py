@@ -9,6 +9,7 @@ a missing or unknown value is a one-line error naming the file and the column.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ def attach(dataset: dict[str, Any], source: dict[str, str], official: dict[str, 
     `official` holds the split a split-layout source folder gives; a `split` column must agree.
     """
     out = Attached(official=dict(official))
+    if dataset.get("group_pattern"):
+        out.groups = groups_from_paths(dataset["group_pattern"], source)
     if dataset["metadata"] is None:
         return out
     csv_path, group_by = dataset["metadata"], dataset["group_by"]
@@ -69,6 +72,19 @@ def attach(dataset: dict[str, Any], source: dict[str, str], official: dict[str, 
             out.official[name] = value
     out.unmatched = sorted(set(df.index) - set(source.values()))
     return out
+
+
+def groups_from_paths(pattern: str, source: dict[str, str]) -> dict[str, str]:
+    """dataset.group_pattern: each image's group read from its source path, the pattern's first
+    match (its first group when it has one); an image whose path does not match has none."""
+    rx = re.compile(pattern)
+    groups = {}
+    for name, path in source.items():
+        match = rx.search(path)
+        value = match.group(1 if rx.groups else 0) if match else None
+        if value:
+            groups[name] = value
+    return groups
 
 
 def attributes(

@@ -102,6 +102,8 @@ def build(params: dict[str, Any], real: RealSet) -> dict[str, Any]:
         "dropped": result.dropped,  # official split: val/test copies of earlier-split images, left out
         "sampled_out": result.sampled_out,  # count.max_per_class: images of a class left out, per class
         "drawn_from_train": result.drawn,  # official split without val/test: images drawn from its train
+        # patients (dataset.group_by, group_pattern or a CSV's `group` column), each in one split
+        "groups": {"groups": len(set(real.groups.values())), "images": len(real.groups)},
         "warnings": result.warnings,
     }
 
@@ -109,7 +111,7 @@ def build(params: dict[str, Any], real: RealSet) -> dict[str, Any]:
 def counts_json(plan: dict[str, Any]) -> dict[str, Any]:
     """The CONTRACT's metrics/counts.json view of a plan (plus how the split was made)."""
     keys = ("raw", "splits", "target", "generated", "estimate", "split_method", "split_identity")
-    keys += ("duplicates", "dropped", "sampled_out", "drawn_from_train", "warnings")
+    keys += ("duplicates", "dropped", "sampled_out", "drawn_from_train", "groups", "warnings")
     return {k: plan[k] for k in keys}
 
 
@@ -176,9 +178,19 @@ def split_notes(counts: dict[str, Any]) -> str:
     if counts["duplicates"]:
         n = sum(len(g) for g in counts["duplicates"])
         lines.append(f"Duplicates: {n} images in {len(counts['duplicates'])} groups, each kept in one split.")
-    lines += sampled_lines(counts)
+    lines += group_lines(counts) + sampled_lines(counts)
     lines += [f"warning: {w}" for w in counts["warnings"]]
     return "\n".join(lines)
+
+
+def group_lines(counts: dict[str, Any]) -> list[str]:
+    """The patients (or lesions) the split kept whole (none before counts.json recorded them)."""
+    found = counts.get("groups", {"groups": 0})
+    if not found["groups"]:
+        return []
+    return [
+        f"Groups: {found['groups']} (patients, lesions, ...) of {found['images']} images, each in one split."
+    ]
 
 
 def drawn_lines(counts: dict[str, Any]) -> list[str]:

@@ -108,7 +108,11 @@ def _balance(counts: dict[str, Any], fused, classes: list[str]) -> list[str]:
         "## Real images per split",
         "",
         plan.split_table(counts),
-        *[line for note in plan.drawn_lines(counts) + plan.sampled_lines(counts) for line in ("", note)],
+        *[
+            line
+            for note in plan.group_lines(counts) + plan.drawn_lines(counts) + plan.sampled_lines(counts)
+            for line in ("", note)
+        ],
         "",
         f"## Published files per split (`{paths.FUSED.as_posix()}`)",
         "",
