@@ -283,3 +283,24 @@ def test_patients_read_from_file_names_stay_in_one_split(tmp_path):
     stage(work, "raw")
     error = one_line_error(stage(work, "count", check=False))
     assert "'person3' in two official splits (a leak)" in error
+
+
+def test_a_tiny_official_val_can_be_redrawn_from_train(tmp_path):
+    """Kermany's chest_xray ships train/ val/ test/ with 8 val images per class: count.official_val:
+    redraw merges them into train and draws val as for a source without one; test stays exact."""
+    rng = np.random.default_rng(33)
+    src = tmp_path / "chest_xray"
+    for split, n in (("train", 30), ("val", 2), ("test", 8)):
+        for c in ("NORMAL", "PNEUMONIA"):
+            (src / split / c).mkdir(parents=True)
+            for i in range(n):
+                smooth_image(rng, 32).convert("L").save(src / split / c / f"{split}_{c}_{i}.jpeg")
+    work = workdir(tmp_path, src, ["NORMAL", "PNEUMONIA"], {"count": {"official_val": "redraw"}})
+    stage(work, "raw")
+    out = stage(work, "count").stdout
+    assert "Drawn: the source's 4 val images merged into train (count.official_val)" in out
+    man = pd.read_csv(work / "data/counted/manifest.csv", dtype=str)
+    assert set(man.path[man.split == "test"].str.split("/").str[1]) == {"test"}  # <class>/<split>/<file>
+    assert (man.split == "test").sum() == 16 and (man.split == "val").sum() > 4
+    counts = json.loads((work / "metrics/counts.json").read_text())
+    assert counts["val_merged"] == 4 and counts["drawn_from_train"]["val"] == (man.split == "val").sum()

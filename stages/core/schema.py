@@ -145,6 +145,9 @@ class Count(Group):
     # Keep at most n real images of a class (seed 003's 8,000 sampled benign ISIC images): whole
     # duplicate sets and groups, in a seeded order that adding images does not reshuffle; {} keeps all
     max_per_class: dict[str, Annotated[int, Field(ge=3)]] = {}
+    # An official val: keep it, or merge it into train and draw val anew as for a source without
+    # one (redraw: Kermany's chest_xray ships 16 val images, too few to pick a checkpoint on)
+    official_val: Literal["keep", "redraw"] = "keep"
     seconds_per_image: dict[str, Annotated[float, Field(ge=0)]] = {}  # plan estimates, per method
     dollars_per_image: dict[str, Annotated[float, Field(ge=0)]] = {}
 

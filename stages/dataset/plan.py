@@ -73,7 +73,10 @@ def build(params: dict[str, Any], real: RealSet) -> dict[str, Any]:
     classes = params["dataset"]["classes"]
     count = params["count"]
     limits = count["max_per_class"]
-    result = split.make(real, classes, count["split"], count["seed"], count["near_duplicate_bits"], limits)
+    redraw = count["official_val"] == "redraw"
+    result = split.make(
+        real, classes, count["split"], count["seed"], count["near_duplicate_bits"], limits, redraw
+    )
     per_split = split.counts(real.images, result.assignment, classes)
     train = per_split["train"]
     tgt = targets(train, count["target"]["strategy"], count["target"]["n"])
@@ -102,6 +105,7 @@ def build(params: dict[str, Any], real: RealSet) -> dict[str, Any]:
         "dropped": result.dropped,  # official split: val/test copies of earlier-split images, left out
         "sampled_out": result.sampled_out,  # count.max_per_class: images of a class left out, per class
         "drawn_from_train": result.drawn,  # official split without val/test: images drawn from its train
+        "val_merged": sum(s == "val" and n not in result.dropped for n, s in real.official.items()) * redraw,
         # patients (dataset.group_by, group_pattern or a CSV's `group` column), each in one split
         "groups": {"groups": len(set(real.groups.values())), "images": len(real.groups)},
         "warnings": result.warnings,
@@ -111,7 +115,7 @@ def build(params: dict[str, Any], real: RealSet) -> dict[str, Any]:
 def counts_json(plan: dict[str, Any]) -> dict[str, Any]:
     """The CONTRACT's metrics/counts.json view of a plan (plus how the split was made)."""
     keys = ("raw", "splits", "target", "generated", "estimate", "split_method", "split_identity")
-    keys += ("duplicates", "dropped", "sampled_out", "drawn_from_train", "groups", "warnings")
+    keys += ("duplicates", "dropped", "sampled_out", "drawn_from_train", "val_merged", "groups", "warnings")
     return {k: plan[k] for k in keys}
 
 
@@ -194,10 +198,14 @@ def group_lines(counts: dict[str, Any]) -> list[str]:
 
 
 def drawn_lines(counts: dict[str, Any]) -> list[str]:
-    """The splits an official split lacked, drawn from its train images (none before this existed)."""
+    """The splits an official split lacked (or the val count.official_val redraws), drawn from its
+    train images (none before this existed)."""
+    why = {s: f"the source has no {s} split" for s in SPLITS}
+    if counts.get("val_merged"):
+        why["val"] = f"the source's {counts['val_merged']} val images merged into train (count.official_val)"
     return [
-        f"Drawn: the source has no {s} split; {n} of its train images drawn into {s} (count.split's "
-        "proportions, by a hash of each identity; its own splits are kept as given)."
+        f"Drawn: {why[s]}; {n} of its train images drawn into {s} (count.split's proportions, by a hash "
+        "of each identity; its own splits are kept as given)."
         for s, n in counts.get("drawn_from_train", {}).items()
     ]
 

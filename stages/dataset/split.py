@@ -77,8 +77,10 @@ def make(
     seed: int,
     bits: int,
     max_per_class: dict[str, int] | None = None,
+    redraw_val: bool = False,
 ) -> Result:
-    """The split (module doc); with `max_per_class`, at most that many images of a class kept."""
+    """The split (module doc); with `max_per_class`, at most that many images of a class kept;
+    with `redraw_val` an official val is merged into train and val drawn anew (count.official_val)."""
     unknown = sorted(set(max_per_class or {}) - set(classes))
     if unknown:
         raise RebalanceError(f"count.max_per_class: {unknown[0]!r} is not in dataset.classes; fix the key")
@@ -118,6 +120,8 @@ def make(
     if real.official:
         dropped = _check_official(real, names, pairs, group_pairs)
         assignment = {n: s for n, s in real.official.items() if n not in dropped}
+        if redraw_val:  # Kermany's 16-image val: merged into train, then drawn as a missing val is
+            assignment = {n: "train" if s == "val" else s for n, s in assignment.items()}
         method = "official"
         drawn = draw_missing(assignment, identity, fractions, seed)
     else:
