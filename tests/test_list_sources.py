@@ -304,3 +304,32 @@ def test_a_tiny_official_val_can_be_redrawn_from_train(tmp_path):
     assert (man.split == "test").sum() == 16 and (man.split == "val").sum() > 4
     counts = json.loads((work / "metrics/counts.json").read_text())
     assert counts["val_merged"] == 4 and counts["drawn_from_train"]["val"] == (man.split == "val").sum()
+
+
+def test_chexpert_paths_written_from_the_csv_folders_parent(tmp_path):
+    """CheXpert-v1.0-small/train.csv names `CheXpert-v1.0-small/train/patient00001/study1/...`
+    (from the folder above the CSV), labels as 1.0 / 0.0 / -1.0 (uncertain) / blank per finding:
+    read by params alone, the patient from the path, uncertain rows reported skips."""
+    rng = np.random.default_rng(9)
+    root = tmp_path / "CheXpert-v1.0-small"
+    rows = []
+    for p in range(10):
+        for study in (1, 2):
+            rel = f"CheXpert-v1.0-small/train/patient{p:05d}/study{study}/view1_frontal.jpg"
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            smooth_image(rng, 40).convert("L").save(tmp_path / rel)
+            sick = (p + study) % 3 == 0
+            rows.append({"Path": rel, "Sex": "Female", "No Finding": "" if sick else "1.0",
+                         "Pneumonia": "1.0" if sick else ""})  # fmt: skip
+    rows[0]["No Finding"], rows[0]["Pneumonia"] = "", "-1.0"  # uncertain: neither holds 1
+    pd.DataFrame(rows).to_csv(root / "train.csv", index=False)
+    columns = {"label": ["No Finding", "Pneumonia"]}
+    updates = {"raw": {"csv": columns}, "dataset": {"group_pattern": r"patient\d+"}}
+    work = workdir(tmp_path, root / "train.csv", ["No Finding", "Pneumonia"], updates)
+    out = stage(work, "raw").stdout
+    assert "train/patient00000/study1/view1_frontal.jpg: none of raw.csv.label's columns holds 1" in out
+    index = pd.read_csv(work / "data/raw/images.csv", dtype=str)
+    assert len(index) == 19 and set(index.source.str[:6]) == {"train/"}
+    stage(work, "count")
+    man = pd.read_csv(work / "data/counted/manifest.csv", dtype=str)
+    assert man.groupby(man.path.str.extract(r"(patient\d+)")[0]).split.nunique().max() == 1

@@ -95,6 +95,16 @@ def label_problem(row: pd.Series, columns: dict[str, Any] | None) -> str:
     return ""
 
 
+def _from_parent(path: str, folder: Path) -> str:
+    """A path written from the CSV folder's parent (CheXpert's train.csv, in CheXpert-v1.0-small/,
+    names `CheXpert-v1.0-small/train/patient00001/...`) made relative to the folder, when only that
+    names a file."""
+    prefix = folder.absolute().name + "/"
+    if path.startswith(prefix) and not (folder / path).exists() and (folder / path[len(prefix) :]).exists():
+        return path[len(prefix) :]
+    return path
+
+
 def _first_file(cell: str, formats: list[str], folder: Path) -> str:
     """The cell through the first of raw.csv.path_format naming an existing file (else the first)."""
     options = [fmt.replace("{}", cell) for fmt in formats]
@@ -218,7 +228,8 @@ def _parse(
             "columns in raw.csv.header)"
         )
     folders = tuple(dict.fromkeys([csv_path.parent.absolute(), csv_path.parent.resolve()]))
-    df = df.assign(path=df.path.map(lambda p: _clean(p, folders))).drop_duplicates()  # a row twice: once
+    paths = [_from_parent(_clean(p, folders), csv_path.parent) for p in df.path]
+    df = df.assign(path=paths).drop_duplicates()  # a row twice: once
     again = df.path.duplicated()
     if again.any():  # several rows of one image (RSNA Pneumonia: one per box): they must agree
         rows = df[df.path.isin(df.path[again])]
