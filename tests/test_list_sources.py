@@ -323,7 +323,7 @@ def test_chexpert_paths_written_from_the_csv_folders_parent(tmp_path):
                          "Pneumonia": "1.0" if sick else ""})  # fmt: skip
     rows[0]["No Finding"], rows[0]["Pneumonia"] = "", "-1.0"  # uncertain: neither holds 1
     pd.DataFrame(rows).to_csv(root / "train.csv", index=False)
-    columns = {"label": ["No Finding", "Pneumonia"]}
+    columns = {"path": "Path", "label": ["No Finding", "Pneumonia"]}  # as README shows it
     updates = {"raw": {"csv": columns}, "dataset": {"group_pattern": r"patient\d+"}}
     work = workdir(tmp_path, root / "train.csv", ["No Finding", "Pneumonia"], updates)
     out = stage(work, "raw").stdout
