@@ -40,7 +40,7 @@ def _named(df: pd.DataFrame, columns: dict[str, Any], csv_path: Path) -> pd.Data
     for key in ("path", "label"):
         wanted = columns[key]
         names = wanted if isinstance(wanted, list) else [wanted]
-        if names == [key] or (names[0].lower() == key and key in df.columns):  # `Path`: read as `path`
+        if names == [key] or ([n.lower() for n in names] == [key] and key in df.columns):  # `Path`: read
             continue
         missing = [name for name in names if name not in df.columns]
         if missing:
