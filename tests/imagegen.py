@@ -46,6 +46,7 @@ def workdir(tmp_path: Path, source: Path, classes: list[str], updates: dict | No
         "dataset": {"name": "toy", "classes": classes, "lesion_bins": None},
         "raw": {"source": str(source)},
         "count": {"target": {"strategy": "max"}},
+        "compute": {"threads": 1},  # as conftest.TINY: one torch thread per xdist worker
     }
     params = deep_update(deep_update(params, base), updates or {})
     params["synthesize"]["methods"] = {"diffusion": 1.0}

@@ -23,7 +23,7 @@ SMALL = TINY | {
     "evaluate": {"bootstrap": 20},
     "synthesize": {"methods": {"diffusion": 1.0}, "diffusion": {"steps": 2, "mode": "local"}},
     "count": {"target": {"strategy": "max"}},
-    "compute": {"workers": 0},
+    "compute": {"workers": 0, "threads": 1},  # (replaces TINY's compute whole)
 }
 
 
