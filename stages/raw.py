@@ -49,8 +49,8 @@ def main() -> None:
             attached = metadata.attach(src.dataset, found.source, found.official)
             images, skipped, unmatched = found.images, found.skipped, attached.unmatched
             windowed = found.windowed
-            repeated = csv_read.repeated(csv, src.dataset.get("csv")) if csv is not None else 0
             if csv is not None:
+                repeated = csv_read.repeated(csv, src.dataset.get("csv"))
                 labels = metadata.attributes(csv, images, found.source, src.dataset.get("csv"))
                 atomic.write_text(out / paths.LABELS.name, labels.to_csv(index=False, lineterminator="\n"))
             index = [

@@ -47,8 +47,8 @@ def label_of(value: str, classes: list[str], separator: str | None = None) -> st
     """A row's class: its value if a class name, else classes[int(value)], else None. With a
     `separator` (raw.csv.label_separator) the one class among the cell's labels, else None."""
     if separator:
-        found = {c for part in value.split(separator) if (c := label_of(part, classes))}
-        return found.pop() if len(found) == 1 else None
+        found = classes_in(value, classes, separator)
+        return found[0] if len(found) == 1 else None
     value = value.strip()
     if value in classes:
         return value
@@ -59,14 +59,9 @@ def label_of(value: str, classes: list[str], separator: str | None = None) -> st
     return classes[index] if 0 <= index < len(classes) and float(value) == index else None
 
 
-def several(value: str, classes: list[str], separator: str | None) -> str:
-    """Why a multi-label cell has no class: several of its labels are classes ('' otherwise)."""
-    found = sorted(
-        {c for part in value.split(separator) if (c := label_of(part, classes))} if separator else []
-    )
-    return (
-        f"{len(found)} of its labels are classes ({', '.join(found)}): one class per image" if found else ""
-    )
+def classes_in(value: str, classes: list[str], separator: str) -> list[str]:
+    """The classes among a multi-label cell's labels (ChestX-ray14's `Effusion|Pneumonia`), sorted."""
+    return sorted({c for part in value.split(separator) if (c := label_of(part, classes))})
 
 
 def scan(
@@ -105,7 +100,10 @@ def scan(
     for rel, value in zip(df.index, df[LABEL]):  # (not iterrows: 36 s for 400k rows of 10 columns)
         label = label_of(value, classes, separator)
         if label is None:
-            why = csv_read.label_problem(df.loc[rel], columns) or several(value, classes, separator)
+            several = classes_in(value, classes, separator) if separator else []  # (none, or two and more)
+            why = csv_read.label_problem(df.loc[rel], columns)
+            if not why and several:
+                why = f"{len(several)} of its labels are classes ({', '.join(several)}): one class per image"
             why = why or f"label {value!r} not in dataset.classes"
             result.skipped.append({"path": rel, "reason": why})
             continue
