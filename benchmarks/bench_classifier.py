@@ -6,11 +6,12 @@ same seed) for the same number of optimizer steps at the same batch size, on the
 random uint8 images (N x 3 x S x S, 4 classes), in this one process with the same torch threads.
 
 - project: `fit(model, images, labels, ...)` on a TensorSet (stages.learn.data), runtime
-  Runtime(cpu, float32, --workers DataLoader workers): DataLoader over pre-drawn batches, to_input,
-  AdamW + OneCycleLR, CrossEntropyLoss, loss.item() per step (as stage train runs it, minus the
-  on_eval validation calls, which are not training).
-- bare: the same batch indices, `x[idx]` converted the same way (SmallCNN: /127.5 - 1; timm:
-  (/255 - mean) / std), forward, CrossEntropyLoss, zero_grad, backward, AdamW step.
+  Runtime(--device, --precision's autocast, --workers DataLoader workers): DataLoader over
+  pre-drawn batches, to_input, AdamW + OneCycleLR, CrossEntropyLoss, the losses read at the end
+  (as stage train runs it, minus the on_eval validation calls, which are not training).
+- bare: the same batch indices, `x[idx]` moved to the device and converted there the same way
+  (SmallCNN: /127.5 - 1; timm: (/255 - mean) / std), forward under the same autocast,
+  CrossEntropyLoss, zero_grad, backward, AdamW step.
 
 Each is warmed up first (--warmup steps on a throw-away model), then timed --repeats times,
 alternating which goes first; the fastest run of each is kept (on a shared machine other processes
@@ -18,8 +19,9 @@ only ever add time; every run's seconds are in the JSON). images/s = steps x bat
 project/bare (the issue's bar: >= 0.9).
 
     python benchmarks/bench_classifier.py [--steps 60] [--batch-size 64] [--backbone small_cnn]
-        [--workers 0] [--out benchmarks/results/bench_classifier.json]
+        [--workers 0] [--device cpu] [--precision auto] [--out benchmarks/results/bench_classifier.json]
     python benchmarks/bench_classifier.py --backbone resnet18 --size 32 --steps 20
+    python benchmarks/bench_classifier.py --device cuda --backbone resnet50 --size 224   # GPU profile
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from stages.core import device as device_mod
 from stages.core.device import Runtime, set_threads
 from stages.learn import backbones, classifier, data
 
@@ -45,19 +48,23 @@ def build(name: str, n_classes: int, width: int) -> nn.Module:
     return backbones.build(name, n_classes, width)
 
 
-def project(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch: int, workers: int) -> None:
-    runtime = Runtime(torch.device("cpu"), None, workers)
+def project(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch: int, runtime: Runtime
+) -> None:
     kwargs = {"lr": LR, "weight_decay": WEIGHT_DECAY, "seed": SEED, "runtime": runtime}
     classifier.fit(model, x, y, steps=steps, batch_size=batch, **kwargs)
 
 
-def bare(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch: int, workers: int) -> None:
+def bare(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch: int, runtime: Runtime
+) -> None:
+    device = runtime.device
     if isinstance(model, classifier.SmallCNN):
 
         def convert(xb: torch.Tensor) -> torch.Tensor:
             return xb.float().div_(127.5).sub_(1.0)
     else:
-        mean, std = backbones.input_stats(model)
+        mean, std = (t.to(device) for t in backbones.input_stats(model))
 
         def convert(xb: torch.Tensor) -> torch.Tensor:
             return (xb.float().div_(255.0) - mean) / std
@@ -65,9 +72,11 @@ def bare(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch: 
     order = data.batch_order(len(x), steps, batch, torch.Generator().manual_seed(SEED))
     loss_fn = nn.CrossEntropyLoss()
     opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
-    model.train()
+    model.to(device).train()
     for idx in order:
-        loss = loss_fn(model(convert(x[idx])), y[idx])
+        with runtime.autocast():
+            logits = model(convert(x[idx].to(device)))
+        loss = loss_fn(logits.float(), y[idx].to(device))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -78,18 +87,20 @@ def run(a: argparse.Namespace) -> dict:
     backbone, n, size, width, steps, batch = a.backbone, a.n, a.size, a.width, a.steps, a.batch_size
     warmup, repeats, workers = a.warmup, a.repeats, a.workers
     load, threads = round(os.getloadavg()[0], 2), set_threads(a.threads)
+    device = device_mod.select(a.device)
+    runtime = Runtime(device, device_mod.autocast_dtype(device, a.precision), workers)
     gen = torch.Generator().manual_seed(1)
     x = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=gen)
     y = torch.randint(0, 4, (n,), generator=gen)
     loops = {"project": project, "bare": bare}
     for fn in loops.values():
-        fn(build(backbone, 4, width), x, y, warmup, batch, workers)
+        fn(build(backbone, 4, width), x, y, warmup, batch, runtime)
     timings: dict[str, list[float]] = {name: [] for name in loops}
     for rep in range(repeats):
         for name in loops if rep % 2 == 0 else reversed(loops):
             model = build(backbone, 4, width)
             start = time.perf_counter()
-            loops[name](model, x, y, steps, batch, workers)
+            loops[name](model, x, y, steps, batch, runtime)
             timings[name].append(time.perf_counter() - start)
     rate = {name: steps * batch / min(t) for name, t in timings.items()}
     return {
@@ -100,6 +111,7 @@ def run(a: argparse.Namespace) -> dict:
         "steps": steps,
         "batch_size": batch,
         "workers": workers,
+        **runtime.describe(),
         "threads": threads,
         "repeats": repeats,
         "load_average_1min": [load, round(os.getloadavg()[0], 2)],  # before, after: others' CPU use
@@ -123,12 +135,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timed runs of each (fastest kept)")
     ap.add_argument("--workers", type=int, default=0, help="DataLoader workers of the project loop")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: every core)")
+    ap.add_argument("--device", default="cpu", help="compute.device: cpu, cuda, auto, ...")
+    ap.add_argument("--precision", default="auto", help="compute.precision: auto (bf16 on a GPU), fp32, ...")
     ap.add_argument("--out", type=Path, default=RESULTS / "bench_classifier.json")
     a = ap.parse_args()
     r = run(a)
     print(
         f"{r['backbone']} (width {r['width']}), {r['steps']} steps x {r['batch_size']} images "
-        f"{r['image_size']}x{r['image_size']}, {r['threads']} threads, {r['workers']} workers"
+        f"{r['image_size']}x{r['image_size']}, {r['threads']} threads, {r['workers']} workers, "
+        f"{r['device_name']} ({r['autocast'] or 'float32'})"
     )
     sec = r["seconds"]
     print(f"project (classifier.fit): {r['project_images_per_second']:.1f} images/s  {sec['project']} s")

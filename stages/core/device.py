@@ -59,6 +59,15 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`t` (on the CPU) on `device`. To a GPU through pinned memory, asynchronously: a copy from
+    ordinary (pageable) memory makes the CPU wait until the GPU has finished all the work queued
+    before it, so the CPU could not prepare the next step while the GPU computes this one."""
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 def set_threads(threads: int | None) -> int:
     """torch intra-op threads: `threads`, else every core this process may use (shared out among
     the processes accelerate launched on this machine)."""

@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from stages.core import ranks
-from stages.core.device import CPU, Runtime
+from stages.core.device import CPU, Runtime, to_device
 from stages.core.progress import progress
 from stages.learn import backbones, data
 
@@ -53,19 +53,20 @@ def to_input(batch_uint8: torch.Tensor, model: nn.Module | None = None) -> torch
     """uint8 images as the model's input: [-1, 1] for the small CNN, the backbone's mean/std else."""
     if model is None or isinstance(model, SmallCNN):
         return batch_uint8.float().div_(127.5).sub_(1.0)
-    mean, std = backbones.input_stats(model)
+    mean, std = (t.to(batch_uint8.device) for t in backbones.input_stats(model))
     return (batch_uint8.float().div_(255.0) - mean) / std
 
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Online augmentation for the `real_aug` variant: flips, brightness/contrast, small shifts."""
-    n = x.shape[0]
-    flip = torch.rand(n, generator=gen) < 0.5
+    """Online augmentation for the `real_aug` variant: flips, brightness/contrast, small shifts.
+    The random draws are made on the CPU from `gen`; they are applied on `x`'s device."""
+    n, on = x.shape[0], x.device
+    flip = to_device(torch.rand(n, generator=gen) < 0.5, on)
     x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-    vflip = torch.rand(n, generator=gen) < 0.5
+    vflip = to_device(torch.rand(n, generator=gen) < 0.5, on)
     x = torch.where(vflip[:, None, None, None], x.flip(-2), x)
-    gain = 1 + 0.15 * (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1)
-    bias = 0.1 * (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1)
+    gain = to_device(1 + 0.15 * (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1), on)
+    bias = to_device(0.1 * (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1), on)
     x = x * gain + bias
     dy, dx = (int(v) for v in torch.randint(-4, 5, (2,), generator=gen))
     return torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
@@ -88,7 +89,7 @@ def predict_proba(
     out = []
     for xb in data.loader(images, data.sequential(len(images), batch_size), runtime):
         with runtime.autocast():
-            logits = model(to_input(xb, model).to(runtime.device, non_blocking=True))
+            logits = model(to_input(xb.to(runtime.device, non_blocking=True), model))
         out.append(torch.softmax(logits.float(), 1).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0))
 
@@ -141,21 +142,23 @@ def fit(
     steps_done = progress(data.loader(x, batches, runtime), "fit", total=steps, unit="step")
     for step, xb in enumerate(steps_done, start=1):
         net.train()
-        xb = to_input(xb, model)
+        # uint8 crosses to the device (a quarter of float32's bytes) and is converted there
+        xb = to_input(xb.to(device, non_blocking=True), model)
         if augmented:
-            xb = augment(xb, gen)  # on the CPU, from the seed
-        yb = y[batches[step - 1]].to(device)
+            xb = augment(xb, gen)  # random draws on the CPU, from the seed
+        yb = to_device(y[batches[step - 1]], device)
         with runtime.autocast():
-            logits = net(xb.to(device, non_blocking=True))
+            logits = net(xb)
         loss = loss_fn(logits.float(), yb)
         opt.zero_grad()
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
         sched.step()
-        running.append(loss.item())
+        running.append(loss.detach())  # read at the next evaluation: no wait for the GPU per step
         if on_eval and world.main and ((eval_every and step % eval_every == 0) or step == steps):
-            on_eval(step, step * batch_size / len(x), sum(running) / len(running), model)
+            mean_loss = sum(v.item() for v in running) / len(running)
+            on_eval(step, step * batch_size / len(x), mean_loss, model)
             running = []
     return model
 

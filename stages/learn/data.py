@@ -93,6 +93,10 @@ class TensorSet(Dataset):
     def __getitem__(self, i: int) -> torch.Tensor:
         return self.images[i]
 
+    def __getitems__(self, indices: list[int]) -> torch.Tensor:
+        """A whole batch in one indexing (DataLoader's batched fetch; `loader` passes it through)."""
+        return self.images[indices]
+
 
 def image_set(
     folder: str | Path, names: list[str], size: int, in_memory_mb: float, spans: list[Span] | None = None
@@ -136,13 +140,20 @@ def batch_order(n: int, steps: int, batch_size: int, gen: torch.Generator) -> li
 def loader(data: Dataset, batches: list[list[int]], runtime: Runtime = CPU) -> DataLoader:
     """Batches in the given order, decoded by `runtime.workers` processes (0: in this one; always
     0 for images already in memory, where workers would only add copying)."""
+    in_memory = isinstance(data, TensorSet)
     return DataLoader(
         data,
         batch_sampler=batches,
-        num_workers=0 if isinstance(data, TensorSet) else runtime.workers,
+        num_workers=0 if in_memory else runtime.workers,
+        collate_fn=_whole_batch if in_memory else None,
         pin_memory=runtime.device.type == "cuda",
         persistent_workers=False,
     )
+
+
+def _whole_batch(batch: torch.Tensor) -> torch.Tensor:
+    """TensorSet.__getitems__ already gives the batch as one tensor."""
+    return batch
 
 
 def sequential(n: int, batch_size: int) -> list[list[int]]:

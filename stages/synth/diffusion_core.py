@@ -28,7 +28,7 @@ from diffusers.training_utils import EMAModel
 from torch.utils.data import Dataset
 
 from stages.core import ranks
-from stages.core.device import CPU, Runtime
+from stages.core.device import CPU, Runtime, to_device
 from stages.core.progress import progress
 from stages.learn import data
 
@@ -139,24 +139,29 @@ def train(
         opt,
         lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, steps)))),
     )
-    ema = EMAModel(unet.parameters(), decay=ema_decay, use_ema_warmup=True, power=3 / 4)
+    # foreach: one kernel per update on a GPU instead of a Python loop over every parameter (the
+    # CPU keeps the loop: its float results stay those of the lock)
+    ema = EMAModel(
+        unet.parameters(), decay=ema_decay, use_ema_warmup=True, power=3 / 4, foreach=device.type == "cuda"
+    )
     unet.train()
     if isinstance(images, torch.Tensor):
         images = data.TensorSet(images.permute(0, 3, 1, 2))
     batches = [torch.randint(0, len(images), (batch_size,), generator=gen).tolist() for _ in range(steps)]
     part = world.slice(list(range(batch_size)))  # this process's positions in every batch
     batches = [[b[i] for i in part] for b in batches]
-    start, running = time.perf_counter(), None
+    start, running, losses = time.perf_counter(), None, []
     stream = data.loader(images, batches, runtime)
     for step, xb in enumerate(progress(stream, "train_diffusion", total=steps, unit="step")):
-        x0, y = xb.float().div(127.5).sub(1.0), labels[batches[step]].clone()
+        # random draws on the CPU from the seed; uint8 pixels cross to the device and become floats there
+        x0, y = xb.to(device, non_blocking=True).float().div(127.5).sub(1.0), labels[batches[step]].clone()
         if hflip:
-            flip = (torch.rand(batch_size, generator=gen) < 0.5)[part]
+            flip = to_device((torch.rand(batch_size, generator=gen) < 0.5)[part], device)
             x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
         y[(torch.rand(batch_size, generator=gen) < class_dropout)[part]] = n_classes
         noise = torch.randn((batch_size, *x0.shape[1:]), generator=gen)[part]
         t = torch.randint(0, sched.config.num_train_timesteps, (batch_size,), generator=gen)[part]
-        x0, noise, t, y = (v.to(device, non_blocking=True) for v in (x0, noise, t, y))
+        noise, t, y = (to_device(v, device) for v in (noise, t, y))
         with runtime.autocast():
             pred = net(sched.add_noise(x0, noise, t), t, class_labels=y).sample
         loss = torch.nn.functional.mse_loss(pred.float(), sched.get_velocity(x0, noise, t))
@@ -168,9 +173,13 @@ def train(
         scaler.update()
         lr_sched.step()
         ema.step(unet.parameters())
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        if log and (step + 1) % log_every == 0:
-            log(step + 1, running)
+        losses.append(loss.detach())  # read every log_every steps: no wait for the GPU per step
+        if (step + 1) % log_every == 0 or step + 1 == steps:
+            for value in torch.stack(losses).tolist():
+                running = value if running is None else 0.98 * running + 0.02 * value
+            losses = []
+            if log and (step + 1) % log_every == 0:
+                log(step + 1, running)
     ema.copy_to(unet.parameters())
     unet.eval()
     seconds = time.perf_counter() - start

@@ -227,7 +227,7 @@ def describe(model, images: Dataset, runtime: Runtime = CPU, batch_size: int = 2
     feats, colours, preds = [], [], []
     for xb in data.loader(images, data.sequential(len(images), batch_size), runtime):
         with runtime.autocast():
-            pooled = pool(model.features(to_input(xb).to(runtime.device)))
+            pooled = pool(model.features(to_input(xb.to(runtime.device, non_blocking=True))))
             logits = classify(pooled)
         feats.append(pooled.float().cpu().numpy())
         preds.append(logits.float().argmax(1).cpu().numpy())
