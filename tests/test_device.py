@@ -89,3 +89,24 @@ def test_cuda_training_and_sampling_with_autocast(tiny_images):
     a = core.sample(unet, scheduler, [0, 1], [5, 6], steps=3, runtime=gpu)
     b = core.sample(unet, scheduler, [0, 1], [5, 6], steps=3, runtime=gpu)
     assert a.device.type == "cpu" and a.dtype == torch.uint8 and torch.equal(a, b)
+    gpu_paths_train(ImageSet(folder, names, 16), y, gpu)
+
+
+def gpu_paths_train(stream: ImageSet, y: torch.Tensor, runtime: Runtime) -> None:
+    """The training paths a GPU run takes beyond plain fit: augmentation applied on the device
+    (draws on the CPU) and diffusion training (draws on the CPU, EMA foreach on CUDA)."""
+    torch.manual_seed(0)
+    net = classifier.SmallCNN(2, 4)
+    kwargs = {"lr": 0.01, "weight_decay": 0.0, "seed": 0, "augmented": True, "runtime": runtime}
+    classifier.fit(net, stream, y, steps=4, batch_size=8, **kwargs)
+    assert all(torch.isfinite(v.float()).all() for v in net.state_dict().values())
+    images = torch.stack([stream[i] for i in range(len(stream))]).permute(0, 2, 3, 1)  # N x H x W x 3
+    unet = core.build_unet(16, 2, channels=(16, 32), attention=False)
+    kwargs = {"steps": 3, "batch_size": 4, "lr": 1e-3, "seed": 0, "log_every": 2, "runtime": runtime}
+    summary = core.train(unet, images, y, **kwargs)
+    assert summary["steps"] == 3 and np.isfinite(summary["loss"]) and summary["loss"] > 0
+
+
+def test_gpu_training_paths_run_on_the_cpu_too(tiny_images):
+    folder, names, y = tiny_images
+    gpu_paths_train(ImageSet(folder, names, 16), y, CPU)
