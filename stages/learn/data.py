@@ -94,8 +94,11 @@ class TensorSet(Dataset):
         return self.images[i]
 
     def __getitems__(self, indices: list[int]) -> torch.Tensor:
-        """A whole batch in one indexing (DataLoader's batched fetch; `loader` passes it through)."""
-        return self.images[indices]
+        """A whole batch in one indexing (DataLoader's batched fetch; `loader` passes it through).
+        Contiguous, as stacking single images gives: indexing a permuted view (N x H x W x 3 seen
+        as N x 3 x H x W) would keep its channels-last strides, and convolutions on those take
+        another path with other float results."""
+        return self.images[indices].contiguous()
 
 
 def image_set(
