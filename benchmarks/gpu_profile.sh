@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU numbers in the README, on a CUDA machine, from the repository root:
 #
-#   bash benchmarks/gpu_profile.sh bench OUT      # classifier and sampler against bare loops (JSON in OUT)
+#   bash benchmarks/gpu_profile.sh bench OUT      # classifier, diffusion training, sampler vs bare loops
 #   bash benchmarks/gpu_profile.sh pipeline OUT   # the GPU profile through `dvc exp run` (log + metrics in OUT)
 #
 # `pipeline` runs the README's GPU profile on the demo. The step counts can be shortened for a
