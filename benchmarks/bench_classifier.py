@@ -86,7 +86,8 @@ def bare(
 def run(a: argparse.Namespace) -> dict:
     backbone, n, size, width, steps, batch = a.backbone, a.n, a.size, a.width, a.steps, a.batch_size
     warmup, repeats, workers = a.warmup, a.repeats, a.workers
-    load, threads = round(os.getloadavg()[0], 2), set_threads(a.threads)
+    load = round(os.getloadavg()[0], 2)
+    set_threads(a.threads)  # recorded by runtime.describe() below
     device = device_mod.select(a.device)
     runtime = Runtime(device, device_mod.autocast_dtype(device, a.precision), workers)
     gen = torch.Generator().manual_seed(1)
@@ -112,7 +113,6 @@ def run(a: argparse.Namespace) -> dict:
         "batch_size": batch,
         "workers": workers,
         **runtime.describe(),
-        "threads": threads,
         "repeats": repeats,
         "load_average_1min": [load, round(os.getloadavg()[0], 2)],  # before, after: others' CPU use
         "seconds": {name: [round(s, 3) for s in t] for name, t in timings.items()},
