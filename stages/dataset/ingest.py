@@ -91,29 +91,35 @@ def link_problem(path: Path, root: Path) -> str:
     return ""
 
 
-def walk(directory: Path, root: Path, _ancestors: tuple[Path, ...] = ()) -> Iterator[tuple[Path, str]]:
-    """(path, problem) for every file under `directory`, depth first in name order, problem '' for
-    a usable one; and (path, problem) for what cannot be entered or read (a broken symlink or one
-    leading out of `root`, a symlink loop, an unreadable folder). Links within `root` are followed."""
+def walk(
+    directory: Path, root: Path, _ancestors: tuple[Path, ...] = (), _prefix: str = ""
+) -> Iterator[tuple[Path, str, str]]:
+    """(path, its path relative to `directory` as posix text, problem) for every file under
+    `directory`, depth first in name order, problem '' for a usable one; and the same for what
+    cannot be entered or read (a broken symlink or one leading out of `root`, a symlink loop, an
+    unreadable folder). Links within `root` are followed. One os.scandir per folder: a file's
+    type comes with its folder's listing (no stat per file, 100k+ files are walked in seconds)."""
     here = directory.resolve()
     try:
-        entries = sorted(directory.iterdir())
+        with os.scandir(directory) as found:
+            entries = sorted(found, key=lambda e: e.name)
     except OSError as err:
-        yield directory, f"cannot list folder ({err.strerror or err})"
+        yield directory, _prefix.rstrip("/") or ".", f"cannot list folder ({err.strerror or err})"
         return
     for entry in entries:
-        problem = link_problem(entry, root)
+        path, rel = directory / entry.name, _prefix + entry.name
+        problem = link_problem(path, root) if entry.is_symlink() else ""
         if problem:
-            yield entry, problem
+            yield path, rel, problem
         elif entry.is_dir():
-            if entry.resolve() in (*_ancestors, here):
-                yield entry, f"symlink loop (to {entry.resolve()})"
+            if entry.is_symlink() and path.resolve() in (*_ancestors, here):
+                yield path, rel, f"symlink loop (to {path.resolve()})"
             else:
-                yield from walk(entry, root, (*_ancestors, here))
+                yield from walk(path, root, (*_ancestors, here), rel + "/")
         elif entry.is_file():
-            yield entry, ""
+            yield path, rel, ""
         else:
-            yield entry, "not a regular file"
+            yield path, rel, "not a regular file"
 
 
 def scan(
@@ -219,11 +225,11 @@ def _candidates(
     """The image files under one class folder as (file, name in data/raw before windowing); the
     others reported (or an error). Not yet decoded: scan ingests every class's files in one pool."""
     candidates = []
-    for path, problem in walk(class_dir, folder.resolve()):
-        hidden = [part for part in path.relative_to(class_dir).parts[:-1] if part.startswith(".")]
+    top = class_dir.relative_to(folder).as_posix()
+    for path, rel, problem in walk(class_dir, folder.resolve()):
+        hidden = [part for part in rel.split("/")[:-1] if part.startswith(".")]
         if hidden:
-            rel = path.relative_to(folder).as_posix()
-            result.skipped.append({"path": rel, "reason": f"inside hidden folder {hidden[0]}/"})
+            result.skipped.append({"path": f"{top}/{rel}", "reason": f"inside hidden folder {hidden[0]}/"})
             continue
         if path.name.startswith("."):
             continue
@@ -233,7 +239,7 @@ def _candidates(
         if not (is_image_name(path) or images.is_dicom(path)):
             _bad(path, images.NOT_AN_IMAGE, folder, result, on_bad_file)
             continue
-        candidates.append((path, f"{prefix}/{path.relative_to(class_dir).as_posix()}"))
+        candidates.append((path, f"{prefix}/{rel}"))
     return candidates
 
 
@@ -263,8 +269,7 @@ def listing(params: dict[str, Any], base: Path = Path(".")) -> dict[str, Any]:
     if not location.is_dir():
         return out | {"files": None}
     files = []
-    for path, problem in walk(location, location.resolve()):
-        rel = path.relative_to(location).as_posix()
+    for path, rel, problem in walk(location, location.resolve()):
         files.append([rel, problem] if problem else [rel, *_stat(path)])
     return out | {"files": files}
 
