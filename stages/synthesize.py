@@ -199,7 +199,7 @@ def merge_parts(world: ranks.World, out: Path) -> list[dict]:
 
 
 def lesion_edit_grid(rows: list[dict], out: Path, classes: list[str]):
-    """Sources beside their lesion edits (a blank tile when there are none)."""
+    """Sources beside their lesion edits (a tile that says so when there are none)."""
     from stages.synth.lesion_edit import sample_grid
 
     return sample_grid(rows, paths.RAW, out, classes)

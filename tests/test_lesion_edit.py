@@ -189,3 +189,11 @@ def test_pipeline_reuses_and_handles_lowest_grade_deficit(repo):
     reuse_lines = [line for line in changed.splitlines() if " reused, " in line]
     assert "Running stage 'synthesize'" in changed and reuse_lines, changed
     assert all("(0 reused" in line for line in reuse_lines), changed  # every edit made again
+
+
+def test_the_grid_says_why_it_is_empty_when_no_lesion_edit_ran():
+    """A run without lesion edits draws a tile with a line of text, not a blank square."""
+    diffusion_only = [{"label": "level0", "origin": "diffusion", "path": "x.png"}]
+    tile = lesion_edit.sample_grid(diffusion_only, None, None, ["level0"])
+    assert tile.ndim == 3 and tile.shape[1] > 4 * tile.shape[0]  # a line, wider than tall
+    assert (tile < 128).any() and (tile == 255).mean() > 0.5  # dark text on white

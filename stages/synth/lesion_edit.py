@@ -221,5 +221,16 @@ def sample_grid(rows: list[dict], raw_dir, out_dir, classes: list[str], per_clas
             np.concatenate([np.pad(p, ((2, 2), (2, 2), (0, 0)), constant_values=255) for p in pairs], 1)
         )
     if not tiles:
-        return np.full((8, 8, 3), 255, dtype=np.uint8)
+        return _note(f"no {METHOD} images in this run (synthesize.methods gives it no share)")
     return np.concatenate(tiles, 0)
+
+
+def _note(text: str) -> np.ndarray:
+    """A white tile that says why a plot has no images (Pillow's built-in font: no font file)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=14)
+    width = int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(text, font=font))
+    tile = Image.new("RGB", (width + 16, 28), "white")
+    ImageDraw.Draw(tile).text((8, 6), text, fill="black", font=font)
+    return np.asarray(tile)
