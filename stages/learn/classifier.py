@@ -138,7 +138,8 @@ def fit(
     batch_size = min(batch_size, len(x))
     batches = data.batch_order(len(x), steps, batch_size, gen)  # drawn up front: loaders prefetch
     batches = [world.slice(b) for b in batches]  # this process's part (all of it when alone)
-    running = []
+    running = []  # this process's losses since the last evaluation (kept only where on_eval reads them)
+    logs = on_eval is not None and world.main
     steps_done = progress(data.loader(x, batches, runtime), "fit", total=steps, unit="step")
     for step, xb in enumerate(steps_done, start=1):
         net.train()
@@ -155,8 +156,9 @@ def fit(
         scaler.step(opt)
         scaler.update()
         sched.step()
-        running.append(loss.detach())  # read at the next evaluation: no wait for the GPU per step
-        if on_eval and world.main and ((eval_every and step % eval_every == 0) or step == steps):
+        if logs:
+            running.append(loss.detach())  # read at the next evaluation: no wait for the GPU per step
+        if logs and ((eval_every and step % eval_every == 0) or step == steps):
             mean_loss = sum(v.item() for v in running) / len(running)
             on_eval(step, step * batch_size / len(x), mean_loss, model)
             running = []
