@@ -20,7 +20,9 @@ source image, PIL open + load + FLIP_LEFT_RIGHT + PNG encode (compress_level=6) 
 ceiling images/s = N / its wall time. Prints pipeline/ceiling (the issue's bar: >= 0.8). Per-stage
 process start-up is a fixed cost that a larger --n amortises. The ceiling and the three timed stages
 run --repeats times (outputs replaced) and the fastest time of each is kept: on a shared machine
-other processes only ever add time.
+other processes only ever add time. The ratio depends on --size: the ceiling's work (PNG encoding)
+grows with the pixels, much of the pipeline's (fingerprints, file entries, start-up) per file; the
+README gives it at 64, 96, 128 and 256 px.
 
     python benchmarks/bench_ingest.py [--n 2000] [--size 64] [--repeats 3]
         [--out benchmarks/results/bench_ingest.json] [--keep]
