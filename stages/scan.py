@@ -13,14 +13,14 @@ from pathlib import Path
 
 from stages.core import atomic, params as params_mod
 from stages.core.errors import run_main
-from stages.dataset import ingest
+from stages.dataset import listing
 
 
 def main() -> None:
     params = params_mod.load()
-    found = ingest.listing(params)
-    text = ingest.format_listing(found)
-    path = ingest.LISTING
+    found = listing.listing(params)
+    text = listing.format_listing(found)
+    path = listing.LISTING
     changed = not path.is_file() or path.read_text() != text
     if changed:
         atomic.write_text(path, text)

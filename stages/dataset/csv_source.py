@@ -20,8 +20,9 @@ import pandas as pd
 from stages.core import images
 from stages.core.errors import RebalanceError
 from stages.dataset import csv_read
-from stages.dataset.ingest import Scan, link_problem
+from stages.dataset.ingest import Scan
 from stages.dataset.ingest_files import ingest_files, windowed_name
+from stages.dataset.listing import link_problem
 
 LABEL = "label"
 GROUP = "group"

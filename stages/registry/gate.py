@@ -12,7 +12,7 @@ from typing import Any
 from stages.core import manifest, params as params_mod, paths
 from stages.core.errors import RebalanceError
 from stages.core.hashing import sha256_bytes
-from stages.dataset import ingest, shards
+from stages.dataset import listing, shards
 from stages.registry import git
 
 REQUIRED_METRICS = (paths.COUNTS, paths.EVAL)
@@ -23,7 +23,7 @@ def check_up_to_date(repo) -> None:
     "always changed" (dvc.yaml): its listing of the source (data/source.json) must still be current."""
     root = Path(repo.root_dir)
     status = {name: s for name, s in repo.status().items() if s != ["always changed"]}
-    if not status and not ingest.listing_current(params_mod.load(root / paths.PARAMS), root):
+    if not status and not listing.listing_current(params_mod.load(root / paths.PARAMS), root):
         status = {"scan (the source folder changed)": []}
     if status:
         names = ", ".join(list(status)[:3]) + (", ..." if len(status) > 3 else "")
