@@ -30,7 +30,9 @@ def r4(x: float) -> float | None:
 
 
 def listed(images, dist, nearest, others, key: str) -> list[dict]:
-    """The near-copies quality.near_copies found, as report rows: image, its copy (under `key`), bits."""
+    """The near-copies quality.near_copies found, as report rows: image, its copy (under `key`), bits.
+    `images` and `others` are taken by position (`nearest` holds positions), whatever their index."""
+    images, others = list(images), list(others)
     found = np.flatnonzero(nearest >= 0)
     return [{"image": images[i], key: others[nearest[i]], "bits": int(dist[i])} for i in found]
 

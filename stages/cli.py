@@ -24,7 +24,33 @@ class Group(click.Group):
             sys.exit(1)
 
 
+# the libraries whose versions decide outputs (images, models, metrics) or what a source can be read
+DECIDING = [
+    "torch", "torchvision", "timm", "diffusers", "transformers", "peft", "accelerate", "numpy", "scipy",
+    "scikit-learn", "pillow", "opencv-python-headless", "imagehash", "pydicom", "pylibjpeg",
+    "pylibjpeg-libjpeg", "pylibjpeg-openjpeg", "pylibjpeg-rle", "pandas", "dvc",
+]  # fmt: skip
+
+
+def _print_version(ctx: click.Context, _param, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib import metadata
+    from platform import python_version
+
+    from stages.core.code import versions
+
+    click.echo(f"rebalance {metadata.version('rebalance')} (Python {python_version()})")
+    for name, version in versions(*DECIDING).items():
+        click.echo(f"  {name} {version}")
+    ctx.exit()
+
+
 @click.group(cls=Group)
+@click.option(
+    "--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+    help="Print the versions of rebalance and of the libraries that decide its outputs, and exit.",
+)  # fmt: skip
 def main() -> None:
     """rebalance: balanced, versioned, measured releases of an image dataset."""
 

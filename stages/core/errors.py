@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 
 class RebalanceError(Exception):
@@ -11,9 +12,19 @@ class RebalanceError(Exception):
 
 
 def run_main(main: Callable[[], None]) -> None:
-    """Run a stage entry point; report a RebalanceError as one line on stderr and exit 1."""
+    """Run a stage entry point; report a RebalanceError as one line on stderr and exit 1, and an
+    interruption (Ctrl-C) as one line and exit 130. Stages write their outputs atomically, so an
+    interrupted one leaves nothing half-written and a re-run completes it."""
     try:
         main()
     except RebalanceError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)  # `python -m stages.raw`: raw
+        stage = spec.name.rpartition(".")[2] if spec else Path(sys.argv[0]).stem
+        print(
+            f"interrupted: stage {stage} stopped; nothing half-written is kept, `dvc repro` runs it again",
+            file=sys.stderr,
+        )
+        sys.exit(130)

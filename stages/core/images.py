@@ -87,7 +87,8 @@ def is_image_name(path: str | Path) -> bool:
 
 
 def is_dicom(path: str | Path) -> bool:
-    """A DICOM file: by extension, or by the `DICM` marker after the 128-byte preamble."""
+    """A DICOM file: by extension, by the `DICM` marker after the 128-byte preamble, or, for a file
+    without an extension, by a first element of group 0008 (a data set without the file meta header)."""
     path = Path(path)
     if path.suffix.lower() in DICOM_EXTENSIONS:
         return True
@@ -96,7 +97,18 @@ def is_dicom(path: str | Path) -> bool:
             head = f.read(132)
     except OSError:
         return False
-    return len(head) == 132 and head[128:] == b"DICM"
+    return _is_dicom_head(path, head)
+
+
+def _is_dicom_head(path: Path, head: bytes) -> bool:
+    """The DICM marker, or a headerless data set in a file named without an image extension
+    (`IM0001`, or by a UID such as `1.2.840.113619.2.55`)."""
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return True
+    from stages.core.dicom import looks_headerless
+
+    bare = not path.suffix or path.suffix[1:].isdigit()
+    return bare and looks_headerless(head)
 
 
 def is_high_depth(im: Image.Image) -> bool:
@@ -134,17 +146,22 @@ def window_8bit_rgb(values: np.ndarray, mode: str | None = None) -> np.ndarray:
 
 
 def _decoded(
-    path: Path, mode: str | None = None, data: bytes | None = None, reduce_to: int | None = None
+    path: Path,
+    mode: str | None = None,
+    data: bytes | None = None,
+    reduce_to: int | None = None,
+    frame: int | str = 0,
 ) -> tuple[Image.Image, bool]:
     """(the image as RGB or L, fully decoded, EXIF orientation applied; whether it was windowed).
     `data`: the file's bytes (a sample of a shard), `path` then only names it. `reduce_to`: a JPEG
     may be decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling) while both sides stay at least
-    that many pixels: ~5x faster for a 1000 px photograph brought to 64 px."""
-    dicom_data = data is not None and (path.suffix.lower() in DICOM_EXTENSIONS or data[128:132] == b"DICM")
+    that many pixels: ~5x faster for a 1000 px photograph brought to 64 px. `frame`: the frame of a
+    multi-frame DICOM file (raw.dicom_frame)."""
+    dicom_data = data is not None and (path.suffix.lower() in DICOM_EXTENSIONS or _is_dicom_head(path, data))
     if dicom_data or (data is None and is_dicom(path)):
         from stages.core import dicom
 
-        return dicom.decode(path, mode, data=data), True
+        return dicom.decode(path, mode, data=data, frame=frame), True
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -202,11 +219,14 @@ def open_rgb(
     return im.convert("RGB")
 
 
-def decode(path: str | Path, mode: str | None = None, data: bytes | None = None) -> tuple[Image.Image, bool]:
+def decode(
+    path: str | Path, mode: str | None = None, data: bytes | None = None, frame: int | str = 0
+) -> tuple[Image.Image, bool]:
     """(the image fully decoded, EXIF orientation applied: RGB, or L when a 16-bit or float image
     was windowed to 8 bit by `mode` (default: raw.window); whether it was). A BadImageError when
-    it cannot be used. `data`: the file's bytes, already read."""
-    return _decoded(Path(path), mode, data=data)
+    it cannot be used. `data`: the file's bytes, already read; `frame`: a multi-frame DICOM
+    file's frame (raw.dicom_frame)."""
+    return _decoded(Path(path), mode, data=data, frame=frame)
 
 
 def window_png(path: str | Path, mode: str | None = None, data: bytes | None = None) -> bytes:

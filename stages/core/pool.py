@@ -11,6 +11,7 @@ more than it saves there.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
@@ -51,5 +52,14 @@ def pimap(
         yield from (fn(x) for x in progress(items, desc, total=len(items), unit=unit))
         return
     chunksize = max(1, len(items) // (n * CHUNKS_PER_PROCESS))
-    with ProcessPoolExecutor(max_workers=n) as ex:
+    ex = ProcessPoolExecutor(max_workers=n, initializer=_leave_interrupts_to_the_stage)
+    try:
         yield from progress(ex.map(fn, items, chunksize=chunksize), desc, total=len(items), unit=unit)
+    finally:  # on Ctrl-C: no chunk not yet started runs; the workers end after their current one
+        ex.shutdown(wait=True, cancel_futures=True)
+
+
+def _leave_interrupts_to_the_stage() -> None:
+    """A worker ignores Ctrl-C: the stage's process stops the pool and says so in one line (each
+    worker would otherwise print a KeyboardInterrupt traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

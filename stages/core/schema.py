@@ -122,6 +122,8 @@ class Raw(Group):
     # 16-bit and float images (X-rays) to 8 bit: `percentile` maps the 0.5th..99.5th percentile of
     # each image's values to 0..255, `minmax` its full range (stages/core/images.py window_8bit)
     window: Literal["percentile", "minmax"] = "percentile"
+    # the frame a multi-frame DICOM file gives: an index (0 the first, -1 the last) or `middle`
+    dicom_frame: int | Literal["middle"] = 0
     csv: Csv = Csv()  # a CSV source's column names and path format (defaults: `path`, `label`, as is)
     demo: Demo = Demo()
 

@@ -74,6 +74,7 @@ def scan(
     copy_to: Path | None = None,
     window: str = "percentile",
     columns: dict[str, str] | None = None,
+    frame: int | str = 0,
 ) -> Scan:
     """The usable images the CSV lists (as data/raw/<label>/<path>), the rest reported. With
     `copy_to` each usable image is written there as it is verified (ingest.ingest_files).
@@ -127,7 +128,7 @@ def scan(
             continue
         candidates.append((rel, label))
     files = [(folder / rel, f"{label}/{rel}") for rel, label in candidates]
-    checked = ingest_files(files, copy_to, window, processes)
+    checked = ingest_files(files, copy_to, window, processes, frame)
     for (rel, label), done in zip(candidates, checked):
         if done.problem:
             bad(rel, done.problem)

@@ -50,7 +50,8 @@ def settings(params: dict[str, Any]) -> dict[str, Any]:
         k: ds[k] for k in ("classes", "metadata", "group_by")
     }
     if raw["source"] != "demo":
-        out |= {"window": raw["window"], "csv": raw["csv"], "listing": sha256_text(listing_text(params))}
+        out |= {k: raw[k] for k in ("window", "dicom_frame", "csv")}
+        out["listing"] = sha256_text(listing_text(params))
     return out
 
 
@@ -83,6 +84,7 @@ def scan(
     processes: int | None = None,
     copy_to: Path | None = None,
     window: str = "percentile",
+    frame: int | str = 0,
 ) -> Scan:
     """The usable images of a folder source, the rest reported. With `copy_to` (stage raw's output
     folder) each usable image is written there by the worker that verifies it (one read, one pass)."""
@@ -123,7 +125,7 @@ def scan(
             pending += [(label, split, path, name) for path, name in found_here]
     # every class in one pool (one start-up, no idle tail per class)
     files = [(path, name) for _, _, path, name in pending]
-    checked = ingest_files(files, copy_to, window, processes) if verify else [Ingested()] * len(files)
+    checked = ingest_files(files, copy_to, window, processes, frame) if verify else [Ingested()] * len(files)
     found = dict.fromkeys(classes, 0)
     for (label, split, path, name), done in zip(pending, checked):
         if done.problem:

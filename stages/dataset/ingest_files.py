@@ -22,16 +22,20 @@ def windowed_name(name: str) -> str:
 
 
 def ingest_files(
-    files: list[tuple[Path, str]], copy_to: Path | None, window: str, processes: int | None
+    files: list[tuple[Path, str]],
+    copy_to: Path | None,
+    window: str,
+    processes: int | None,
+    frame: int | str = 0,
 ) -> list[Ingested]:
     """Verify source images (file, name in data/raw) on every core, each decoded once from the
     bytes read once, fingerprinted (for stage count's duplicate check) and, with `copy_to`,
     written to `copy_to/name` by the same worker. One Ingested per file, in order; a file found
-    unusable is not written."""
+    unusable is not written. `frame`: a multi-frame DICOM file's frame (raw.dicom_frame)."""
     if copy_to is not None:
         for parent in {(copy_to / name).parent for _, name in files}:
             parent.mkdir(parents=True, exist_ok=True)
-    jobs = [(path, None if copy_to is None else copy_to / name, window) for path, name in files]
+    jobs = [(path, None if copy_to is None else copy_to / name, window, frame) for path, name in files]
     return pmap(ingest_file, jobs, "verify" if copy_to is None else "ingest", processes)
 
 
@@ -48,22 +52,29 @@ class Ingested:
         return duplicates.Fingerprint(self.pixels, int(self.phash, 16))
 
 
-def ingest_file(job: tuple[Path, Path | None, str]) -> Ingested:
-    """One file of ingest_files (never raises a BadImageError, for the process pool). Written byte
+def ingest_file(job: tuple[Path, Path | None, str, int | str]) -> Ingested:
+    """One file of ingest_files (never raises for a file it cannot use, for the process pool: any
+    error reading or decoding it, whichever library raised it, is its `problem`). Written byte
     for byte, or, for a 16-bit or float image, windowed to 8 bit as PNG at windowed_name(dst).
     `dst` lies in stage raw's temporary output folder, renamed into place when every file is
     written. The fingerprint is that of the image data/raw holds, as duplicates.of_file gives it."""
-    src, dst, window = job
+    src, dst, window, frame = job
     try:
         data = src.read_bytes()
-        im, windowed = images.decode(src, window, data=data)
+        im, windowed = images.decode(src, window, data=data, frame=frame)
+        rgb = im.convert("RGB")
     except images.BadImageError as err:
         return Ingested(problem=err.reason)
     except OSError as err:
         return Ingested(problem=f"cannot read file ({err.strerror or err})")
+    except MemoryError:
+        raise
+    except Exception as err:  # a decoder's own error that no check above foresaw: this file only
+        text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        return Ingested(problem=f"cannot decode ({type(err).__name__}{': ' + text if text else ''})")
     if windowed:
         data = images.encode_png(im)
     if dst is not None:  # a failed write (disk full) is no skip: it stops the stage
         (dst.with_name(windowed_name(dst.name)) if windowed else dst).write_bytes(data)
-    fp = duplicates.of_image(im.convert("RGB"))
+    fp = duplicates.of_image(rgb)
     return Ingested("", windowed, sha256_bytes(data), fp.pixels, duplicates.phash_hex(fp.phash))

@@ -38,8 +38,9 @@ def read(params: dict[str, Any], out: Path | None = None) -> Source:
     if kind == "csv":
         columns = raw["csv"]
         found = csv_source.scan(
-            path, dataset["classes"], dataset["group_by"], raw["on_bad_file"], processes, out, window, columns
-        )
+            path, dataset["classes"], dataset["group_by"], raw["on_bad_file"], processes, out, window,
+            columns, frame=raw["dicom_frame"],
+        )  # fmt: skip
         df = csv_read.read(path, dataset["group_by"], columns)
         view = csv_source.dataset_view(dataset, raw["source"], df, columns)
         return Source(found, path.parent, raw["source"], view)
@@ -49,7 +50,9 @@ def read(params: dict[str, Any], out: Path | None = None) -> Source:
             "table of images or a MedMNIST .npz (an archive: unpack it; ISIC 2024's HDF5: its image "
             "folder with train-metadata.csv, README 'Your own data')"
         )
-    found = ingest.scan(path, dataset["classes"], raw["on_bad_file"], True, processes, out, window)
+    found = ingest.scan(
+        path, dataset["classes"], raw["on_bad_file"], True, processes, out, window, frame=raw["dicom_frame"]
+    )
     return Source(found, path, dataset["metadata"], dataset)
 
 
