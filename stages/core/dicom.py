@@ -103,6 +103,16 @@ def _frame_index(ds, path: Path, frame: int | str) -> int | None:
     return index % frames
 
 
+def _installed(distribution: str) -> bool:
+    from importlib import metadata
+
+    try:
+        metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 def _pixels(ds, path: Path, index: int | None) -> np.ndarray:
     """The decoded pixel values of one frame (colour as RGB)."""
     if index is not None:
@@ -112,13 +122,21 @@ def _pixels(ds, path: Path, index: int | None) -> np.ndarray:
     except Exception as err:
         uid = _syntax(ds)
         what = getattr(ds.file_meta.TransferSyntaxUID, "name", uid) if uid else "no transfer syntax"
-        text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
+        text = " ".join(lines[:2]) if lines[0].endswith(":") else lines[0]  # the plugin's own words
         plugin = _PLUGINS.get(uid)
-        needs = (  # in the reason itself: a skip report keeps only the reason
-            f"decoded by {plugin} (pip install {plugin}), or convert the file to an uncompressed syntax"
-            if plugin
-            else "no installed plugin decodes it: convert the file to an uncompressed syntax (gdcmconv --raw)"
-        )
+        if plugin and not _installed(plugin):
+            needs = (
+                f"install its decoder (pip install {plugin}) or convert the file to an uncompressed syntax"
+            )
+        elif plugin:  # (a skip report keeps only the reason: the fix goes in it)
+            needs = (
+                f"{plugin} is installed, so the data is damaged or a variant it cannot read: convert the file"
+            )
+        else:
+            needs = (
+                "no installed plugin decodes it: convert the file to an uncompressed syntax (gdcmconv --raw)"
+            )
         raise BadImageError(
             path, f"cannot decode DICOM pixel data ({what}: {text}); {needs}", "or remove the file"
         ) from None

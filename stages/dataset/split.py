@@ -227,7 +227,19 @@ def _check_official(real: RealSet, names: list[str], pairs, group_pairs) -> dict
 
 
 def _class_warnings(real: RealSet, assignment: dict[str, str], classes, method: str, seed: int) -> list[str]:
+    """A warning for each class without a val or test image; an error for a class without train
+    images, and for an empty val or test split (model selection and the evidence need both)."""
     out = []
+    in_split = Counter(assignment[n] for n, _ in real.images if n in assignment)
+    for s in ("val", "test"):
+        if in_split[s] == 0:
+            n = sum(in_split.values())
+            fix = (
+                "add images, or raise count.split." + s
+                if method == "hash"
+                else f"give the source a {s} split"
+            )
+            raise RebalanceError(f"the {s} split is empty ({n} images in all, {method} split); {fix}")
     for c in classes:
         per = Counter(assignment[n] for n, label in real.images if label == c)
         n = sum(per.values())

@@ -30,7 +30,7 @@ REVIEW = """<!doctype html><html><head><meta charset="utf-8"><title>Review · {{
 <div id="single"><div class="row">
 <div><img id="main" class="big" alt="synthetic image"><div class="meta" id="info"></div></div>
 <div><div>source</div><img id="source" class="side" alt="source image">
-<div>edit mask</div><img id="mask" class="side" alt="edit mask"></div></div>
+<div id="mask-title">edit mask</div><img id="mask" class="side" alt="edit mask"></div></div>
 <p><button id="accept">Accept <kbd>a</kbd></button><button id="reject">Reject <kbd>r</kbd></button>
 <input id="reason" placeholder="reason (optional)" size="28"><button id="skip">Skip <kbd>s</kbd></button>
 <button id="prev">← Prev</button><button id="next">Next →</button></p>
@@ -60,6 +60,7 @@ function show() {
   const it = view[pos];
   $("main").src = img(it.id, "synthetic"); $("main").dataset.id = it.id;
   $("source").style.visibility = $("mask").style.visibility = it.source ? "visible" : "hidden";
+  $("mask").style.display = $("mask-title").style.display = "";
   if (it.source) { $("source").src = img(it.id, "source"); $("mask").src = img(it.id, "mask"); }
   $("info").innerHTML = `<b>${it.label}</b> · ${it.method} · seed ${it.seed}<br>${it.path}<br>` +
     `decision: <b id="decision">${it.decision || "none"}</b> · ${pos + 1} of ${view.length}`;
@@ -95,6 +96,7 @@ document.addEventListener("keydown", (e) => {
   else if (k === "ArrowLeft") $("prev").click(); else if (k === "ArrowRight") $("next").click();
   else if (k === "g") $("grid-toggle").click();
 });
+$("mask").onerror = () => { $("mask").style.display = $("mask-title").style.display = "none"; };  // no mask known
 load();
 </script></body></html>"""
 

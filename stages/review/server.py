@@ -38,11 +38,17 @@ def _png(array: np.ndarray) -> io.BytesIO:
     return buf
 
 
-def edit_mask(made: np.ndarray, source: np.ndarray) -> np.ndarray | None:
-    """The pixels an edit changed (white), when the image and its source have the same size."""
-    if made.shape != source.shape:
+def edit_mask(made: np.ndarray, source: Path, fit: str) -> np.ndarray | None:
+    """The pixels an edit changed (white): the image against its source as the generator saw it.
+    A local edit keeps every other pixel of that copy byte for byte. The generator worked on the
+    source as it is (lesion edits), or brought to the square side of its output by `dataset.fit`
+    (diffusion); None when neither matches the image's size (the page then leaves the pane out)."""
+    original = load_array(source)
+    if made.shape != original.shape and made.shape[0] == made.shape[1]:
+        original = load_array(source, made.shape[0], fit)  # the generator's working copy
+    if made.shape != original.shape:
         return None
-    return np.where((made != source).any(-1), 255, 0).astype(np.uint8)
+    return np.where((made != original).any(-1), 255, 0).astype(np.uint8)
 
 
 def create_app(root: Path, params: dict, token: str, mode: str = "review", reviewer: str = "") -> Flask:
@@ -98,7 +104,7 @@ def create_app(root: Path, params: dict, token: str, mode: str = "review", revie
         if which == "source":
             return send_file(_png(load_array(source)), mimetype="image/png")
         if which == "mask":
-            mask = edit_mask(load_array(r.path, data=made), load_array(source))
+            mask = edit_mask(load_array(r.path, data=made), source, params["dataset"]["fit"])
             return send_file(_png(mask), mimetype="image/png") if mask is not None else abort(404)
         abort(404)
 
