@@ -95,7 +95,7 @@ def main() -> None:
     if repeated:
         print(f"metadata: {repeated} images have several rows (same label, split, group): first row kept")
     if windowed:
-        print(f"windowed {len(windowed)} 16-bit/float images to 8-bit PNG ({raw['window']})")
+        print(f"windowed {len(windowed)} DICOM, 16-bit or float images to 8-bit PNG ({raw['window']})")
     print(f"raw: {len(images)} images in {len(classes)} classes, {len(skipped)} skipped")
 
 

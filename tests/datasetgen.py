@@ -40,8 +40,9 @@ class ImageSpec:
 class Dataset:
     classes: list[str]
     images: dict[str, list[ImageSpec]]  # per class
-    exact_copies: list[tuple[str, int, str]] = field(default_factory=list)  # (class, index, into class)
-    near_copies: list[tuple[str, int, str]] = field(default_factory=list)
+    # (class, index, into class; None: its own): a copy of that class's index-th image
+    exact_copies: list[tuple[str, int, str | None]] = field(default_factory=list)
+    near_copies: list[tuple[str, int, str | None]] = field(default_factory=list)
     broken: list[tuple[str, str]] = field(default_factory=list)  # (class, kind)
     alike: str | None = None  # a class whose images are near-identical (generators land near them)
     seed: int = 0
@@ -61,7 +62,8 @@ def datasets(draw, max_per_class: int = 40) -> Dataset:
     classes = CLASS_NAMES[:n]
     counts = draw(st.lists(st.integers(3, max_per_class), min_size=n, max_size=n))
     images = {c: draw(st.lists(image_specs(), min_size=k, max_size=k)) for c, k in zip(classes, counts)}
-    picks = st.tuples(st.sampled_from(classes), st.integers(0, 2), st.sampled_from(classes))
+    into = st.one_of(st.none(), st.sampled_from(classes))  # None: within its own class
+    picks = st.tuples(st.sampled_from(classes), st.integers(0, 2), into)
     return Dataset(
         classes=classes,
         images=images,
@@ -146,6 +148,7 @@ def write(ds: Dataset, root: Path) -> Written:
     for kind, planted in (("copy", ds.exact_copies), ("near", ds.near_copies)):
         for k, (label, index, into) in enumerate(planted):
             src = names[label][index % len(names[label])]
+            into = into or label
             if kind == "copy":  # the very same bytes under another name
                 dst = f"{into}/copy_{k}_{Path(src).name}"
                 (root / dst).write_bytes((root / src).read_bytes())

@@ -8,7 +8,8 @@ Properties, checked with plain code here (not the pipeline's own checks):
   real image; planted copies (exact, or near: the same picture a little brighter) share a split;
 - every class of params is in every split, or the run said why (in metrics/counts.json).
 
-A handful of examples run in CI (derandomized: the same ones every run). More, freshly drawn:
+A handful of examples of up to 24 images a class run in CI (derandomized: the same ones every
+run). More, freshly drawn, with classes of up to 300 images:
 `REBALANCE_FUZZ_EXAMPLES=200 pytest tests/test_fuzz.py -n 0`. A failure's shrunk example is kept
 as a regular test at the end of this file.
 """
@@ -27,10 +28,11 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import REPO, deep_update
-from datasetgen import Dataset, datasets, write
-from hypothesis import HealthCheck, given, settings
+from datasetgen import Dataset, ImageSpec, datasets, write
+from hypothesis import HealthCheck, event, given, settings
 
-EXAMPLES = int(os.environ.get("REBALANCE_FUZZ_EXAMPLES", "4"))
+EXAMPLES = int(os.environ.get("REBALANCE_FUZZ_EXAMPLES", "6"))
+DEEP = "REBALANCE_FUZZ_EXAMPLES" in os.environ  # asked for more: fresh examples, classes of up to 300
 
 # What every stage of dvc.yaml runs, in its order, in one process per example (no DVC, one torch
 # import): `python -m stages.<name> [argument]`.
@@ -88,6 +90,7 @@ def run_pipeline(ds: Dataset, work: Path) -> tuple[subprocess.CompletedProcess, 
 def check(ds: Dataset, work: Path) -> None:
     proc, written = run_pipeline(ds, work)
     err = proc.stderr.strip()
+    event(err[:90] if proc.returncode else "built")
     assert "Traceback" not in err, err
     if proc.returncode != 0:
         lines = err.splitlines()
@@ -125,14 +128,28 @@ def check(ds: Dataset, work: Path) -> None:
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
-    derandomize="REBALANCE_FUZZ_EXAMPLES" not in os.environ,
+    derandomize=not DEEP,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(datasets(max_per_class=24))
+@given(datasets(max_per_class=300 if DEEP else 24))
 def test_any_dataset_a_user_brings_ends_well(ds: Dataset):
     with tempfile.TemporaryDirectory(prefix="fuzz-") as tmp:
         check(ds, Path(tmp))
 
 
 # Shrunk examples the fuzzer found, kept as regular tests.
+
+
+def test_shrunk_strips_so_alike_that_val_is_empty(tmp_path):
+    """Six 1 x 24 px strips, all near-duplicates of each other, so one split holds them all: stage
+    train crashed on the empty val split (argmax of an empty sequence); count now refuses."""
+    strip = ImageSpec((1, 24), "L", "dcm")
+    ds = Dataset(
+        classes=["mild", "moderate acne"], images={"mild": [strip] * 3, "moderate acne": [strip] * 3}
+    )
+    proc, _ = run_pipeline(ds, tmp_path)
+    assert proc.stderr.strip() == (
+        "error: the val split is empty (6 images in all, hash split); add images, or raise count.split.val"
+    )
+    assert proc.returncode == 1 and "stage count exited 1" in proc.stdout
