@@ -146,7 +146,7 @@ def test_16_bit_images_are_windowed_to_8_bit_pngs(workdir):
     xray16(src / "lesion" / "knee.tif")
     before = tree_digest(src)
     proc = raw_stage(work, check=True)
-    assert "windowed 2 16-bit/float images" in proc.stdout
+    assert "windowed 2 DICOM, 16-bit or float images" in proc.stdout
     raw = work / "data/raw"
     assert {"lesion/chest.png", "lesion/knee.tif.png"} <= ingested(work)
     for name in ("lesion/chest.png", "lesion/knee.tif.png"):
