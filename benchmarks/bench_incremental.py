@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from stages.core import manifest, params as params_mod, paths
-from stages.synth import methods
-from stages.synth.base import Context
+from rebalance.core import manifest, params as params_mod, paths
+from rebalance.synth import methods
+from rebalance.synth.base import Context
 from stages.synthesize import fill
 
 

@@ -1,8 +1,8 @@
 """Stage synthesize: fill each class's train deficit with generated images, per method share.
 
-Each method (stages/synth/) is prepared once, when a class first needs it. The images are packed,
+Each method (rebalance/synth/) is prepared once, when a class first needs it. The images are packed,
 in path order, into data/synthesized/shards/synth-*.tar (manifest.csv gives each image's shard,
-offset and size; stages/dataset/shards.py): stage fuse is their only per-file home, so DVC tracks
+offset and size; rebalance/dataset/shards.py): stage fuse is their only per-file home, so DVC tracks
 each synthetic image once, as it does the flips. Incremental:
 data/synthesized is a persistent output (dvc.yaml `persist: true`); each row's
 `method.cache_key(label, index)` is stored in its `detail` JSON, and on the next run an image whose
@@ -12,7 +12,7 @@ so the slot is regenerated. Everything else is generated, files no longer planne
 and the new folder replaces the old one atomically. Also writes the lesion-edit sample grid.
 
 Many processes (`synthesize.processes`, or started by `accelerate launch -m stages.synthesize`):
-each generates its share of every class's images (whole batches, stages/core/ranks.py) into a
+each generates its share of every class's images (whole batches, rebalance/core/ranks.py) into a
 part folder; the first process links the reused files, waits, then merges the parts into the
 output. An image depends only on its seed and its batch, so the output is the same bytes.
 """
@@ -25,14 +25,14 @@ import shutil
 import sys
 from pathlib import Path
 
-from stages.core import atomic, device, manifest, params as params_mod, paths, ranks
-from stages.core.errors import RebalanceError, run_main
-from stages.core.hashing import sha256_bytes
-from stages.core.images import save_png
-from stages.dataset import shards
-from stages.review import decisions
-from stages.synth import methods as synth_methods
-from stages.synth.base import Context, Method, output_path
+from rebalance.core import atomic, device, manifest, params as params_mod, paths, ranks
+from rebalance.core.errors import RebalanceError, run_main
+from rebalance.core.hashing import sha256_bytes
+from rebalance.core.images import save_png
+from rebalance.dataset import shards
+from rebalance.review import decisions
+from rebalance.synth import methods as synth_methods
+from rebalance.synth.base import Context, Method, output_path
 
 
 def previous_rows(out_dir: Path) -> dict[str, dict]:
@@ -200,7 +200,7 @@ def merge_parts(world: ranks.World, out: Path) -> list[dict]:
 
 def lesion_edit_grid(rows: list[dict], out: Path, classes: list[str]):
     """Sources beside their lesion edits (a tile that says so when there are none)."""
-    from stages.synth.lesion_edit import sample_grid
+    from rebalance.synth.lesion_edit import sample_grid
 
     return sample_grid(rows, paths.RAW, out, classes)
 

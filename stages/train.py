@@ -20,12 +20,12 @@ import pandas as pd
 import torch
 from dvclive import Live
 
-from stages.core import device, manifest, params as params_mod, paths, ranks
-from stages.core.device import CPU, Runtime
-from stages.core.errors import RebalanceError, run_main
-from stages.core.schema import TRAIN_DATA
-from stages.learn import backbones, classifier as model_mod, metrics
-from stages.learn.data import fused_set
+from rebalance.core import device, manifest, params as params_mod, paths, ranks
+from rebalance.core.device import CPU, Runtime
+from rebalance.core.errors import RebalanceError, run_main
+from rebalance.core.schema import TRAIN_DATA
+from rebalance.learn import backbones, classifier as model_mod, metrics
+from rebalance.learn.data import fused_set
 
 OVERSAMPLE_SEED = 0  # which real images of a class get one copy more (`real_oversampled`)
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import TINY, commit_all, copy_repo, deep_update, run, set_params
 
-from stages.core import manifest
+from rebalance.core import manifest
 from stages.train import training_rows
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stages.learn import classifier as model
+from rebalance.learn import classifier as model
 from stages.train import BestOnVal
 
 

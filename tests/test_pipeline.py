@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from conftest import copy_built, run, set_params
 
-from stages.core import manifest
-from stages.core.hashing import sha256_file
+from rebalance.core import manifest
+from rebalance.core.hashing import sha256_file
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def test_flips_are_packed_once_and_unpacked_into_the_release(built_repo):
     """data/flipped holds no per-flip file (DVC tracks each flip once, in data/fused): its tars
     hold every flip, at the manifest's offset, with the manifest's checksum, and data/fused's
     file of each flip has exactly those bytes."""
-    from stages.dataset import shards
+    from rebalance.dataset import shards
 
     flipped = built_repo / "data/flipped"
     files = {p.relative_to(flipped).as_posix() for p in flipped.rglob("*") if p.is_file()}
@@ -98,8 +98,8 @@ def test_second_repro_does_nothing(built_repo):
 
 def test_split_is_the_hash_of_each_images_content(built_repo):
     """The CONTRACT rule: split = f(count.seed, identity); the demo has no duplicates or groups."""
-    from stages.core import params as params_mod
-    from stages.dataset import split
+    from rebalance.core import params as params_mod
+    from rebalance.dataset import split
 
     params = params_mod.load(built_repo / "params.yaml")
     counts = json.loads((built_repo / "metrics/counts.json").read_text())
@@ -116,7 +116,7 @@ def test_split_is_the_hash_of_each_images_content(built_repo):
 
 
 def test_no_file_has_a_duplicate_in_another_split(built_repo):
-    from stages.dataset import duplicates
+    from rebalance.dataset import duplicates
 
     root = built_repo / "data/fused"
     fused = manifest.read(root / "manifest.csv")

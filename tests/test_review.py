@@ -19,8 +19,8 @@ import yaml
 from conftest import commit_all, copy_built, run, set_params
 from sklearn.metrics import cohen_kappa_score
 
-from stages.core import params as params_mod
-from stages.review import server, study
+from rebalance.core import params as params_mod
+from rebalance.review import server, study
 
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 pytestmark = pytest.mark.skipif(

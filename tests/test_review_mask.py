@@ -12,8 +12,8 @@ from conftest import folder_params
 from imagegen import smooth_image
 from PIL import Image
 
-from stages.core import manifest
-from stages.review import server
+from rebalance.core import manifest
+from rebalance.review import server
 
 
 def test_a_resized_source_gets_the_mask_the_generator_used(tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score
 
-from stages.learn import metrics as scoring, report
+from rebalance.learn import metrics as scoring, report
 
 CLASSES = ["a", "b", "c", "d"]
 MINORITY = ["c", "d"]
