@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -55,9 +56,30 @@ def main() -> None:
     """rebalance: balanced, versioned, measured releases of an image dataset."""
 
 
+def _enter_repo(ctx: click.Context, _param, value: str | None) -> None:
+    """-C/--repo: run as if started in that folder (as `git -C`)."""
+    if value is None or ctx.resilient_parsing:
+        return
+    if not os.path.isdir(value):
+        raise RebalanceError(f"{value}: not a folder; give -C/--repo the repository's folder")
+    os.chdir(value)
+
+
+repo_option = click.option(
+    "-C", "--repo", type=str, default=None, expose_value=False, is_eager=True, callback=_enter_repo,
+    help="The repository's folder (default: the current one).",
+)  # fmt: skip
+FORMATS = ["md", "table", "json"]  # md: Markdown tables (read as they are in a terminal); table: the same
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default="md", show_default=True,
+    help="md (Markdown tables; `table` is the same) or json.",
+)  # fmt: skip
+
+
 @main.command("plan")
+@repo_option
 @click.option("--params", "params_path", default="params.yaml", show_default=True, help="Parameters file.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@format_option
 def plan_cmd(params_path: str, fmt: str) -> None:
     """Per-class counts and the balancing plan, computed on the train split."""
     params = params_mod.load(params_path)
@@ -80,6 +102,7 @@ def plan_cmd(params_path: str, fmt: str) -> None:
 
 
 @main.command()
+@repo_option
 @click.argument("version")
 @click.option("--message", "-m", default=None, help="Tag message and data card summary.")
 @click.option("--dry-run", is_flag=True, help="Check and print the data card; push, commit, tag nothing.")
@@ -97,7 +120,8 @@ def release(version: str, message: str | None, dry_run: bool, remote: str | None
 
 
 @main.command()
-@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@repo_option
+@format_option
 def releases(fmt: str) -> None:
     """List release tags with date and headline metrics (read from git at each tag)."""
     found = registry.list_releases()
@@ -105,9 +129,10 @@ def releases(fmt: str) -> None:
 
 
 @main.command()
+@repo_option
 @click.argument("rev_a")
 @click.argument("rev_b")
-@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@format_option
 @click.option(
     "--allow-different-test-sets", is_flag=True, help="Show metric deltas even across different test sets."
 )
@@ -145,6 +170,7 @@ def _serve(mode: str, host: str, port: int, reviewer: str, open_browser: bool) -
 
 
 @main.command()
+@repo_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (keep local).")
 @click.option("--port", default=8765, show_default=True, help="Port (0: any free one).")
 @click.option("--reviewer", default="", help="Name recorded with each decision (editable on the page).")
@@ -158,6 +184,7 @@ def review(host: str, port: int, reviewer: str, open_browser: bool) -> None:
 
 
 @main.command("reader-study")
+@repo_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (keep local).")
 @click.option("--port", default=8766, show_default=True, help="Port (0: any free one).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the default browser.")
