@@ -1,10 +1,13 @@
 """dvc.yaml deps match the code: every project module a stage imports (transitively) is a dep.
 
 Otherwise a fix in a helper does not re-run the stage, and dvc.lock certifies outputs of older code.
+A file without code (a package's `__init__.py` that holds only its docstring) changes no outcome
+and need not be listed.
 """
 
 from __future__ import annotations
 
+import ast
 import copy
 from pathlib import Path
 
@@ -31,13 +34,21 @@ def stage_code_deps(stage: dict) -> set[Path]:
     return covered
 
 
+def has_code(file: Path) -> bool:
+    """More than a docstring (and `from __future__` imports)."""
+    body = ast.parse((REPO / file).read_text()).body
+    docstring = lambda n: isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)  # noqa: E731
+    future = lambda n: isinstance(n, ast.ImportFrom) and n.module == "__future__"  # noqa: E731
+    return any(not (docstring(n) or future(n)) for n in body)
+
+
 def missing_deps(dvc_yaml: dict) -> dict[str, list[str]]:
-    """Per stage: project files its code imports that its deps do not list."""
+    """Per stage: project files with code that its code imports and its deps do not list."""
     out = {}
     for name, stage in dvc_yaml["stages"].items():
         stage = stage.get("do", stage)  # foreach stages
         module = stage["cmd"].split()[2]  # python -m stages.<name> ...
-        missing = closure(module) - stage_code_deps(stage)
+        missing = {f for f in closure(module) - stage_code_deps(stage) if has_code(f)}
         if missing:
             out[name] = sorted(p.as_posix() for p in missing)
     return out
