@@ -97,8 +97,8 @@ def test_classes_need_three_images_and_missing_val_test_is_a_warning():
     for seed in range(200):
         try:
             out = split.make(real, ["a", "b"], FRACTIONS, seed, 4)
-        except RebalanceError as err:  # no train image at all is an error
-            assert "none of its 3 images is in train" in str(err)
+        except RebalanceError as err:  # no train image of a class, or no val or test image at all: errors
+            assert "none of its 3 images is in train" in str(err) or "split is empty" in str(err)
             continue
         if out.warnings:
             assert all(w.startswith("class b: no ") for w in out.warnings)

@@ -137,20 +137,19 @@ def _bucket_pairs(idx: np.ndarray, h: np.ndarray, bits: int, code: np.ndarray | 
 
 
 def components(n: int, pairs: Iterable[tuple[int, int]]) -> list[int]:
-    """Union-find: the component (its smallest index) of each of n items joined by `pairs`."""
-    parent = list(range(n))
+    """The component (its smallest index) of each of n items joined by `pairs` (scipy's
+    connected components of the pairs' graph)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, j in pairs:
-        a, b = find(i), find(j)
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-    return [find(i) for i in range(n)]
+    edges = np.asarray(list(pairs), dtype=np.int64).reshape(-1, 2)
+    if n == 0:
+        return []
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    smallest = np.full(labels.max() + 1, n)
+    np.minimum.at(smallest, labels, np.arange(n))
+    return smallest[labels].tolist()
 
 
 def groups(n: int, pairs: Iterable[tuple[int, int]]) -> list[list[int]]:

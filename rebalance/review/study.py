@@ -13,9 +13,6 @@ reader answered; the latest answer of a reader to an image counts).
 
 from __future__ import annotations
 
-import math
-from collections import Counter
-
 import numpy as np
 import pandas as pd
 
@@ -47,32 +44,34 @@ def sequence(
     return [{"item": k, **picks[i]} for k, i in enumerate(order)]
 
 
-def wilson(k: int, n: int, z: float = 1.959964) -> list[float]:
-    """95% Wilson score interval of a proportion k / n."""
+def wilson(k: int, n: int) -> list[float]:
+    """95% Wilson score interval of a proportion k / n (statsmodels)."""
     if n == 0:
         return [float("nan"), float("nan")]
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [round(centre - half, 4), round(centre + half, 4)]
+    from statsmodels.stats.proportion import proportion_confint
+
+    lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
+    return [round(float(lo), 4), round(float(hi), 4)]
 
 
 def cohen_kappa(a: list[str], b: list[str]) -> float:
-    """Cohen's kappa of two raters' labels on the same items."""
-    n = len(a)
-    observed = sum(x == y for x, y in zip(a, b)) / n
-    ca, cb = Counter(a), Counter(b)
-    expected = sum(ca[c] * cb[c] for c in set(a) | set(b)) / (n * n)
-    return 1.0 if expected == 1 else (observed - expected) / (1 - expected)
+    """Cohen's kappa of two raters' labels on the same items (scikit-learn); 1 when both gave
+    every item the same one label (scikit-learn: undefined)."""
+    if len(set(a) | set(b)) == 1:
+        return 1.0
+    from sklearn.metrics import cohen_kappa_score
+
+    return float(cohen_kappa_score(a, b))
 
 
 def fleiss_kappa(table: np.ndarray) -> float:
-    """Fleiss' kappa of an items x categories table of rating counts (same raters per item)."""
-    n_items, raters = table.shape[0], table[0].sum()
-    p_cat = table.sum(0) / (n_items * raters)
-    p_item = ((table * table).sum(1) - raters) / (raters * (raters - 1))
-    p_bar, p_e = p_item.mean(), (p_cat * p_cat).sum()
-    return 1.0 if p_e == 1 else float((p_bar - p_e) / (1 - p_e))
+    """Fleiss' kappa of an items x categories table of rating counts, the same number of raters
+    per item (statsmodels); 1 when every rating fell in one category (statsmodels: undefined)."""
+    if (np.asarray(table).sum(0) > 0).sum() == 1:
+        return 1.0
+    from statsmodels.stats.inter_rater import fleiss_kappa as fleiss
+
+    return float(fleiss(np.asarray(table), method="fleiss"))
 
 
 def report(items: list[dict], answers: pd.DataFrame) -> dict:
