@@ -119,7 +119,7 @@ def test_invalid_yaml_names_the_line(tmp_path):
 
 
 def test_method_names_agree_with_the_synth_registry():
-    assert set(schema.METHODS) == set(synth_methods.NAMES)
+    assert set(schema.METHODS) == set(synth_methods.REGISTRY)
 
 
 @pytest.mark.parametrize("update,key,hint", MISTAKES[:5] + [({"diffusion_train": {"stepz": 3}}, "stepz", "")])

@@ -3,7 +3,7 @@
 16-bit and float images (X-rays: PNG/TIFF in PIL modes I;16, I;16B, I, F) are windowed to 8 bit
 (`window_8bit`) instead of being clipped to white: `percentile` maps the 0.5th..99.5th percentile
 of the image's values linearly to 0..255, `minmax` its full range. Stage raw sets the mode from
-`raw.window` (`set_window`) and writes such files to data/raw as 8-bit PNGs (`window_png`), so
+`raw.window` (`set_window`) and writes such files to data/raw as 8-bit PNGs, so
 every later stage reads 8-bit images.
 
 DICOM files (`.dcm`, `.dicom`, or any file with the DICM preamble) are decoded by
@@ -179,12 +179,6 @@ def decode(
     it cannot be used. `data`: the file's bytes, already read; `frame`: a multi-frame DICOM
     file's frame (raw.dicom_frame)."""
     return _decoded(Path(path), mode, data=data, frame=frame)
-
-
-def window_png(path: str | Path, mode: str | None = None, data: bytes | None = None) -> bytes:
-    """A 16-bit or float image windowed to 8 bit, as deterministic PNG bytes (greyscale stays L).
-    `data`: the file's bytes, already read."""
-    return encode_png(decode(path, mode, data)[0])
 
 
 def fit_square(im: Image.Image, size: int, fit: str | None = None) -> Image.Image:

@@ -29,7 +29,6 @@ RADII = {
     "mole": (1.8, 3.4),
 }
 LESION_KINDS = ("papule", "pustule", "nodule")
-DISTRACTOR_KINDS = ("freckle", "mole")
 
 
 @dataclass(frozen=True)

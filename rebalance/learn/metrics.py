@@ -74,12 +74,6 @@ def evaluate(y: np.ndarray, proba: np.ndarray, classes: list[str], ordinal: bool
     return out
 
 
-def _headline_from_confusion(cm: np.ndarray) -> dict[str, float]:
-    """accuracy, balanced accuracy and macro-F1 from one confusion matrix (rows: true)."""
-    m = confusion_metrics(cm[None], [str(i) for i in range(len(cm))], [])
-    return {name: float(m[name][0]) for name in HEADLINE}
-
-
 # ---- the class-stratified bootstrap --------------------------------------------------------------
 #
 # A resample draws, within each true class, as many test images as the class has, with replacement:
@@ -173,18 +167,6 @@ def p_value(diffs: np.ndarray) -> float:
     return float(min(1.0, 2 * min(below, above)))
 
 
-def bootstrap(
-    y: np.ndarray,
-    pred: np.ndarray,
-    classes: list[str],
-    minority: list[str],
-    n: int,
-    seed: int = BOOTSTRAP_SEED,
-) -> dict[str, list[float]]:
-    """95% class-stratified bootstrap intervals of `metric_names` for one model's predictions."""
-    return {name: interval(v) for name, v in bootstrap_samples(y, pred, classes, minority, n, seed).items()}
-
-
 def paired(
     samples: dict[str, np.ndarray],
     base_samples: dict[str, np.ndarray],
@@ -198,24 +180,6 @@ def paired(
         d = samples[name] - base_samples[name]
         out[name] = {"delta": point[name] - base_point[name], "ci95": interval(d), "p": p_value(d)}
     return out
-
-
-def paired_bootstrap(
-    y: np.ndarray,
-    pred: np.ndarray,
-    base_pred: np.ndarray,
-    classes: list[str],
-    minority: list[str],
-    n: int,
-    seed: int = BOOTSTRAP_SEED,
-) -> dict[str, dict]:
-    """The paired class-stratified bootstrap of `pred` minus `base_pred` (see `paired`)."""
-    return paired(
-        bootstrap_samples(y, pred, classes, minority, n, seed),
-        bootstrap_samples(y, base_pred, classes, minority, n, seed),
-        point_metrics(y, pred, classes, minority),
-        point_metrics(y, base_pred, classes, minority),
-    )
 
 
 def confusion_rows(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> list[dict[str, str]]:
