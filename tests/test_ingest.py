@@ -146,7 +146,7 @@ def test_16_bit_images_are_windowed_to_8_bit_pngs(workdir):
     xray16(src / "lesion" / "knee.tif")
     before = tree_digest(src)
     proc = raw_stage(work, check=True)
-    assert "windowed 2 16-bit/float images" in proc.stdout
+    assert "windowed 2 DICOM, 16-bit or float images" in proc.stdout
     raw = work / "data/raw"
     assert {"lesion/chest.png", "lesion/knee.tif.png"} <= ingested(work)
     for name in ("lesion/chest.png", "lesion/knee.tif.png"):
@@ -306,7 +306,7 @@ def _csv_source(folder: Path) -> list[tuple[str, str]]:
     "form", ["comma", "semicolon", "tab", "bom_crlf", "backslashes", "absolute", "capitalised", "blanks"]
 )
 def test_a_csv_as_spreadsheets_write_it_is_read_the_same(tmp_path, form):
-    from rebalance.dataset import csv_source
+    from rebalance.dataset import csv_read, csv_source
 
     rows = _csv_source(tmp_path)
     sep, head, end, bom = {"semicolon": ";", "tab": "\t"}.get(form, ","), "path,label", "\n", ""
@@ -325,7 +325,7 @@ def test_a_csv_as_spreadsheets_write_it_is_read_the_same(tmp_path, form):
     (tmp_path / "labels.csv").write_text(bom + end.join([header, *lines]) + end, encoding="utf-8", newline="")
     found = csv_source.scan(tmp_path / "labels.csv", ["benign", "malignant"], None)
     assert sorted(found.images) == sorted((f"{label}/{rel}", label) for rel, label in rows)
-    assert sorted(csv_source.listed(tmp_path / "labels.csv")) == sorted(rel for rel, _ in rows)
+    assert sorted(csv_read.listed(tmp_path / "labels.csv")) == sorted(rel for rel, _ in rows)
 
 
 def test_a_csv_row_written_twice_is_read_once_and_an_empty_path_is_a_reported_skip(tmp_path):
