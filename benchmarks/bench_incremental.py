@@ -18,7 +18,7 @@ from pathlib import Path
 from rebalance.core import manifest, params as params_mod, paths
 from rebalance.synth import methods
 from rebalance.synth.base import Context
-from stages.synthesize import fill
+from rebalance.synth.reuse import fill
 
 
 def run(label: str, n: int, old_dir: Path | None, old: dict) -> tuple[float, Path, dict]:

@@ -11,7 +11,7 @@ import yaml
 from conftest import TINY, commit_all, copy_repo, deep_update, run, set_params
 
 from rebalance.core import manifest
-from stages.train import training_rows
+from rebalance.learn.variants import training_rows
 
 pytestmark = pytest.mark.slow
 

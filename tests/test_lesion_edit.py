@@ -22,7 +22,7 @@ from rebalance.core.schema import LesionEdit
 from rebalance.dataset import demo, grading
 from rebalance.synth import blend, detector, lesion_edit, overlay
 from rebalance.synth.base import Context
-from stages.synthesize import fill
+from rebalance.synth.reuse import fill
 
 PARAMS = params_mod.load(REPO / "params.yaml")
 

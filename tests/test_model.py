@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rebalance.learn import classifier as model
-from stages.train import BestOnVal
+from rebalance.learn.variants import BestOnVal
 
 
 def toy_data(n: int = 96, size: int = 16):

@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import REPO
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score
 
 from rebalance.learn import metrics as scoring, report
@@ -253,5 +254,5 @@ def test_training_metrics_equal_sklearns_without_importing_it():
             assert scoring.balanced_accuracy(y, pred) == balanced_accuracy_score(y, pred)
         assert scoring.macro_f1(y, pred) == pytest.approx(f1_score(y, pred, average="macro"), abs=1e-12)
     code = "import sys, stages.train; print('sklearn' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "False"

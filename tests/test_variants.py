@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from rebalance.core.errors import RebalanceError
-from stages.train import oversampled_rows, training_rows
+from rebalance.learn.variants import oversampled_rows, training_rows
 
 # real train images per class (imbalanced), synthetic images up to 8, a flip of everything
 REAL = {"level0": 7, "level1": 5, "level2": 3, "level3": 2}
