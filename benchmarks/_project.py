@@ -101,7 +101,7 @@ def write_params(copy: Path, updates: dict) -> dict:
     there, and the copy committed."""
     params = deep_update(yaml.safe_load((REPO / "params.yaml").read_text()), updates)
     (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    check = "from stages.core import params; params.load()"
+    check = "from rebalance.core import params; params.load()"
     proc = subprocess.run(
         [sys.executable, "-c", check], cwd=copy, env=env(copy), capture_output=True, text=True
     )

@@ -32,7 +32,7 @@ from PIL import Image
 # isort: split
 from _project import RESULTS, cores
 
-from stages.synth import quality
+from rebalance.synth import quality
 
 
 def _hash(seed: int) -> int:

@@ -1,11 +1,11 @@
-"""Classifier training throughput: the project's loop (stages.learn.classifier.fit) against a bare torch loop.
+"""Classifier training throughput: the project's loop (rebalance.learn.classifier.fit) against bare torch.
 
-Both train the same backbone (`--backbone`: small_cnn, the SmallCNN of stages/learn/classifier.py, or
-a timm model via stages.learn.backbones.build, e.g. resnet18; same width, fresh weights from the
+Both train the same backbone (`--backbone`: small_cnn, the SmallCNN of rebalance/learn/backbones.py, or
+a timm model via rebalance.learn.backbones.build, e.g. resnet18; same width, fresh weights from the
 same seed) for the same number of optimizer steps at the same batch size, on the same in-memory
 random uint8 images (N x 3 x S x S, 4 classes), in this one process with the same torch threads.
 
-- project: `fit(model, images, labels, ...)` on a TensorSet (stages.learn.data), runtime
+- project: `fit(model, images, labels, ...)` on a TensorSet (rebalance.learn.data), runtime
   Runtime(--device, --precision's autocast, --workers DataLoader workers): DataLoader over
   pre-drawn batches, to_input, AdamW + OneCycleLR, CrossEntropyLoss, the losses read at the end
   (as stage train runs it, minus the on_eval validation calls, which are not training).
@@ -35,9 +35,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from stages.core import device as device_mod
-from stages.core.device import Runtime, set_threads
-from stages.learn import backbones, classifier, data
+from rebalance.core import device as device_mod
+from rebalance.core.device import Runtime, set_threads
+from rebalance.learn import backbones, classifier, data
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LR, WEIGHT_DECAY, SEED = 3e-3, 1e-4, 0

@@ -30,9 +30,9 @@ from pathlib import Path
 import torch
 from diffusers.training_utils import EMAModel
 
-from stages.core import device as device_mod
-from stages.core.device import Runtime
-from stages.synth import diffusion_core as core
+from rebalance.core import device as device_mod
+from rebalance.core.device import Runtime
+from rebalance.synth import diffusion_core as core
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LR, SEED, CLASSES = 2e-4, 0, 4

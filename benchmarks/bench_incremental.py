@@ -15,10 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from stages.core import manifest, params as params_mod, paths
-from stages.synth import methods
-from stages.synth.base import Context
-from stages.synthesize import fill
+from rebalance.core import manifest, params as params_mod, paths
+from rebalance.synth import methods
+from rebalance.synth.base import Context
+from rebalance.synth.reuse import fill
 
 
 def run(label: str, n: int, old_dir: Path | None, old: dict) -> tuple[float, Path, dict]:

@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _project import RESULTS, make_source  # noqa: E402
 
-from stages.core import manifest  # noqa: E402
-from stages.dataset import shards  # noqa: E402
+from rebalance.core import manifest  # noqa: E402
+from rebalance.dataset import shards  # noqa: E402
 
 SPLIT = ["train"] * 7 + ["val", "test"]  # image i goes to SPLIT[i % 9]
 

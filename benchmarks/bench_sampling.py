@@ -26,9 +26,9 @@ from pathlib import Path
 import torch
 from diffusers import DDIMScheduler
 
-from stages.core import device as device_mod
-from stages.core.device import CPU, Runtime
-from stages.synth import diffusion_core as core
+from rebalance.core import device as device_mod
+from rebalance.core.device import CPU, Runtime
+from rebalance.synth import diffusion_core as core
 
 
 def bare_loop(unet, config, labels: torch.Tensor, steps: int, seed: int, runtime: Runtime) -> torch.Tensor:

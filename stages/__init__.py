@@ -1,6 +1,3 @@
-"""rebalance: turn an imbalanced image dataset into balanced, versioned, measured releases.
-
-`stages/` holds only the stage entry points (`python -m stages.<name>`) and the `rebalance`
-command line (cli.py); the library lives in the sub-packages core/, dataset/, synth/, learn/ and
-registry/ (see the README's Architecture section).
-"""
+"""The DVC stage scripts, one per stage of dvc.yaml (`python -m stages.<name>`): each reads the
+params, calls the `rebalance` library and writes its outputs. Nothing here is imported by the
+library or by another stage."""

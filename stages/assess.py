@@ -1,7 +1,7 @@
 """Stage assess: offline quality of the synthetic train images, per class and method.
 
 Trains a small CNN on the real train split (its penultimate layer is the feature space, see
-stages/synth/quality.py), then writes metrics/synthesis_quality.json (precision/recall, Fréchet
+rebalance/synth/quality.py), then writes metrics/synthesis_quality.json (precision/recall, Fréchet
 distance, real-vs-synthetic AUC, near-copies, intended-class rate; real val images as the
 reference a perfect generator would match) and `dvc plots` images under metrics/plots/synthesis/:
 a t-SNE map of real vs synthetic and one sample grid per class.
@@ -12,15 +12,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from stages.core import atomic, device, manifest, params as params_mod, paths
-from stages.core.errors import run_main
-from stages.core.images import load_array, load_stack
-from stages.core.progress import progress
-from stages.dataset import duplicates, shards
-from stages.learn import classifier as model_mod
-from stages.learn.data import fused_set, image_set
-from stages.synth import quality
-from stages.synth.quality_plots import grid_plot, tsne_plot
+from rebalance.core import atomic, device, manifest, params as params_mod, paths
+from rebalance.core.errors import run_main
+from rebalance.core.images import load_array, load_stack
+from rebalance.core.progress import progress
+from rebalance.dataset import duplicates, shards
+from rebalance.learn import classifier as model_mod
+from rebalance.learn.data import fused_set, image_set
+from rebalance.synth import quality
+from rebalance.synth.quality_plots import grid_plot, tsne_plot
 
 GRID_PX = 96  # sample-grid tiles (images of any size are resized to it)
 

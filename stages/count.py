@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from stages.core import atomic, manifest, params as params_mod, paths
-from stages.core.errors import run_main
-from stages.core.hashing import sha256_file
-from stages.dataset import duplicates, plan
+from rebalance.core import atomic, manifest, params as params_mod, paths
+from rebalance.core.errors import run_main
+from rebalance.core.hashing import sha256_file
+from rebalance.dataset import duplicates, plan
 
 
 def main() -> None:

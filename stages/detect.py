@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from stages.core import atomic, manifest, params as params_mod, paths
-from stages.core.errors import run_main
-from stages.core.pool import pmap
-from stages.dataset import grading
-from stages.synth import detector
+from rebalance.core import atomic, manifest, params as params_mod, paths
+from rebalance.core.errors import run_main
+from rebalance.core.pool import pmap
+from rebalance.dataset import grading
+from rebalance.synth import detector
 
 SPLITS = ("train", "val")
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages.core import atomic, device, manifest, params as params_mod, paths
-from stages.core.errors import run_main
-from stages.core.hashing import sha256_text
-from stages.core.progress import progress
-from stages.learn import classifier as model_mod, metrics as scoring, report as summary
-from stages.learn.data import fused_set
+from rebalance.core import atomic, device, manifest, params as params_mod, paths
+from rebalance.core.errors import run_main
+from rebalance.core.hashing import sha256_text
+from rebalance.core.progress import progress
+from rebalance.learn import classifier as model_mod, metrics as scoring, report as summary
+from rebalance.learn.data import fused_set
 
 
 def write_csv_dir(folder: Path, tables: dict[str, list[dict]]) -> None:

@@ -1,6 +1,6 @@
 """Stage flip: horizontal-flip doubling of the chosen splits (real and synthetic files alike).
 
-Flips run on every core (stages.core.pool) and are packed, in manifest order, into
+Flips run on every core (rebalance.core.pool) and are packed, in manifest order, into
 data/flipped/shards/flip-*.tar (manifest.csv gives each flip's shard, offset and size; stage fuse
 unpacks them): one DVC file per few hundred MB, not one per flip. Each flip also yields its
 fingerprint, written to data/flipped/fingerprints.csv so that fuse's leak check need not decode it.
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from functools import partial
 
-from stages.core import atomic, manifest, params as params_mod, paths
-from stages.core.errors import run_main
-from stages.core.pool import pimap
-from stages.dataset import duplicates, shards
-from stages.dataset.flips import FINGERPRINTS, as_jpeg, flip_file, flipped_path
+from rebalance.core import atomic, manifest, params as params_mod, paths
+from rebalance.core.errors import run_main
+from rebalance.core.pool import pimap
+from rebalance.dataset import duplicates, shards
+from rebalance.dataset.flips import FINGERPRINTS, as_jpeg, flip_file, flipped_path
 
 
 def main() -> None:

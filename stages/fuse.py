@@ -1,6 +1,6 @@
 """Stage fuse: data/fused/{train,val,test}/<class>/ and its manifest, linked, not copied; or,
 with `fuse.format: shards`, data/fused/shards/<split>-NNNNNN.tar and the manifest (the sharded
-release format of stages/dataset/shards.py, for 100k+ images: a few files instead of one per image).
+release format of rebalance/dataset/shards.py, for 100k+ images: a few files instead of one per image).
 
 Before publishing it refuses a manifest that breaks the CONTRACT invariants, and any content
 leak: a file of val or test that is an exact or near-duplicate (perceptual hash within
@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.core import atomic, manifest, params as params_mod, paths
-from stages.core.errors import RebalanceError, run_main
-from stages.core.hashing import sha256_text
-from stages.core.progress import progress
-from stages.dataset import duplicates, shards
-from stages.dataset.flips import FINGERPRINTS as FLIP_PRINTS
-from stages.review import decisions
+from rebalance.core import atomic, manifest, params as params_mod, paths
+from rebalance.core.errors import RebalanceError, run_main
+from rebalance.core.hashing import sha256_text
+from rebalance.core.progress import progress
+from rebalance.dataset import duplicates, shards
+from rebalance.dataset.flips import FINGERPRINTS as FLIP_PRINTS
+from rebalance.review import decisions
 
 
 def fingerprints(fused: pd.DataFrame, files: dict[str, Path | shards.Packed]) -> list:

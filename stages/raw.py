@@ -1,6 +1,6 @@
 """Stage raw: data/raw/<class>/<file> from the demo generator or the user's source.
 
-Sources (`raw.source`): `demo`; a folder of class folders (stages/dataset/ingest.py); a CSV of
+Sources (`raw.source`): `demo`; a folder of class folders (rebalance/dataset/ingest.py); a CSV of
 `path,label[,split,group,...]` (csv_source.py); a MedMNIST .npz (npz_source.py).
 
 Besides the images, data/raw holds images.csv (every image: path, label, its path in the source,
@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from stages.core import atomic, images as images_mod, params as params_mod, paths
-from stages.core.errors import run_main
-from stages.dataset import csv_read, duplicates, grading, ingest, metadata, source
+from rebalance.core import atomic, params as params_mod, paths, window
+from rebalance.core.errors import run_main
+from rebalance.dataset import csv_read, duplicates, grading, ingest, metadata, source
 
 UNMATCHED_SHOWN = 20  # metadata rows naming no ingested image: how many metrics/raw.json lists
 
@@ -28,14 +28,14 @@ def main() -> None:
     params = params_mod.load()
     classes = params["dataset"]["classes"]
     raw = params["raw"]
-    images_mod.set_window(raw["window"])
+    window.set_window(raw["window"])
     settings = ingest.settings(params)  # before reading the source: a file added meanwhile re-runs raw
     unmatched: list[str] = []
     windowed: set[str] = set()
     repeated = 0  # images with several rows in the source's table (RSNA: one per box)
     with atomic.output_dir(paths.RAW) as out:
         if raw["source"] == "demo":
-            from stages.dataset import demo  # (scipy.ndimage: only the demo needs it)
+            from rebalance.dataset import demo  # (scipy.ndimage: only the demo needs it)
 
             cfg = raw["demo"]
             bins = grading.lesion_bins(params)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages.core import atomic, params as params_mod
-from stages.core.errors import run_main
-from stages.dataset import listing
+from rebalance.core import atomic, params as params_mod
+from rebalance.core.errors import run_main
+from rebalance.dataset import listing
 
 
 def main() -> None:

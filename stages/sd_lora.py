@@ -1,7 +1,7 @@
 """Stage sd_lora: fine-tune a local Stable Diffusion folder with LoRA on train-split real images
-(seed 003: phase 1 UNet only, phase 2 UNet + text encoder; stages/synth/lora_train.py).
+(seed 003: phase 1 UNet only, phase 2 UNet + text encoder; rebalance/synth/lora_train.py).
 
-Prompts come from the one structured prompt builder (stages/synth/diffusion_sd.py prompt_for:
+Prompts come from the one structured prompt builder (rebalance/synth/diffusion_sd.py prompt_for:
 lesion colour, size/shape, border, skin tone, severity) over `synthesize.diffusion.sd.attributes`
 and its template. Trains on the classes with a deficit (or `sd_lora.classes`). Writes
 models/sd_lora (pytorch_lora_weights.safetensors, training_set.json, prompts.json) and
@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 import sys
 
-from stages.core import atomic, manifest, params as params_mod, paths, ranks
-from stages.core.errors import RebalanceError, run_main
-from stages.synth import provenance
+from rebalance.core import atomic, manifest, params as params_mod, paths, ranks
+from rebalance.core.errors import RebalanceError, run_main
+from rebalance.synth import provenance
 
 
 def main() -> None:
@@ -29,8 +29,8 @@ def main() -> None:
         atomic.write_json(paths.SD_LORA_TRAIN, {"trained": False, "note": "sd_lora.model_dir is null"})
         print("sd_lora: skipped, sd_lora.model_dir is null (a local SD 1.5 folder trains the LoRA)")
         return
-    from stages.core import device  # (torch, diffusers, peft: seconds a skip need not pay)
-    from stages.synth import diffusion_sd, lora_train
+    from rebalance.core import device  # (torch, diffusers, peft: seconds a skip need not pay)
+    from rebalance.synth import diffusion_sd, lora_train
 
     if cfg["processes"] > 1 and not ranks.launched():  # dvc repro: launch the data-parallel processes
         sys.exit(ranks.relaunch("stages.sd_lora", cfg["processes"]))

@@ -1,8 +1,8 @@
 """Stage synthesize: fill each class's train deficit with generated images, per method share.
 
-Each method (stages/synth/) is prepared once, when a class first needs it. The images are packed,
+Each method (rebalance/synth/) is prepared once, when a class first needs it. The images are packed,
 in path order, into data/synthesized/shards/synth-*.tar (manifest.csv gives each image's shard,
-offset and size; stages/dataset/shards.py): stage fuse is their only per-file home, so DVC tracks
+offset and size; rebalance/dataset/shards.py): stage fuse is their only per-file home, so DVC tracks
 each synthetic image once, as it does the flips. Incremental:
 data/synthesized is a persistent output (dvc.yaml `persist: true`); each row's
 `method.cache_key(label, index)` is stored in its `detail` JSON, and on the next run an image whose
@@ -12,7 +12,7 @@ so the slot is regenerated. Everything else is generated, files no longer planne
 and the new folder replaces the old one atomically. Also writes the lesion-edit sample grid.
 
 Many processes (`synthesize.processes`, or started by `accelerate launch -m stages.synthesize`):
-each generates its share of every class's images (whole batches, stages/core/ranks.py) into a
+each generates its share of every class's images (whole batches, rebalance/core/ranks.py) into a
 part folder; the first process links the reused files, waits, then merges the parts into the
 output. An image depends only on its seed and its batch, so the output is the same bytes.
 """
@@ -25,88 +25,14 @@ import shutil
 import sys
 from pathlib import Path
 
-from stages.core import atomic, device, manifest, params as params_mod, paths, ranks
-from stages.core.errors import RebalanceError, run_main
-from stages.core.hashing import sha256_bytes
-from stages.core.images import save_png
-from stages.dataset import shards
-from stages.review import decisions
-from stages.synth import methods as synth_methods
-from stages.synth.base import Context, Method, output_path
-
-
-def previous_rows(out_dir: Path) -> dict[str, dict]:
-    """Rows of the last run's manifest by path (empty when there is none or it is unreadable)."""
-    path = out_dir / manifest.FILENAME
-    if not path.exists():
-        return {}
-    try:
-        return {r["path"]: r for r in manifest.read(path).to_dict("records")}
-    except Exception:  # noqa: BLE001 - a damaged old output only means nothing is reused
-        return {}
-
-
-def stored_key(row: dict) -> str | None:
-    try:
-        return json.loads(row["detail"]).get("key")
-    except (ValueError, AttributeError):
-        return None
-
-
-def with_key(row: dict, key: str) -> dict:
-    detail = json.loads(row["detail"]) if row["detail"] else {}
-    return {**row, "detail": json.dumps({**detail, "key": key}, sort_keys=True)}
-
-
-def reusable(path: str, key: str, old: dict[str, dict], old_dir: Path) -> bool:
-    """The last run's image at `path` (packed in its tars, or a file) was made with the same
-    cache key and is intact."""
-    prev = old.get(path)
-    if not prev or stored_key(prev) != key:
-        return False
-    try:
-        return sha256_bytes(shards.read_bytes(old_dir, prev)) == prev["sha256"]
-    except (OSError, ValueError, RebalanceError):  # gone, or a damaged row: made again
-        return False
-
-
-def take_over(prev: dict, old_dir: Path, dst: Path) -> dict:
-    """Put the last run's image of row `prev` at `dst` (a link to a file, or its bytes out of a
-    tar); its row without the old shard columns (it is packed again)."""
-    src = shards.source(old_dir, prev)
-    if isinstance(src, shards.Packed):
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        dst.write_bytes(src.read_bytes())
-    else:
-        atomic.link_or_copy(src, dst)
-    return {k: v for k, v in prev.items() if k not in manifest.SHARD_COLUMNS}
-
-
-def fill(
-    method: Method,
-    name: str,
-    label: str,
-    n: int,
-    old: dict[str, dict],
-    old_dir: Path,
-    out_dir: Path,
-    world: ranks.World = ranks.ALONE,
-) -> tuple[list, int]:
-    """Rows for images 0..n-1 of `label` by `method`, reusing unchanged files; (rows, reused).
-    Among several processes, this one generates its `world.share` of the rest (whole batches:
-    `method.block_size`); the first process links the reused files."""
-    keys = {i: method.cache_key(label, i) for i in range(n)}
-    reused = {i for i, key in keys.items() if reusable(output_path(name, label, i), key, old, old_dir)}
-    rows = []
-    if world.main:
-        for i in sorted(reused):
-            path = output_path(name, label, i)
-            rows.append(take_over(old[path], old_dir, out_dir / path))
-    todo = world.share([i for i in range(n) if i not in reused], getattr(method, "block_size", 1))
-    made = method.generate(label, todo) if todo else []
-    by_path = {output_path(name, label, i): keys[i] for i in todo}
-    rows += [with_key(r, by_path[r["path"]]) for r in made]
-    return rows, len(reused)
+from rebalance.core import atomic, device, manifest, params as params_mod, paths, ranks
+from rebalance.core.errors import run_main
+from rebalance.core.images import save_png
+from rebalance.dataset import shards
+from rebalance.review import decisions
+from rebalance.synth import methods as synth_methods
+from rebalance.synth.base import Context, Method
+from rebalance.synth.reuse import fill, previous_rows
 
 
 def main() -> None:
@@ -200,7 +126,7 @@ def merge_parts(world: ranks.World, out: Path) -> list[dict]:
 
 def lesion_edit_grid(rows: list[dict], out: Path, classes: list[str]):
     """Sources beside their lesion edits (a tile that says so when there are none)."""
-    from stages.synth.lesion_edit import sample_grid
+    from rebalance.synth.lesion_edit import sample_grid
 
     return sample_grid(rows, paths.RAW, out, classes)
 

@@ -13,10 +13,10 @@ import time
 
 import torch
 
-from stages.core import atomic, device, manifest, params as params_mod, paths, ranks
-from stages.core.errors import RebalanceError, run_main
-from stages.learn.data import image_set
-from stages.synth import diffusion_core as core, provenance
+from rebalance.core import atomic, device, manifest, params as params_mod, paths, ranks
+from rebalance.core.errors import RebalanceError, run_main
+from rebalance.learn.data import image_set
+from rebalance.synth import diffusion_core as core, provenance
 
 
 def main() -> None:

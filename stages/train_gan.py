@@ -1,4 +1,4 @@
-"""Stage train_gan: train the class-conditional GAN (stages/synth/gan_core.py) on train-split real
+"""Stage train_gan: train the class-conditional GAN (rebalance/synth/gan_core.py) on train-split real
 images, for synthesis method `gan`.
 
 Reads data/counted/manifest.csv (files in data/raw) and params group `gan_train`; writes
@@ -12,9 +12,9 @@ from __future__ import annotations
 import sys
 import time
 
-from stages.core import atomic, manifest, params as params_mod, paths, ranks
-from stages.core.errors import RebalanceError, run_main
-from stages.synth import provenance
+from rebalance.core import atomic, manifest, params as params_mod, paths, ranks
+from rebalance.core.errors import RebalanceError, run_main
+from rebalance.synth import provenance
 
 
 def main() -> None:
@@ -28,9 +28,9 @@ def main() -> None:
         return
     import torch  # (and the GAN's modules: seconds a skip need not pay)
 
-    from stages.core import device
-    from stages.learn.data import image_set
-    from stages.synth import gan_core as core
+    from rebalance.core import device
+    from rebalance.learn.data import image_set
+    from rebalance.synth import gan_core as core
 
     if cfg["processes"] > 1 and not ranks.launched():  # dvc repro: launch the data-parallel processes
         sys.exit(ranks.relaunch("stages.train_gan", cfg["processes"]))

@@ -77,7 +77,7 @@ def deep_update(base: dict, updates: dict) -> dict:
 
 def make_params(updates: dict) -> dict:
     """This repository's params.yaml with `updates` merged in, validated, every default filled."""
-    from stages.core import params
+    from rebalance.core import params
 
     base = yaml.safe_load((REPO / "params.yaml").read_text())
     return params.validate(deep_update(base, updates))

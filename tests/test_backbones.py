@@ -7,8 +7,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from stages.core.errors import RebalanceError
-from stages.learn import backbones, classifier
+from rebalance.core.errors import RebalanceError
+from rebalance.learn import backbones, classifier
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50", "efficientnet_b0", "convnext_tiny"])

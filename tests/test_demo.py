@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.core.hashing import sha256_file
-from stages.core.images import load_array
-from stages.dataset import demo, grading
+from rebalance.core.hashing import sha256_file
+from rebalance.core.images import load_array
+from rebalance.dataset import demo, grading
 
 CLASSES = ["level0", "level1", "level2", "level3"]
 BINS = {"level0": (0, 5), "level1": (6, 20), "level2": (21, 50), "level3": (51, np.inf)}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.dataset import demo, demo_render as lesions
-from stages.dataset.grading import grade_of
-from stages.synth import detector
+from rebalance.dataset import demo, demo_render as lesions
+from rebalance.dataset.grading import grade_of
+from rebalance.synth import detector
 
 BINS = {"level0": (0, 5), "level1": (6, 20), "level2": (21, 50), "level3": (51, float("inf"))}
 

@@ -8,14 +8,14 @@ import pytest
 import torch
 from conftest import make_params
 
-from stages.core import device
-from stages.core.device import CPU, Runtime
-from stages.core.errors import RebalanceError
-from stages.core.images import save_png
-from stages.core.params import ParamsError
-from stages.learn import classifier
-from stages.learn.data import ImageSet, TensorSet
-from stages.synth import diffusion_core as core
+from rebalance.core import device
+from rebalance.core.device import CPU, Runtime
+from rebalance.core.errors import RebalanceError
+from rebalance.core.images import save_png
+from rebalance.core.params import ParamsError
+from rebalance.learn import classifier
+from rebalance.learn.data import ImageSet, TensorSet
+from rebalance.synth import diffusion_core as core
 
 HAS_CUDA = torch.cuda.is_available()
 

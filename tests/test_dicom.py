@@ -19,7 +19,7 @@ import pytest
 from imagegen import smooth_image, stage, workdir
 from PIL import Image
 
-from stages.core import images
+from rebalance.core import images
 
 SAMPLES = Path(__file__).resolve().parent / "data" / "dicom"
 sys.path.insert(0, str(SAMPLES))

@@ -14,10 +14,10 @@ import torch
 from conftest import folder_params
 from sdgen import tiny_sd_pipeline
 
-from stages.core.errors import RebalanceError
-from stages.core.images import load_array, save_png
-from stages.synth import diffusion, diffusion_core as core, provenance, quality
-from stages.synth.base import Context, image_seed
+from rebalance.core.errors import RebalanceError
+from rebalance.core.images import load_array, save_png
+from rebalance.synth import diffusion, diffusion_core as core, provenance, quality
+from rebalance.synth.base import Context, image_seed
 
 RES = 16
 CLASSES = ["dark", "bright"]
@@ -306,7 +306,7 @@ def test_quality_comparisons_do_not_depend_on_the_chunk_size(monkeypatch):
 
 
 def test_tsne_map_draws_a_bounded_sample_of_every_group():
-    from stages.synth.quality_plots import tsne_sample
+    from rebalance.synth.quality_plots import tsne_sample
 
     groups = ["real/a"] * 5000 + ["diffusion/a"] * 30 + ["real/b"] * 1200
     keep = tsne_sample(groups, 1000, seed=0)

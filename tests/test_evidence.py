@@ -10,8 +10,8 @@ import pytest
 import yaml
 from conftest import TINY, commit_all, copy_repo, deep_update, run, set_params
 
-from stages.core import manifest
-from stages.train import training_rows
+from rebalance.core import manifest
+from rebalance.learn.variants import training_rows
 
 pytestmark = pytest.mark.slow
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from stages.learn.data import TensorSet
-from stages.synth import gan_core as core
+from rebalance.learn.data import TensorSet
+from rebalance.synth import gan_core as core
 
 
 def tiny_gan(tmp_path, steps: int = 30):

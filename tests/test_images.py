@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages.core import images
-from stages.core.images import BadImageError, open_rgb
+from rebalance.core import images, window
+from rebalance.core.images import BadImageError, open_rgb
 
 
 @pytest.fixture(autouse=True)
 def default_window():
-    images.set_window("percentile")
+    window.set_window("percentile")
     yield
-    images.set_window("percentile")
+    window.set_window("percentile")
 
 
 def gradient(dtype, lo: int = 0, hi: int = 65535) -> np.ndarray:
@@ -73,27 +73,27 @@ def test_percentile_ignores_outliers_and_minmax_keeps_them(tmp_path):
     path = save_high_depth(values, tmp_path / "marker.png", "I;16")
     spread = np.asarray(open_rgb(path))[1:, :, 0]
     assert spread.max() - spread.min() >= 250  # the tissue spans the grey range
-    images.set_window("minmax")
+    window.set_window("minmax")
     squeezed = np.asarray(open_rgb(path))[..., 0]
     assert squeezed[0, 0] == 255 and squeezed[1:].max() <= 5  # the full range: tissue near black
-    assert (images.window_8bit(values.astype(np.uint16), "minmax") == squeezed).all()
+    assert (window.window_8bit(values.astype(np.uint16), "minmax") == squeezed).all()
 
 
 def test_window_edge_cases():
-    assert (images.window_8bit(np.full((4, 4), 300.0)) == 0).all()  # flat: black, no division by zero
+    assert (window.window_8bit(np.full((4, 4), 300.0)) == 0).all()  # flat: black, no division by zero
     odd = np.array([[np.nan, -np.inf, 0.0, 1.0, np.inf]])
-    assert images.window_8bit(odd, "minmax").tolist() == [[0, 0, 0, 255, 255]]
+    assert window.window_8bit(odd, "minmax").tolist() == [[0, 0, 0, 255, 255]]
     few = np.zeros((100, 100))
     few[0, :3] = 7.0  # percentiles meet (both 0): widen to the full range instead of a flat image
-    assert images.window_8bit(few)[0, :3].tolist() == [255, 255, 255]
+    assert window.window_8bit(few)[0, :3].tolist() == [255, 255, 255]
     with pytest.raises(ValueError):
-        images.set_window("auto")
+        window.set_window("auto")
 
 
 def test_window_png_holds_what_open_rgb_decodes(tmp_path):
     path = save_high_depth(gradient(np.float64), tmp_path / "ramp.tif", "I;16")
     png = tmp_path / "ramp.png"
-    png.write_bytes(images.window_png(path))
+    png.write_bytes(images.encode_png(images.decode(path)[0]))  # what stage raw writes
     assert Image.open(png).mode == "L"
     assert (np.asarray(open_rgb(png)) == np.asarray(open_rgb(path))).all()
     assert images.decode(path)[1] is True and images.decode(png)[1] is False  # windowed or not

@@ -269,7 +269,7 @@ def test_output_dir_after_sigkill(tmp_path):
     """A process killed inside atomic.output_dir leaves its temporary folder; the next run removes it."""
     code = (
         "import sys, time\n"
-        "from stages.core import atomic\n"
+        "from rebalance.core import atomic\n"
         "with atomic.output_dir('data/raw') as out:\n"
         "    (out / 'part.png').write_bytes(b'x')\n"
         "    print(out.name, flush=True)\n"
@@ -283,7 +283,7 @@ def test_output_dir_after_sigkill(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert (tmp_path / "data" / name / "part.png").is_file()  # SIGKILL: no cleanup ran
-    from stages.core import atomic
+    from rebalance.core import atomic
 
     with atomic.output_dir(tmp_path / "data/raw") as out:
         (out / "new.png").write_bytes(b"y")
@@ -306,7 +306,7 @@ def _csv_source(folder: Path) -> list[tuple[str, str]]:
     "form", ["comma", "semicolon", "tab", "bom_crlf", "backslashes", "absolute", "capitalised", "blanks"]
 )
 def test_a_csv_as_spreadsheets_write_it_is_read_the_same(tmp_path, form):
-    from stages.dataset import csv_source
+    from rebalance.dataset import csv_read, csv_source
 
     rows = _csv_source(tmp_path)
     sep, head, end, bom = {"semicolon": ";", "tab": "\t"}.get(form, ","), "path,label", "\n", ""
@@ -325,12 +325,12 @@ def test_a_csv_as_spreadsheets_write_it_is_read_the_same(tmp_path, form):
     (tmp_path / "labels.csv").write_text(bom + end.join([header, *lines]) + end, encoding="utf-8", newline="")
     found = csv_source.scan(tmp_path / "labels.csv", ["benign", "malignant"], None)
     assert sorted(found.images) == sorted((f"{label}/{rel}", label) for rel, label in rows)
-    assert sorted(csv_source.listed(tmp_path / "labels.csv")) == sorted(rel for rel, _ in rows)
+    assert sorted(csv_read.listed(tmp_path / "labels.csv")) == sorted(rel for rel, _ in rows)
 
 
 def test_a_csv_row_written_twice_is_read_once_and_an_empty_path_is_a_reported_skip(tmp_path):
-    from stages.core.errors import RebalanceError
-    from stages.dataset import csv_source
+    from rebalance.core.errors import RebalanceError
+    from rebalance.dataset import csv_source
 
     rows = _csv_source(tmp_path)
     lines = [
@@ -353,8 +353,8 @@ def test_a_csv_row_written_twice_is_read_once_and_an_empty_path_is_a_reported_sk
 
 
 def test_a_csv_of_paths_outside_its_folder_says_why_no_image_was_usable(tmp_path):
-    from stages.core.errors import RebalanceError
-    from stages.dataset import csv_source
+    from rebalance.core.errors import RebalanceError
+    from rebalance.dataset import csv_source
 
     _csv_source(tmp_path / "inside")
     (tmp_path / "inside/labels.csv").write_text(f"path,label\n{tmp_path}/elsewhere.png,benign\n")
@@ -379,7 +379,7 @@ def test_raw_fingerprints_are_those_of_the_files_it_wrote(workdir):
     """Stage count trusts data/raw/fingerprints.csv instead of decoding: each row must be what
     duplicates.of_file and a sha256 of data/raw's file give, for a windowed 16-bit image and an
     EXIF-rotated JPEG too."""
-    from stages.dataset import duplicates
+    from rebalance.dataset import duplicates
 
     work, src = workdir
     (src / "rare" / "one.png").write_bytes((src / "healthy" / "img0.jpg").read_bytes())
@@ -398,7 +398,7 @@ def test_raw_fingerprints_are_those_of_the_files_it_wrote(workdir):
 
 
 def test_a_csv_is_parsed_once_while_unchanged_and_again_when_edited(tmp_path):
-    from stages.dataset import metadata
+    from rebalance.dataset import metadata
 
     rows = _csv_source(tmp_path)
     csv = tmp_path / "labels.csv"

@@ -16,8 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 STAGE = """
 import time
-from stages.core.errors import run_main
-from stages.core.pool import pmap
+from rebalance.core.errors import run_main
+from rebalance.core.pool import pmap
 
 def main():
     print("started", flush=True)

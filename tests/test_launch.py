@@ -1,4 +1,4 @@
-"""Many processes through accelerate (stages/core/ranks.py): synthesis shared out with the same
+"""Many processes through accelerate (rebalance/core/ranks.py): synthesis shared out with the same
 bytes as one process, and data-parallel training (classifier, diffusion UNet, GAN, LoRA) that
 converges with the processes in step."""
 
@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 from conftest import REPO, copy_built, run, set_params
 
-from stages.core import manifest, ranks
-from stages.dataset import shards
+from rebalance.core import manifest, ranks
+from rebalance.dataset import shards
 
 TRAIN_BOTH = """
 import json, sys
 import torch
-from stages.core import ranks
-from stages.learn import classifier, data
-from stages.synth import diffusion_core, gan_core
+from rebalance.core import ranks
+from rebalance.learn import classifier, data
+from rebalance.synth import diffusion_core, gan_core
 
 world = ranks.World.current(cpu=True)
 gen = torch.Generator().manual_seed(0)

@@ -15,8 +15,8 @@ import pytest
 from imagegen import make_folder, one_line_error, reencode, stage, workdir
 from PIL import Image
 
-from stages.core import manifest
-from stages.core.hashing import sha256_file, sha256_text
+from rebalance.core import manifest
+from rebalance.core.hashing import sha256_file, sha256_text
 
 
 def assignment(work: Path) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -13,15 +14,15 @@ import pytest
 import yaml
 from conftest import REPO, commit_all, run, set_params
 
-from stages.core import manifest, params as params_mod
-from stages.core.errors import RebalanceError
-from stages.core.hashing import sha256_file
-from stages.core.images import load_array
-from stages.core.schema import LesionEdit
-from stages.dataset import demo, grading
-from stages.synth import blend, detector, lesion_edit, overlay
-from stages.synth.base import Context
-from stages.synthesize import fill
+from rebalance.core import code, manifest, params as params_mod
+from rebalance.core.errors import RebalanceError
+from rebalance.core.hashing import sha256_file
+from rebalance.core.images import load_array
+from rebalance.core.schema import LesionEdit
+from rebalance.dataset import demo, grading
+from rebalance.synth import blend, detector, lesion_edit, overlay
+from rebalance.synth.base import Context
+from rebalance.synth.reuse import fill
 
 PARAMS = params_mod.load(REPO / "params.yaml")
 
@@ -128,6 +129,27 @@ def test_incremental_reuses_unchanged_images(demo_train, tmp_path):
     assert reused3 == 0
 
 
+def test_a_comment_in_the_blend_module_reuses_every_image(demo_train, tmp_path, monkeypatch):
+    """The cache key follows what the code does: a comment or docstring edit in the blend module
+    (imported by lesion_edit) reuses every image; a changed expression regenerates them all."""
+    root = tmp_path / "code"
+    shutil.copytree(REPO / "rebalance", root / "rebalance", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(lesion_edit, "code_hash", lambda module: code.code_hash(module, root))
+    blend_file = root / "rebalance/synth/blend.py"
+
+    def run_in(out: Path, old: dict) -> tuple[list[dict], int]:
+        code.code_hash.cache_clear()
+        return fill(editor(demo_train, out), "lesion_edit", "level2", 3, old, tmp_path / "a", out)
+
+    rows, _ = run_in(tmp_path / "a", {})
+    old = {r["path"]: r for r in rows}
+    text = blend_file.read_text()
+    blend_file.write_text(text.replace('"""', '"""Edited. ', 1) + "\n# a new comment\n")
+    assert run_in(tmp_path / "b", old)[1] == 3  # every image reused
+    blend_file.write_text(text + "\nPADDING = 1 + 1\n")  # one new statement
+    assert run_in(tmp_path / "c", old)[1] == 0  # every image made again
+
+
 def test_lowest_grade_deficit_uses_equal_grade_sources(demo_train, tmp_path):
     ctx = make_ctx(demo_train, tmp_path)
     rows = lesion_edit.LesionEditor(ctx).generate("level0", [0, 1])
@@ -183,7 +205,7 @@ def test_pipeline_reuses_and_handles_lowest_grade_deficit(repo):
     assert " 0 generated" in again and "reused" in again
     assert (repo / "data/synthesized/manifest.csv").read_bytes() == first
     # one changed line in a helper the method imports: every lesion edit is made again
-    blend = repo / "stages/synth/blend.py"
+    blend = repo / "rebalance/synth/blend.py"
     blend.write_text(blend.read_text().replace("def disk(", "def disk(  # a changed line\n    ", 1))
     changed = run([sys.executable, "-m", "dvc", "repro", "synthesize"], repo).stdout
     reuse_lines = [line for line in changed.splitlines() if " reused, " in line]

@@ -13,7 +13,7 @@ import yaml
 from imagegen import one_line_error, smooth_image, stage, workdir
 from test_real_sources import dicom
 
-from stages.dataset import csv_read, plan
+from rebalance.dataset import csv_read, plan
 
 CLASSES = ["level0", "level1", "level2", "level3"]
 COLUMNS = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stages.core import manifest
+from rebalance.core import manifest
 
 
 def rows(*extra):

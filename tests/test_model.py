@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stages.learn import classifier as model
-from stages.train import BestOnVal
+from rebalance.learn import classifier as model
+from rebalance.learn.variants import BestOnVal
 
 
 def toy_data(n: int = 96, size: int = 16):

@@ -11,10 +11,10 @@ import yaml
 from click.testing import CliRunner
 from conftest import REPO, deep_update, make_params, run
 
-from stages.cli import main as cli
-from stages.core import params, schema
-from stages.dataset import grading
-from stages.synth import methods as synth_methods
+from rebalance.cli import main as cli
+from rebalance.core import params, schema
+from rebalance.dataset import grading
+from rebalance.synth import methods as synth_methods
 
 DEFAULT = yaml.safe_load((REPO / "params.yaml").read_text())
 
@@ -119,7 +119,7 @@ def test_invalid_yaml_names_the_line(tmp_path):
 
 
 def test_method_names_agree_with_the_synth_registry():
-    assert set(schema.METHODS) == set(synth_methods.NAMES)
+    assert set(schema.METHODS) == set(synth_methods.REGISTRY)
 
 
 @pytest.mark.parametrize("update,key,hint", MISTAKES[:5] + [({"diffusion_train": {"stepz": 3}}, "stepz", "")])

@@ -12,8 +12,8 @@ from conftest import REPO
 from imagegen import make_folder, stage, workdir
 from PIL import Image
 
-from stages.cli import main
-from stages.dataset import plan
+from rebalance.cli import main
+from rebalance.dataset import plan
 
 SIZES = {"a": 40, "b": 20, "c": 10}
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from stages.core import progress as progress_mod
-from stages.core.progress import progress
+from rebalance.core import progress as progress_mod
+from rebalance.core.progress import progress
 
 
 def test_one_summary_line_when_not_a_terminal(capsys, monkeypatch):

@@ -14,8 +14,8 @@ from conftest import TINY, commit_all, copy_repo, run, set_params
 from imagegen import one_line_error, smooth_image, stage, workdir
 from PIL import Image
 
-from stages.core import images
-from stages.dataset import plan
+from rebalance.core import images
+from rebalance.dataset import plan
 
 SMALL = TINY | {
     "train": TINY["train"]
@@ -151,7 +151,7 @@ def test_a_medmnist_npz_keeps_its_official_split(tmp_path):
 def test_npz_layouts_other_tools_save_are_read_as_medmnist(tmp_path):
     """Channels first (a torch tensor's N x 3 x H x W), labels saved as floats or booleans, and
     uint16 pixels (windowed, and reported as windowed) give the images MedMNIST's layout gives."""
-    from stages.dataset import npz_source
+    from rebalance.dataset import npz_source
 
     rng = np.random.default_rng(5)
     rgb = rng.integers(0, 255, (6, 8, 8, 3), dtype=np.uint8)
@@ -423,7 +423,7 @@ def test_flips_of_photographs_can_stay_jpeg(tmp_path):
     """flip.format: source writes a JPEG's flip as a JPEG (several times smaller than a PNG of a
     photograph), fingerprinted as the file decodes, so fuse's leak check sees what is published;
     a PNG's flip stays PNG."""
-    from stages.dataset import duplicates
+    from rebalance.dataset import duplicates
 
     rng = np.random.default_rng(4)
     src = tmp_path / "photos"
@@ -456,7 +456,7 @@ def test_flips_of_photographs_can_stay_jpeg(tmp_path):
 def test_generated_images_default_to_the_median_side_at_most_512(tmp_path):
     """Mixed sizes: images made from noise get the median side of the train images (headers
     only), capped for multi-megapixel photographs; an explicit size is taken as given."""
-    from stages.synth.base import Context, output_size
+    from rebalance.synth.base import Context, output_size
 
     rng = np.random.default_rng(6)
     sides = {"small": [40, 60, 90], "large": [2400, 3000, 4000]}

@@ -23,8 +23,8 @@ import pytest
 import yaml
 from conftest import TINY, commit_all, copy_built, run, set_params
 
-from stages import registry
-from stages.core.errors import RebalanceError
+from rebalance import registry
+from rebalance.core.errors import RebalanceError
 
 NAME = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["dataset"]["name"]
 TAG1, TAG2 = f"{NAME}@v1.0.0", f"{NAME}@v1.1.0"
@@ -37,7 +37,7 @@ KEY_ID, SECRET = f"local-key-{uuid.uuid4().hex}", f"local-secret-{uuid.uuid4().h
 
 def rebalance(args: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
     """The CLI as a user runs it, importing `stages` from `cwd` (the copy), as `dvc repro` does."""
-    code = "import sys; sys.argv[0] = 'rebalance'; from stages.cli import main; main()"
+    code = "import sys; sys.argv[0] = 'rebalance'; from rebalance.cli import main; main()"
     return run([sys.executable, "-c", code, *args], cwd, check=check, env=env)
 
 
@@ -118,7 +118,7 @@ def test_default_remote_is_a_local_folder_outside_the_repo():
 def test_cli_help_and_one_line_errors(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from click.testing import CliRunner
 
-    from stages.cli import main
+    from rebalance.cli import main
 
     monkeypatch.chdir(repo)
     runner = CliRunner()

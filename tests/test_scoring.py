@@ -8,9 +8,10 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import REPO
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score
 
-from stages.learn import metrics as scoring, report
+from rebalance.learn import metrics as scoring, report
 
 CLASSES = ["a", "b", "c", "d"]
 MINORITY = ["c", "d"]
@@ -25,9 +26,28 @@ def test_fast_headline_matches_sklearn(seed):
         pred[pred == 3] = 2  # a class never predicted
     k = 4
     cm = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
-    fast = scoring._headline_from_confusion(cm)
-    slow = scoring._headline(y, pred)
-    assert fast == pytest.approx(slow)
+    fast = scoring.confusion_metrics(cm[None], CLASSES, [])
+    assert fast["accuracy"][0] == pytest.approx(accuracy_score(y, pred))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an F1 of a class never predicted: 0, as here
+        assert fast["balanced_accuracy"][0] == pytest.approx(balanced_accuracy_score(y, pred))
+        assert fast["macro_f1"][0] == pytest.approx(f1_score(y, pred, average="macro", zero_division=0))
+
+
+def bootstrap(y, pred, classes, minority, n, seed=scoring.BOOTSTRAP_SEED) -> dict[str, list[float]]:
+    """One model's 95% intervals, as stage evaluate computes them."""
+    samples = scoring.bootstrap_samples(y, pred, classes, minority, n, seed)
+    return {name: scoring.interval(v) for name, v in samples.items()}
+
+
+def paired_bootstrap(y, pred, base, classes, minority, n, seed=scoring.BOOTSTRAP_SEED) -> dict[str, dict]:
+    """One model against a baseline on the same resamples, as stage evaluate computes it."""
+    return scoring.paired(
+        scoring.bootstrap_samples(y, pred, classes, minority, n, seed),
+        scoring.bootstrap_samples(y, base, classes, minority, n, seed),
+        scoring.point_metrics(y, pred, classes, minority),
+        scoring.point_metrics(y, base, classes, minority),
+    )
 
 
 def noisy(y: np.ndarray, correct: float, seed: int) -> np.ndarray:
@@ -77,7 +97,7 @@ def brute_force_paired(y, pred, base, n, seed):
 def test_paired_bootstrap_equals_a_brute_force_loop():
     y = imbalanced_labels(90)
     pred, base = noisy(y, 0.75, 1), noisy(y, 0.6, 2)
-    fast = scoring.paired_bootstrap(y, pred, base, CLASSES, MINORITY, n=150, seed=7)
+    fast = paired_bootstrap(y, pred, base, CLASSES, MINORITY, n=150, seed=7)
     slow = brute_force_paired(y, pred, base, n=150, seed=7)
     assert list(fast) == ["recall_c", "recall_d", "balanced_accuracy", "macro_f1", "accuracy"]
     for name, ref in slow.items():
@@ -101,7 +121,7 @@ def test_bootstrap_samples_match_sklearn_on_every_resample():
 def test_identical_predictions_give_zero_difference_and_p_one():
     y = imbalanced_labels()
     pred = noisy(y, 0.7, 5)
-    out = scoring.paired_bootstrap(y, pred, pred.copy(), CLASSES, MINORITY, n=200, seed=0)
+    out = paired_bootstrap(y, pred, pred.copy(), CLASSES, MINORITY, n=200, seed=0)
     for d in out.values():
         assert d["delta"] == 0 and d["ci95"] == [0.0, 0.0] and d["p"] == 1.0
 
@@ -109,18 +129,18 @@ def test_identical_predictions_give_zero_difference_and_p_one():
 def test_a_clearly_better_model_gets_an_interval_above_zero_and_a_small_p():
     y = imbalanced_labels(300, seed=1)
     good, bad = noisy(y, 0.95, 6), noisy(y, 0.4, 7)
-    out = scoring.paired_bootstrap(y, good, bad, CLASSES, MINORITY, n=500, seed=0)
+    out = paired_bootstrap(y, good, bad, CLASSES, MINORITY, n=500, seed=0)
     for name in ("balanced_accuracy", "macro_f1", "recall_c", "recall_d"):
         assert out[name]["delta"] > 0.2 and out[name]["ci95"][0] > 0 and out[name]["p"] < 0.01
     assert out["balanced_accuracy"]["p"] == pytest.approx(2 / 501)  # no resample at or below 0
-    reverse = scoring.paired_bootstrap(y, bad, good, CLASSES, MINORITY, n=500, seed=0)
+    reverse = paired_bootstrap(y, bad, good, CLASSES, MINORITY, n=500, seed=0)
     assert reverse["balanced_accuracy"]["ci95"][1] < 0 and reverse["balanced_accuracy"]["p"] < 0.01
 
 
 def test_noise_alone_gives_a_large_p():
     y = imbalanced_labels(200, seed=2)
     a, b = noisy(y, 0.7, 8), noisy(y, 0.7, 9)  # same skill, different mistakes
-    out = scoring.paired_bootstrap(y, a, b, CLASSES, MINORITY, n=500, seed=0)
+    out = paired_bootstrap(y, a, b, CLASSES, MINORITY, n=500, seed=0)
     lo, hi = out["balanced_accuracy"]["ci95"]
     assert lo < 0 < hi and out["balanced_accuracy"]["p"] > 0.05
 
@@ -149,7 +169,7 @@ def test_stratified_resamples_come_in_blocks_on_large_test_sets():
 def test_bootstrap_interval_brackets_the_estimate():
     y = imbalanced_labels(200)
     pred = noisy(y, 0.7, 0)
-    ci = scoring.bootstrap(y, pred, CLASSES, MINORITY, n=300)
+    ci = bootstrap(y, pred, CLASSES, MINORITY, n=300)
     point = scoring.point_metrics(y, pred, CLASSES, MINORITY)
     assert set(ci) == set(point) == set(scoring.metric_names(MINORITY))
     for name in ("balanced_accuracy", "macro_f1", "accuracy"):
@@ -234,5 +254,5 @@ def test_training_metrics_equal_sklearns_without_importing_it():
             assert scoring.balanced_accuracy(y, pred) == balanced_accuracy_score(y, pred)
         assert scoring.macro_f1(y, pred) == pytest.approx(f1_score(y, pred, average="macro"), abs=1e-12)
     code = "import sys, stages.train; print('sklearn' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "False"

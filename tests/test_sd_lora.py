@@ -14,8 +14,8 @@ from imagegen import make_folder, stage, workdir
 from safetensors.torch import load_file, save_file
 from sdgen import tiny_sd_pipeline
 
-from stages.synth import diffusion
-from stages.synth.base import Context
+from rebalance.synth import diffusion
+from rebalance.synth.base import Context
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def generate(work, base, lora_dir, mode: str, out: str) -> list[dict]:
 
 
 def pixels(work, rows, out: str) -> np.ndarray:
-    from stages.core.images import load_array
+    from rebalance.core.images import load_array
 
     return np.stack([load_array(work / out / r["path"]) for r in rows]).astype(int)
 

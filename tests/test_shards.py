@@ -17,10 +17,10 @@ from conftest import commit_all, copy_built, run, set_params
 from PIL import Image
 from test_registry import LENIENT, NAME, dvc, home_env, rebalance
 
-from stages.core import manifest
-from stages.core.errors import RebalanceError
-from stages.dataset import shards
-from stages.learn.data import ShardStream, fused_set
+from rebalance.core import manifest
+from rebalance.core.errors import RebalanceError
+from rebalance.dataset import shards
+from rebalance.learn.data import ShardStream, fused_set
 
 
 def sha(data: bytes) -> str:

@@ -16,10 +16,10 @@ from conftest import REPO, commit_all, folder_params, run, set_params
 from imagegen import make_folder, smooth_image, stage, workdir
 from PIL import Image
 
-from stages.cli import main
-from stages.core.errors import RebalanceError
-from stages.dataset import plan
-from stages.registry.gate import check_up_to_date
+from rebalance.cli import main
+from rebalance.core.errors import RebalanceError
+from rebalance.dataset import plan
+from rebalance.registry.gate import check_up_to_date
 
 
 def xray16(path: Path, seed: int) -> None:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from imagegen import reencode, smooth_image
 
-from stages.core.errors import RebalanceError
-from stages.dataset import duplicates, split
-from stages.dataset.split import RealSet
+from rebalance.core.errors import RebalanceError
+from rebalance.dataset import duplicates, split
+from rebalance.dataset.split import RealSet
 
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
 

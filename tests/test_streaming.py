@@ -7,9 +7,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from stages.core.device import Runtime
-from stages.learn.data import ImageSet, TensorSet
-from stages.synth import diffusion_core as core
+from rebalance.core.device import Runtime
+from rebalance.learn.data import ImageSet, TensorSet
+from rebalance.synth import diffusion_core as core
 
 
 def trained(images, workers: int) -> dict:
@@ -55,7 +55,7 @@ def test_img2img_starts_from_the_source_noised_to_strength():
 
 
 def test_quota_spreads_over_clusters_in_proportion_or_evenly():
-    from stages.synth.sources import spread_order
+    from rebalance.synth.sources import spread_order
 
     clusters = np.array([0] * 8 + [1] * 2)  # one big cluster, one small
     proportional = spread_order(clusters, seed=0)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from stages.core.errors import RebalanceError
-from stages.train import oversampled_rows, training_rows
+from rebalance.core.errors import RebalanceError
+from rebalance.learn.variants import oversampled_rows, training_rows
 
 # real train images per class (imbalanced), synthetic images up to 8, a flip of everything
 REAL = {"level0": 7, "level1": 5, "level2": 3, "level3": 2}
@@ -100,7 +100,7 @@ def test_balanced_method_has_balanced_counts_from_real_and_one_generator_only(me
 def test_every_method_gets_a_generated_variant_and_names_cannot_collide():
     from conftest import make_params
 
-    from stages.core import params
+    from rebalance.core import params
 
     p = make_params({"synthesize": {"methods": {"lesion_edit": 0.5, "diffusion": 0.5}}})
     made = {k: v["method"] for k, v in params.variants(p).items() if v["method"]}

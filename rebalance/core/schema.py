@@ -1,0 +1,275 @@
+"""The one schema of params.yaml: every group, every key, its type, range and default.
+
+Defaults live here and nowhere else; params.yaml shows the values chosen for this registry.
+Field-level rules (types, ranges, allowed values, unknown keys) are pydantic's; rules that tie
+several keys together (shares summing to 1, bins per class, ...) are in `rebalance.core.params`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from rebalance.core.schema_synth import (
+    Assess,
+    Diffusion,
+    DiffusionTrain,
+    Gan,
+    GanTrain,
+    LesionEdit,
+    Mask,
+    SdLora,
+    StableDiffusion,
+    Synthesize,
+)
+from rebalance.core.schema_types import Group, PositiveInt, Regex, UserPath
+
+SPLITS = ("train", "val", "test")
+# what sources call them (split folders, a `split` column), matched case-insensitively: Kaggle's
+# `Train/ Test/`, `valid/`, `validation/`
+SPLIT_NAMES = {
+    "train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val", "dev": "val",
+    "test": "test", "testing": "test",
+}  # fmt: skip
+
+
+def official_split(name: str) -> str | None:
+    """The split (train, val, test) a source's folder or `split` value names; None for another name."""
+    return SPLIT_NAMES.get(name.strip().lower())
+
+
+METHODS = ("lesion_edit", "diffusion", "gan")  # synthesis methods (rebalance/synth/<name>.py)
+TRAIN_DATA = ("real", "balanced", "balanced_noflip", "real_oversampled")  # what a classifier variant sees
+
+# ---- dataset, raw, count ---------------------------------------------------------------------
+
+
+class Dataset(Group):
+    name: str = Field(min_length=1)  # release tags: <name>@vX.Y.Z
+    classes: list[str] = Field(min_length=2)  # in order (ordinal grades first to last)
+    # Lesion-count grading (Hayashi bins, as ACNE04): class -> [low, high], high null = open.
+    lesion_bins: dict[str, list[int | None]] | None = None
+    # Per-image metadata of a folder source: a CSV (path relative to the repository) with a `path`
+    # column relative to the source folder and any others; a `split` column is an official split.
+    metadata: UserPath | None = None
+    group_by: str | None = None  # a metadata column (patient id, ...): a group stays in one split
+    # Or each image's group read from its path in the source: the match (its first group, if the
+    # pattern has one); Kermany's chest_xray `person\d+`, CheXpert's `patient\d+`. Unmatched: alone.
+    group_pattern: Regex | None = None
+    # How an image meets a stage's square size (train.image_size, assess.image_size, ...):
+    # stretch (resize) | crop (centred square first) | pad (black borders first). data/raw keeps originals.
+    fit: Literal["stretch", "crop", "pad"] = "stretch"
+    # Size of images generated from noise (diffusion full mode); null: the median train image side (<= 512).
+    image_size: int | None = Field(None, ge=8, le=4096)
+
+
+class Demo(Group):
+    scale: float = Field(1.0, gt=0, le=10)  # 1.0 = ACNE04's 513/633/182/129 images
+    size: int = Field(128, ge=32, le=1024)  # pixels, square RGB
+    seed: int = 0
+
+
+def source_kind(source: str) -> Literal["demo", "csv", "npz", "folder"]:
+    """What `raw.source` names: the demo, a CSV file, a MedMNIST .npz file, or a folder."""
+    suffix = source.lower().rsplit(".", 1)[-1] if "." in source.rsplit("/", 1)[-1] else ""
+    tables = {"csv": "csv", "tsv": "csv", "txt": "csv"}  # a CSV, or an image list such as ACNE04's
+    return "demo" if source == "demo" else (tables | {"npz": "npz"}).get(suffix, "folder")
+
+
+Name = Annotated[str, Field(min_length=1)]
+PathFormat = Annotated[str, Field(pattern=r"\{\}")]
+
+
+class Csv(Group):
+    """A CSV source's own column names (ISIC 2024's train-metadata.csv: `path: isic_id`,
+    `label: target`) and how a path cell becomes a file path relative to the CSV's folder
+    (`path_format: train-image/image/{}.jpg`; `{}` is the cell)."""
+
+    path: Name = "path"
+    # the class column, or a one-hot table's class columns (ISIC 2019: [MEL, NV, BCC, ...]; a row's
+    # class is the column holding 1)
+    label: Name | Annotated[list[Name], Field(min_length=2)] = "label"
+    # or several, tried in order: the first naming a file that exists (HAM10000's two image folders)
+    path_format: PathFormat | Annotated[list[PathFormat], Field(min_length=1)] = "{}"
+    # A multi-label cell (ChestX-ray14's `Finding Labels`: `Effusion|Pneumonia`) split on this: the
+    # row's class is its one label in dataset.classes (none or several: a reported skip)
+    label_separator: Name | None = None
+    # A file without a header row (ACNE04's NNEW_trainval_0.txt: `levle0_1.jpg 0 1`): its column
+    # names, in order. Such a file may be separated by blanks.
+    header: Annotated[list[Name], Field(min_length=1)] | None = None
+    # Official val/test lists beside the source, read as it is (ACNE04: {test: NNEW_test_0.txt});
+    # the source then lists the train images. A split missing here is drawn from train (count).
+    split_files: dict[Literal["val", "test"], Name] = {}
+
+
+class Raw(Group):
+    # `demo`, a folder of <class>/ folders, a CSV (`path,label`, optional split/group/metadata
+    # columns; paths relative to the CSV's folder) or a MedMNIST-format .npz (official splits kept)
+    source: UserPath
+    on_bad_file: Literal["skip", "error"] = "skip"
+    # 16-bit and float images (X-rays) to 8 bit: `percentile` maps the 0.5th..99.5th percentile of
+    # each image's values to 0..255, `minmax` its full range (rebalance/core/images.py window_8bit)
+    window: Literal["percentile", "minmax"] = "percentile"
+    # the frame a multi-frame DICOM file gives: an index (0 the first, -1 the last) or `middle`
+    dicom_frame: int | Literal["middle"] = 0
+    csv: Csv = Csv()  # a CSV source's column names and path format (defaults: `path`, `label`, as is)
+    demo: Demo = Demo()
+
+
+class Split(Group):
+    train: float = Field(0.7, gt=0, lt=1)
+    val: float = Field(0.15, gt=0, lt=1)
+    test: float = Field(0.15, gt=0, lt=1)
+
+
+class Target(Group):
+    strategy: Literal["fixed", "max"] = "fixed"
+    n: PositiveInt = 280  # strategy fixed: each class's train target is max(n, its count)
+
+
+class Count(Group):
+    seed: int = 42
+    split: Split = Split()
+    target: Target = Target()
+    near_duplicate_bits: int = Field(4, ge=0, le=16)  # phash distance of a near-duplicate (count, fuse)
+    # Keep at most n real images of a class (seed 003's 8,000 sampled benign ISIC images): whole
+    # duplicate sets and groups, in a seeded order that adding images does not reshuffle; {} keeps all
+    max_per_class: dict[str, Annotated[int, Field(ge=3)]] = {}
+    # An official val: keep it, or merge it into train and draw val anew as for a source without
+    # one (redraw: Kermany's chest_xray ships 16 val images, too few to pick a checkpoint on)
+    official_val: Literal["keep", "redraw"] = "keep"
+    seconds_per_image: dict[str, Annotated[float, Field(ge=0)]] = {}  # plan estimates, per method
+    dollars_per_image: dict[str, Annotated[float, Field(ge=0)]] = {}
+
+
+# ---- synthesize: the groups live in rebalance/core/schema_synth.py ---------------------------
+
+__all__ = ["Diffusion", "Gan", "LesionEdit", "Mask", "StableDiffusion"]  # re-exported: one schema
+
+
+# ---- flip, fuse, train, evaluate, release ----------------------------------------------------
+
+
+class Flip(Group):
+    enabled: bool = True
+    splits: list[Literal["train", "val", "test"]] = ["train"]
+    # png: every flip lossless; source: a JPEG's flip a JPEG (jpeg_quality), several times smaller
+    # than a PNG of a photograph, the others PNG
+    format: Literal["png", "source"] = "png"
+    jpeg_quality: int = Field(95, ge=50, le=100)
+
+
+class Fuse(Group):
+    synthetic_in_eval: bool = False  # keep val/test real-only
+    # files: data/fused/<split>/<class>/<file> (hard links); shards: WebDataset tars per split
+    # (rebalance/dataset/shards.py), a few files instead of one per image, for 100k+ image releases
+    format: Literal["files", "shards"] = "files"
+    shard_mb: float = Field(256.0, gt=0)  # shards: the largest tar (MiB), one image at least
+
+
+class Variant(Group):
+    data: Literal["real", "balanced", "balanced_noflip", "real_oversampled"]
+    augment: bool = False  # online flips, brightness/contrast, shifts
+    weighted: bool = False  # inverse-frequency class weights in the loss
+    shuffle_labels: bool = False  # a guard rail: such a model must score at chance
+    # data balanced only: real + this method's images (and flips), that method's images repeated
+    # (seeded) to balanced's per-class counts. Set for the generated balanced_<method> variants.
+    method: str | None = None
+
+
+def _default_variants() -> dict[str, Variant]:
+    return {
+        "real": Variant(data="real"),
+        "real_aug": Variant(data="real", augment=True),
+        "real_weighted": Variant(data="real", weighted=True),
+        "balanced": Variant(data="balanced"),
+        "balanced_weighted": Variant(data="balanced", weighted=True),
+        "balanced_noflip": Variant(data="balanced_noflip"),
+        # the control: real images duplicated to balanced's per-class counts, no synthetic image
+        "real_oversampled": Variant(data="real_oversampled"),
+    }
+
+
+class Train(Group):
+    headline: str = "balanced"  # the variant behind metrics/eval.json
+    seeds: list[int] = Field([0, 1], min_length=1)
+    image_size: int = Field(64, ge=16)
+    steps: PositiveInt = 120  # optimizer steps, equal for every variant
+    eval_every: PositiveInt = 20  # val checkpoint choice every N optimizer steps (and the last)
+    batch_size: PositiveInt = 64
+    lr: float = Field(0.003, gt=0)
+    weight_decay: float = Field(0.0001, ge=0)
+    width: PositiveInt = 16  # channels of the first conv layer (small_cnn)
+    # small_cnn (CPU default) or a timm model: resnet18, resnet50, efficientnet_b0, convnext_tiny, ...
+    backbone: str = "small_cnn"
+    pretrained: UserPath | None = (
+        None  # local weights file or HF snapshot folder (timm backbones); never downloaded
+    )
+    variants: dict[str, Variant] = Field(default_factory=_default_variants, min_length=1)
+    # data-parallel training in this many processes launched by accelerate (one per GPU;
+    # rebalance/core/ranks.py); batch_size stays the global batch
+    processes: PositiveInt = 1
+
+
+class Evaluate(Group):
+    batch_size: PositiveInt = 256
+    bootstrap: PositiveInt = 1000  # resamples for the 95% intervals
+    ordinal: bool | None = None  # grade MAE and QWK; null: when dataset.lesion_bins is set
+
+
+class Gate(Group):
+    min_metrics: dict[str, float] = {"balanced_accuracy": 0.6}  # metrics/eval.json key -> minimum
+    max_imbalance: float | None = Field(2.0, ge=1)  # largest / smallest train class; null skips
+    invariants: bool = True  # CONTRACT invariants hold on data/fused/manifest.csv
+    checksums: bool = True  # every data/fused file matches its manifest sha256
+    min_reviewed: float = Field(0.0, ge=0, le=1)  # share of synthetic train images a reviewer accepted
+
+
+class ReaderStudy(Group):
+    real: int = Field(20, ge=0)  # seed 003: 20 real + 20 synthetic images per reader
+    synthetic: int = Field(20, ge=0)
+    seed: int = 0  # which images, in which order (the same for every reader)
+    classes: list[str] | None = None  # null: the classes with synthetic images (the minority)
+
+
+class Review(Group):  # `rebalance review` and `rebalance reader-study` (rebalance/review/); no stage reads it
+    reader_study: ReaderStudy = ReaderStudy()
+
+
+class Release(Group):
+    remote: str | None = None  # DVC remote to push to; null: the default remote
+    gate: Gate = Gate()
+
+
+class Compute(Group):
+    """Where tensors live and how many cores decode images (rebalance/core/device.py)."""
+
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")  # auto: CUDA, then MPS, then CPU
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16/fp16 autocast on GPU only
+    threads: PositiveInt | None = None  # torch threads on CPU (null: every core)
+    workers: int = Field(2, ge=0)  # DataLoader processes decoding images (0: in the stage's process)
+    processes: PositiveInt | None = None  # process pool of ingest, detect and flip (null: every core)
+    # an image set up to this size (uint8 at the stage's resolution) is decoded once and kept in RAM;
+    # a larger one is streamed from files batch by batch (memory flat in the data size)
+    in_memory_mb: int = Field(512, ge=0)
+
+
+class Params(Group):
+    """The whole of params.yaml. Groups without a default must be present (dvc.yaml reads them)."""
+
+    dataset: Dataset
+    raw: Raw
+    count: Count
+    synthesize: Synthesize
+    diffusion_train: DiffusionTrain
+    gan_train: GanTrain = GanTrain()
+    sd_lora: SdLora = SdLora()
+    assess: Assess
+    flip: Flip
+    fuse: Fuse
+    train: Train
+    evaluate: Evaluate
+    compute: Compute = Compute()
+    review: Review = Review()
+    release: Release = Release()

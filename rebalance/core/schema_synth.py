@@ -1,0 +1,149 @@
+"""The params schema's synthesis groups (`synthesize`, `diffusion_train`, `gan_train`, `sd_lora`,
+`assess`), which rebalance/core/schema.py gathers into one schema (defaults live here and nowhere
+else)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from rebalance.core.schema_types import Fraction, Group, PositiveInt, UserPath
+
+
+class LesionEdit(Group):
+    clusters: PositiveInt = 4  # KMeans clusters of candidate sources
+    spread: Literal["proportional", "even"] = "proportional"  # the quota over clusters (seed 002)
+    sources: Literal["lower", "lower_or_equal"] = "lower"
+    bank_grades: list[str] | None = None  # grades the lesion bank is cut from; null: the upper half
+    bank_images: PositiveInt = 24  # train images cut into the bank
+    bank_per_image: PositiveInt = 16  # lesions cut per bank image (at most)
+    open_bin_span: PositiveInt = 30  # an open top bin [low, null] is treated as [low, low + span - 1]
+    bin_margin: float = Field(0.15, ge=0, lt=0.5)  # target count this share of the bin inside its ends
+    edge_margin: int = Field(3, ge=0)  # px of skin kept free along the skin's edge
+    gap: float = Field(1.5, ge=0)  # px between blended disks and detected lesions
+    ring: int = Field(2, ge=1)  # px: seam ring inpainted around each disk
+    max_tries: PositiveInt = 4  # attempts (sub-seeds) per source
+    max_sources: PositiveInt = 5  # sources tried per image before giving up
+
+
+class Mask(Group):
+    blobs: PositiveInt = 3  # random ellipses
+    fraction: Fraction = 0.3  # of the image they cover
+
+
+class StableDiffusion(Group):
+    # inpaint (blob masks on a train image; model_dir an inpainting folder) | img2img (a train image
+    # noised to `strength`, DA-Fusion) | text2img (from noise); the last two: a text-to-image folder
+    mode: Literal["inpaint", "img2img", "text2img"] = "inpaint"
+    model_dir: UserPath | None = None  # a local StableDiffusionInpaintPipeline folder (save_pretrained)
+    lora: UserPath | None = None  # optional LoRA weights (needs peft)
+    attributes: str | None = "data/raw/labels.csv"  # per-image attributes for prompts (seed 003)
+    prompt: str = (
+        "a clinical close-up photo of {skin} skin with {severity} acne ({label}): {colour}, "
+        "{size_shape}, {border} borders"
+    )
+    negative_prompt: str = "blurry, text, watermark, cartoon"
+    resolution: int = Field(512, ge=8, multiple_of=8)
+    steps: int = Field(25, ge=1, le=1000)
+    guidance: float = Field(7.5, ge=0)
+    strength: float = Field(1.0, gt=0, le=1)
+
+
+class Diffusion(Group):
+    # unet (trained by train_diffusion) | sd (a local SD folder, sd.mode) | sd_inpaint (= sd, mode inpaint)
+    backend: Literal["unet", "sd", "sd_inpaint"] = "unet"
+    model_dir: str = "models/diffusion"
+    # full: from noise | local: RePaint-style regeneration of masked regions of a train image |
+    # img2img: a train image of the class noised to `strength`, then denoised toward the class (DA-Fusion)
+    mode: Literal["full", "local", "img2img"] = "local"
+    strength: float = Field(0.5, gt=0, le=1)  # img2img: share of the schedule re-run (1 = from noise)
+    clusters: PositiveInt = 4  # local/img2img/sd_inpaint: KMeans clusters of a class's source images
+    spread: Literal["proportional", "even"] = "proportional"  # the quota over those clusters
+    scheduler: Literal["ddim", "dpm"] = "ddim"
+    steps: int = Field(12, ge=1, le=1000)
+    guidance: float = Field(3.0, ge=0)  # classifier-free guidance (1 = off)
+    batch_size: PositiveInt = 32
+    mask: Mask = Mask()
+    output_size: PositiveInt | None = None  # null: dataset.image_size, else median train side (<= 512)
+    sd: StableDiffusion = StableDiffusion()
+
+
+class Gan(Group):
+    model_dir: str = "models/gan"  # trained by stage train_gan
+    batch_size: PositiveInt = 64
+    output_size: PositiveInt | None = None  # null: dataset.image_size, else median train side (<= 512)
+
+
+class Synthesize(Group):
+    seed: int = 0  # part of every generated image's seed
+    # A generator without a training_set.json record (an SD folder or LoRA from elsewhere) may have
+    # seen val/test images: refused unless this is true (the data card then says so).
+    allow_external_model: bool = False
+    # sample in this many processes launched by accelerate (one per GPU; rebalance/core/ranks.py);
+    # the images are the same bytes as with 1 process
+    processes: int = Field(1, ge=1)
+    methods: dict[str, Annotated[float, Field(ge=0)]]  # method -> share of each class's deficit
+    lesion_edit: LesionEdit = LesionEdit()
+    diffusion: Diffusion = Diffusion()
+    gan: Gan = Gan()
+
+
+class DiffusionTrain(Group):
+    seed: int = 0
+    resolution: int = Field(32, ge=8)
+    channels: list[PositiveInt] = Field([32, 64, 64], min_length=1)
+    layers_per_block: PositiveInt = 1
+    attention: bool = True  # self-attention at the lowest resolution
+    steps: PositiveInt = 500
+    batch_size: PositiveInt = 32
+    lr: float = Field(0.002, gt=0)
+    ema_decay: float = Field(0.995, ge=0, lt=1)
+    class_dropout: float = Field(0.1, ge=0, lt=1)  # label dropout, for classifier-free guidance
+    hflip: bool = True
+    processes: PositiveInt = 1  # data-parallel processes launched by accelerate (batch_size: global)
+
+
+class SdLora(Group):
+    """LoRA fine-tuning of a local SD 1.5 folder (stage sd_lora; rebalance/synth/lora_train.py)."""
+
+    model_dir: UserPath | None = (
+        None  # a local StableDiffusionPipeline folder; null: the stage trains nothing
+    )
+    classes: list[str] | None = None  # null: the classes with a deficit
+    phase1_steps: int = Field(700, ge=0)  # UNet only
+    phase2_steps: int = Field(700, ge=0)  # UNet + text encoder
+    rank: PositiveInt = 4
+    lr: float = Field(3e-5, gt=0)
+    resolution: int = Field(128, ge=8, multiple_of=8)
+    batch_size: PositiveInt = 4
+    seed: int = 0
+    processes: PositiveInt = 1  # data-parallel processes launched by accelerate (batch_size: global)
+
+
+class GanTrain(Group):  # the GAN of method `gan` (stage train_gan; rebalance/synth/gan_core.py)
+    seed: int = 0
+    resolution: int = Field(32, ge=8)  # a power of two
+    z_dim: PositiveInt = 64
+    channels: PositiveInt = 32  # the widest layers have 8x this
+    steps: PositiveInt = 600
+    batch_size: PositiveInt = 32
+    lr: float = Field(0.0002, gt=0)
+    ema_decay: float = Field(0.999, ge=0, lt=1)  # the saved generator is this average of its weights
+    hflip: bool = True
+    processes: PositiveInt = 1  # data-parallel processes launched by accelerate (batch_size: global)
+
+
+class Assess(Group):
+    seed: int = 0
+    image_size: int = Field(32, ge=16)
+    epochs: PositiveInt = 15
+    batch_size: PositiveInt = 64
+    lr: float = Field(0.003, gt=0)
+    width: PositiveInt = 16
+    k: PositiveInt = 3  # neighbours for k-NN precision/recall
+    near_copy_bits: int = Field(4, ge=0, le=63)  # perceptual-hash distance of a near-copy
+    # per class and set: precision/recall, real-vs-synthetic AUC and the mean nearest-hash distance
+    # use a seeded sample of at most this many images (near-copies: every image, always)
+    max_images: PositiveInt = 10000
+    grid: PositiveInt = 6  # images per row of the sample grids

@@ -1,0 +1,260 @@
+"""The split of the real images: stable, content-aware, duplicates and groups kept together.
+
+A real image's identity is its group value (`dataset.group_by`) if it has one, else the sha256 of
+its decoded pixels. Exact and near-duplicates (rebalance.dataset.duplicates) and members of one group
+are joined (union-find); a joined set's identity is the smallest identity among its members. Its
+split is a function of that identity and `count.seed` only: u = sha256(seed, identity) read as a
+number in [0, 1), against the cumulative `count.split` fractions. Adding or removing an image
+therefore never moves another one (unless it is that image's duplicate or shares its group).
+Per-class counts are close to, not exactly, the fractions. A source that brings its own split
+(split folders, a `split` column, an .npz) is used as is; a group across its splits is then an
+error, and of an exact or near-duplicate pair across its splits the copy in the later split
+(val before test) is left out (`Result.dropped`, reported): the official split stays exact for
+every image kept, and no val/test image has a copy in train.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rebalance.core.errors import RebalanceError
+from rebalance.core.schema import SPLITS
+from rebalance.dataset.duplicates import Fingerprint, describe, duplicate_pairs, groups
+
+MIN_PER_CLASS = 3
+
+
+@dataclass
+class RealSet:
+    """The real images and what the split needs to know about them."""
+
+    images: list[tuple[str, str]]  # (name in data/raw, label), sorted
+    root: Path  # the folder the names are relative to (for messages)
+    prints: list[Fingerprint] | None = None  # aligned with images; None: pixels unknown (estimate)
+    groups: dict[str, str] = field(default_factory=dict)  # name -> group value
+    official: dict[str, str] = field(default_factory=dict)  # name -> split given by the source
+    sha256: dict[str, str] = field(default_factory=dict)  # name -> file sha256, where already known
+
+
+@dataclass
+class Result:
+    assignment: dict[str, str]  # name -> split
+    identity: dict[str, str]  # name -> the identity its split was drawn from
+    method: str  # "hash" | "official"
+    duplicates: list[list[str]]  # groups of exact/near-duplicate names
+    warnings: list[str]
+    dropped: dict[str, str] = field(
+        default_factory=dict
+    )  # name -> why (official split: a copy in another split)
+    sampled_out: dict[str, int] = field(default_factory=dict)  # class -> left out by count.max_per_class
+    drawn: dict[str, int] = field(
+        default_factory=dict
+    )  # official split without val/test: drawn from its train
+
+
+def unit(seed: int, identity: str) -> float:
+    """sha256(seed, identity) as a number in [0, 1)."""
+    digest = hashlib.sha256(f"{seed}\n{identity}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def draw(seed: int, identity: str, fractions: dict[str, float]) -> str:
+    u, total = unit(seed, identity), 0.0
+    for s in SPLITS:
+        total += fractions[s]
+        if u < total:
+            return s
+    return SPLITS[-1]
+
+
+def make(
+    real: RealSet,
+    classes: list[str],
+    fractions: dict[str, float],
+    seed: int,
+    bits: int,
+    max_per_class: dict[str, int] | None = None,
+    redraw_val: bool = False,
+) -> Result:
+    """The split (module doc); with `max_per_class`, at most that many images of a class kept;
+    with `redraw_val` an official val is merged into train and val drawn anew (count.official_val)."""
+    unknown = sorted(set(max_per_class or {}) - set(classes))
+    if unknown:
+        raise RebalanceError(f"count.max_per_class: {unknown[0]!r} is not in dataset.classes; fix the key")
+    names = [n for n, _ in real.images]
+    labels = [c for _, c in real.images]
+    sizes = Counter(labels)
+    for c in classes:
+        if sizes[c] < MIN_PER_CLASS:
+            raise RebalanceError(
+                f"class {c} has {sizes[c]} image(s); a split needs at least {MIN_PER_CLASS} per class "
+                "(train, val, test): add images or remove it from dataset.classes"
+            )
+    warnings: list[str] = []
+    pairs = duplicate_pairs(real.prints, bits) if real.prints is not None else []
+    for i, j in pairs:
+        if labels[i] != labels[j]:
+            what = describe(real.prints[i], real.prints[j])
+            where = f"{real.root / names[i]} ({labels[i]}) and {real.root / names[j]} ({labels[j]})"
+            if real.prints[i].pixels == real.prints[j].pixels:
+                raise RebalanceError(
+                    f"{where} are the same image under two labels; remove one or fix its label"
+                )
+            warnings.append(f"{names[i]} ({labels[i]}) and {names[j]} ({labels[j]}): {what} under two labels")
+    index = {n: i for i, n in enumerate(names)}
+    group_pairs, first_of = [], {}
+    for name, value in sorted(real.groups.items()):
+        if value in first_of:
+            group_pairs.append((first_of[value], index[name]))
+        else:
+            first_of[value] = index[name]
+    joined = groups(len(names), pairs + group_pairs)
+    identity = {n: _own_identity(real, i) for i, n in enumerate(names)}
+    for members in joined:
+        shared = min(identity[names[i]] for i in members)
+        identity.update({names[i]: shared for i in members})
+    dropped: dict[str, str] = {}
+    if real.official:
+        dropped = _check_official(real, names, pairs, group_pairs)
+        assignment = {n: s for n, s in real.official.items() if n not in dropped}
+        if redraw_val:  # Kermany's 16-image val: merged into train, then drawn as a missing val is
+            assignment = {n: "train" if s == "val" else s for n, s in assignment.items()}
+        method = "official"
+        drawn = draw_missing(assignment, identity, fractions, seed)
+    else:
+        assignment = {n: draw(seed, identity[n], fractions) for n in names}
+        method, drawn = "hash", {}
+    dup_groups = [[names[i] for i in m] for m in groups(len(names), pairs)]
+    if dropped:
+        warnings.append(
+            f"{len(dropped)} val/test image(s) left out: duplicates of images in an earlier official split, "
+            f"first: {next(iter(dropped))} ({next(iter(dropped.values()))})"
+        )
+    sampled_out = keep_at_most(assignment, identity, real.images, max_per_class or {}, seed)
+    kept = RealSet([im for im in real.images if im[0] in assignment], real.root)
+    warnings += _class_warnings(kept, assignment, classes, method, seed)
+    return Result(assignment, identity, method, dup_groups, warnings, dropped, sampled_out, drawn)
+
+
+def draw_missing(
+    assignment: dict[str, str], identity: dict[str, str], fractions: dict[str, float], seed: int
+) -> dict[str, int]:
+    """An official split with no val (or no test) image at all (Kaggle's `train/ test/` folders):
+    that split is drawn from the official train images as the hash split draws, among train and
+    the missing splits in `count.split`'s proportions, so an identity set (duplicates, a group)
+    moves whole and an image's draw depends only on its identity and the seed. The official val
+    and test stay exact. Changes `assignment`; returns {split: images drawn}."""
+    missing = [s for s in SPLITS[1:] if s not in assignment.values()]
+    if not missing or "train" not in assignment.values():
+        return {}
+    total = fractions["train"] + sum(fractions[s] for s in missing)
+    among = {s: fractions[s] / total if s in ("train", *missing) else 0.0 for s in SPLITS}
+    drawn = dict.fromkeys(missing, 0)
+    for name, split in assignment.items():
+        if split == "train":
+            new = draw(seed, identity[name], among)
+            if new != "train":
+                assignment[name] = new
+                drawn[new] += 1
+    return drawn
+
+
+def keep_at_most(
+    assignment: dict[str, str],
+    identity: dict[str, str],
+    images: list[tuple[str, str]],
+    limits: dict[str, int],
+    seed: int,
+) -> dict[str, int]:
+    """Leave out images of a class beyond `limits[class]` (count.max_per_class): the class's
+    identity sets (an image with its duplicates and group members) are taken in the order of
+    sha256(seed, "keep", identity) while they fit, the rest removed from `assignment`. A set's
+    place in that order never depends on the others, so adding images to the source keeps the
+    kept ones unless they no longer fit. Returns {class: images left out}."""
+    out = {}
+    for label, limit in sorted(limits.items()):
+        sets: dict[str, list[str]] = {}
+        for name, c in images:
+            if c == label and name in assignment:
+                sets.setdefault(identity[name], []).append(name)
+        kept = 0
+        for key in sorted(sets, key=lambda i: unit(seed, f"keep\n{i}")):
+            if kept + len(sets[key]) <= limit:
+                kept += len(sets[key])
+            else:
+                for name in sets[key]:
+                    del assignment[name]
+        out[label] = sum(len(v) for v in sets.values()) - kept
+    return out
+
+
+def _own_identity(real: RealSet, i: int) -> str:
+    name = real.images[i][0]
+    if name in real.groups:
+        return f"group:{real.groups[name]}"
+    if real.prints is not None:
+        return f"pixels:{real.prints[i].pixels}"
+    return f"name:{name}"
+
+
+def _check_official(real: RealSet, names: list[str], pairs, group_pairs) -> dict[str, str]:
+    """Errors for an official split that splits a group; the duplicates to leave out (name -> why)."""
+    missing = [n for n in names if n not in real.official]
+    if missing:
+        raise RebalanceError(f"{real.root / missing[0]}: no official split while other images have one")
+    for i, j in group_pairs:
+        a, b = real.official[names[i]], real.official[names[j]]
+        if a != b:
+            raise RebalanceError(
+                f"{real.root / names[i]} ({a}) and {real.root / names[j]} ({b}): same group "
+                f"{real.groups[names[i]]!r} in two official splits (a leak); move one to the other's split"
+            )
+    order = {s: k for k, s in enumerate(SPLITS)}
+    dropped: dict[str, str] = {}
+    for i, j in sorted(pairs):
+        a, b = real.official[names[i]], real.official[names[j]]
+        if a == b:
+            continue
+        keep, drop = (i, j) if order[a] < order[b] else (j, i)
+        if names[keep] in dropped:
+            continue
+        what = describe(real.prints[i], real.prints[j])
+        dropped.setdefault(names[drop], f"{what} of {real.official[names[keep]]} image {names[keep]}")
+    return dropped
+
+
+def _class_warnings(real: RealSet, assignment: dict[str, str], classes, method: str, seed: int) -> list[str]:
+    """A warning for each class without a val or test image; an error for a class without train
+    images, and for an empty val or test split (model selection and the evidence need both)."""
+    out = []
+    in_split = Counter(assignment[n] for n, _ in real.images if n in assignment)
+    for s in ("val", "test"):
+        if in_split[s] == 0:
+            n = sum(in_split.values())
+            fix = (
+                "add images, or raise count.split." + s
+                if method == "hash"
+                else f"give the source a {s} split"
+            )
+            raise RebalanceError(f"the {s} split is empty ({n} images in all, {method} split); {fix}")
+    for c in classes:
+        per = Counter(assignment[n] for n, label in real.images if label == c)
+        n = sum(per.values())
+        if per["train"] == 0:
+            fix = "add images or change count.seed" if method == "hash" else "add train images"
+            raise RebalanceError(f"class {c}: none of its {n} images is in train ({method} split); {fix}")
+        for s in ("val", "test"):
+            if per[s] == 0:
+                out.append(f"class {c}: no {s} image ({n} images, {method} split, seed {seed})")
+    return out
+
+
+def counts(images: list[tuple[str, str]], assignment: dict[str, str], classes: list[str]) -> dict:
+    out = {s: {c: 0 for c in classes} for s in SPLITS}
+    for name, label in images:
+        if name in assignment:  # not a left-out duplicate
+            out[assignment[name]][label] += 1
+    return out
