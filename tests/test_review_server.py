@@ -95,3 +95,15 @@ def test_wilson_interval_by_hand():
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     assert study.wilson(k, n) == pytest.approx([centre - half, centre + half], abs=1e-4)
     assert study.wilson(0, 10)[0] == 0.0 and study.wilson(10, 10)[1] == 1.0
+
+
+def test_pages_are_templates_with_their_values_escaped(tmp_path):
+    client, _ = tiny_app(tmp_path)
+    page = client.get("/?token=t0k").data.decode()
+    assert page.startswith("<!doctype html>") and "{%" not in page and "{{" not in page
+    assert '"t0k"' in page  # the token, as a JavaScript string
+    assert ".tile.accept" in page  # the style sheet, included
+    assert "<option>a</option><option>b</option>" in page.replace("\n", "")  # the classes
+    params = folder_params(["<i>a", "b"])
+    page = server.create_app(tmp_path, params, "t0k").test_client().get("/?token=t0k").data.decode()
+    assert "<i>a" not in page and "&lt;i&gt;a" in page  # escaped

@@ -3,7 +3,8 @@ checked against a random token (query `token` or header `X-Token`).
 
 It serves only images listed in data/fused/manifest.csv, addressed by their row number (no
 path ever comes from a request, so nothing else on disk can be reached), and writes only
-reviews/<dataset.name>.csv (review) and metrics/reader_study*.{csv,json} (reader study).
+reviews/<dataset.name>.csv (review) and metrics/reader_study*.{csv,json} (reader study). The
+pages are Jinja templates in templates/ (HTML and a little JavaScript, no build step), autoescaped.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from flask import Flask, abort, jsonify, request, send_file
+from flask import Flask, abort, jsonify, render_template, request, send_file
 from PIL import Image
 
 from rebalance.core import atomic, manifest, paths
 from rebalance.core.images import load_array
 from rebalance.dataset import shards
-from rebalance.review import decisions, pages, study
+from rebalance.review import decisions, study
 
 ANSWERS = paths.METRICS / "reader_study_answers.csv"
 REPORT = paths.METRICS / "reader_study.json"
@@ -75,9 +76,9 @@ def create_app(root: Path, params: dict, token: str, mode: str = "review", revie
 
     @app.get("/")
     def index():
-        page = pages.REVIEW if mode == "review" else pages.STUDY
+        page = "review.html" if mode == "review" else "study.html"  # templates/ beside this file
         classes = params["dataset"]["classes"]
-        return pages.render(
+        return render_template(
             page, token=token, reviewer=reviewer, classes=classes, title=params["dataset"]["name"]
         )
 
