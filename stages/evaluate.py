@@ -21,7 +21,7 @@ from rebalance.core import atomic, device, manifest, params as params_mod, paths
 from rebalance.core.errors import run_main
 from rebalance.core.hashing import sha256_text
 from rebalance.core.progress import progress
-from rebalance.learn import classifier as model_mod, metrics as scoring, report as summary
+from rebalance.learn import classifier as model_mod, metrics as scoring, report as summary, variants
 from rebalance.learn.data import fused_set
 
 
@@ -97,6 +97,10 @@ def main() -> None:
             "p": summary.P_FORMULA,
         },
         "baselines": baselines,
+        "train_composition": {  # what each variant trained on: {variant: {class: {origin: rows}}}
+            v: variants.composition(variants.training_rows(fused, s["data"], s["method"]))
+            for v, s in params_mod.variants(params).items()
+        },
         "variants": {
             v: {k: t[k] for k in ("mean_std", "pooled", "ci95", "paired")} for v, t in table.items()
         },

@@ -132,3 +132,14 @@ def test_every_variant_is_scored_on_the_same_real_test_set(evidence):
     assert ev["n_test"] == summary["n_test"] == len(test)
     assert ev["test_set"] == summary["test_set"]
     assert {c: m["support"] for c, m in ev["per_class"].items()} == test.label.value_counts().to_dict()
+
+
+def test_the_control_matches_balanced_in_flips_and_totals(evidence):
+    """summary.json's train_composition: real_oversampled has balanced's per-class total and flips,
+    and no synthetic image (duplicated real images fill the synthetic images' places)."""
+    composition = json.loads((evidence / "metrics/summary.json").read_text())["train_composition"]
+    for label, balanced in composition["balanced"].items():
+        control = composition["real_oversampled"][label]
+        assert sum(control.values()) == sum(balanced.values())
+        assert control.get("flip", 0) == balanced.get("flip", 0) > 0
+        assert set(control) <= {"real", "flip"}

@@ -1,13 +1,15 @@
-"""What each variant trains on; `real_oversampled`, the control, has `balanced`'s per-class counts
-from duplicated real images alone, deterministically."""
+"""What each variant trains on; `real_oversampled`, the control, is `balanced` with duplicated real
+images (and flips of real images) in place of the synthetic ones, deterministically."""
 
 from __future__ import annotations
+
+from collections import Counter
 
 import pandas as pd
 import pytest
 
 from rebalance.core.errors import RebalanceError
-from rebalance.learn.variants import oversampled_rows, training_rows
+from rebalance.learn.variants import composition, oversampled_rows, training_rows
 
 # real train images per class (imbalanced), synthetic images up to 8, a flip of everything
 REAL = {"level0": 7, "level1": 5, "level2": 3, "level3": 2}
@@ -19,27 +21,71 @@ def fused_manifest() -> pd.DataFrame:
     for label, n in REAL.items():
         real = [f"train/{label}/real_{i}.png" for i in range(n)]
         synth = [f"train/{label}/edit_{i}.png" for i in range(TARGET - n)]
-        rows += [(p, "train", label, "real") for p in real]
-        rows += [(p, "train", label, "lesion_edit") for p in synth]
-        rows += [(p.replace(".png", "_flip.png"), "train", label, "flip") for p in real + synth]
-        rows += [(f"{s}/{label}/real_{i}.png", s, label, "real") for s in ("val", "test") for i in range(2)]
-    df = pd.DataFrame(rows, columns=["path", "split", "label", "origin"])
+        raw = {p: p.removeprefix("train/") for p in real}  # a real image's source: its raw path
+        rows += [(p, "train", label, "real", raw[p]) for p in real]
+        rows += [(p, "train", label, "lesion_edit", raw[real[0]]) for p in synth]
+        rows += [
+            (p.replace(".png", "_flip.png"), "train", label, "flip", raw.get(p, p)) for p in real + synth
+        ]
+        rows += [
+            (f"{s}/{label}/real_{i}.png", s, label, "real", "") for s in ("val", "test") for i in range(2)
+        ]
+    df = pd.DataFrame(rows, columns=["path", "split", "label", "origin", "source"])
     return df.sample(frac=1, random_state=0).reset_index(drop=True)  # row order must not matter
 
 
-def test_real_oversampled_has_exactly_the_balanced_per_class_counts_from_real_images_only():
+def differs_only_in_synthetic_rows(balanced: pd.DataFrame, control: pd.DataFrame) -> list[str]:
+    """What breaks "the control differs from balanced only in the synthetic images", computed from
+    the rows alone: per class, the same total and the same number of flips; every non-synthetic row
+    of balanced (real images, flips of real images) kept; the rest of the control duplicates of
+    those, one per synthetic row of balanced; no synthetic image."""
+    problems = []
+    made = ~balanced.origin.isin(["real", "flip"])
+    synthetic = set(balanced.path[made])
+    is_synthetic = made | ((balanced.origin == "flip") & balanced.source.isin(synthetic))
+    kept = Counter(balanced.path[~is_synthetic])
+    have = Counter(control.path)
+    if set(control.origin) - {"real", "flip"}:
+        problems.append("a synthetic image in the control")
+    if kept - have:
+        problems.append(f"rows of balanced missing: {sorted(kept - have)[:3]}")
+    for label in sorted(set(balanced.label)):
+        b, c = balanced[balanced.label == label], control[control.label == label]
+        if len(b) != len(c):
+            problems.append(f"{label}: {len(c)} rows, balanced has {len(b)}")
+        if (b.origin == "flip").sum() != (c.origin == "flip").sum():
+            problems.append(
+                f"{label}: {(c.origin == 'flip').sum()} flips, balanced has {(b.origin == 'flip').sum()}"
+            )
+        extra = Counter(c.path) - Counter(b.path[~is_synthetic[b.index]])
+        if not set(extra) <= set(b.path[~is_synthetic[b.index]]):
+            problems.append(f"{label}: the control adds rows that are not real images or their flips")
+    return problems
+
+
+def test_real_oversampled_differs_from_balanced_only_in_its_synthetic_images():
     fused = fused_manifest()
     balanced = training_rows(fused, "balanced")
-    over = training_rows(fused, "real_oversampled")
-    assert over.label.value_counts().to_dict() == balanced.label.value_counts().to_dict()
-    assert set(over.label.value_counts()) == {2 * TARGET}  # + synthetic + flips
-    assert set(over.origin) == {"real"} and set(over.split) == {"train"}
+    control = training_rows(fused, "real_oversampled")
+    assert differs_only_in_synthetic_rows(balanced, control) == []
+    assert set(control.split) == {"train"} and set(control.label.value_counts()) == {2 * TARGET}
+    # the check fails on a control without flips (real images duplicated to balanced's counts)
     real = fused[(fused.split == "train") & (fused.origin == "real")]
-    assert set(over.path) == set(real.path)  # every real train image, nothing else
-    copies = over.groupby("label").path.value_counts()
-    for label, n in REAL.items():  # duplicates spread evenly: floor or ceil of target / n each
-        k = copies[label]
-        assert set(k) <= {2 * TARGET // n, -(-2 * TARGET // n)} and k.sum() == 2 * TARGET
+    unmatched = oversampled_rows(real, balanced.label.value_counts().to_dict())
+    assert any("flips" in p for p in differs_only_in_synthetic_rows(balanced, unmatched))
+
+
+def test_train_composition_counts_each_variants_rows_by_class_and_origin():
+    fused = fused_manifest()
+    control = composition(training_rows(fused, "real_oversampled"))
+    balanced = composition(training_rows(fused, "balanced"))
+    for label, n in REAL.items():  # as many flips as balanced; real images fill the synthetic slots
+        assert control[label]["flip"] == balanced[label]["flip"] == TARGET
+        assert control[label]["real"] == TARGET and balanced[label] == {
+            "real": n,
+            "lesion_edit": TARGET - n,
+            "flip": TARGET,
+        }
 
 
 def test_real_oversampled_is_deterministic_and_seeded():

@@ -41,7 +41,10 @@ def mean_over_seeds(per_seed: list[dict]) -> dict:
 
 
 BASELINES = {  # the variants every other one is compared with, in the order the answer reads
-    "real_oversampled": "as many minority samples, duplicated real images: did the synthetic images help?",
+    "real_oversampled": (
+        "the matched control: the same real images and flips, duplicated real images in place of the "
+        "synthetic ones: did the synthetic images help?"
+    ),
     "real": "the real images alone: does balancing help at all?",
     "real_weighted": "a class-weighted loss on the real images: does balancing beat reweighting?",
 }

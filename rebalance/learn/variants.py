@@ -54,6 +54,47 @@ def method_rows(rows: pd.DataFrame, method: str, seed: int = OVERSAMPLE_SEED) ->
     return pd.concat(parts).sort_values("path", kind="stable").reset_index(drop=True)
 
 
+def parts(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Train rows by what they are: `real` images, `real_flips` (flips of real images), `synthetic`
+    images and `synthetic_flips` (a flip's `source` is a raw path for a real image, the fused path
+    for a synthetic one)."""
+    is_flip = rows.origin == "flip"
+    made = ~rows.origin.isin(["real", "flip"])
+    of_made = is_flip & rows.source.isin(set(rows.path[made]))
+    return {
+        "real": rows[rows.origin == "real"],
+        "real_flips": rows[is_flip & ~of_made],
+        "synthetic": rows[made],
+        "synthetic_flips": rows[of_made],
+    }
+
+
+def matched_control_rows(rows: pd.DataFrame, seed: int = OVERSAMPLE_SEED) -> pd.DataFrame:
+    """`real_oversampled`, the control: `balanced`'s train rows with every synthetic image replaced
+    by a duplicated real image of its class and every flip of one by a duplicated flip of a real
+    image (oversampled_rows' spread). So it differs from `balanced` only in the synthetic images:
+    the same real images, the same flips of real images, the same per-class totals and the same
+    number of flips per class. A class without flips of real images (flip.classes) duplicates
+    real images in their place."""
+    p = parts(rows)
+    out = [p["real"], p["real_flips"]]
+    for label in sorted(set(rows.label)):
+        images = int((p["synthetic"].label == label).sum())
+        flips = int((p["synthetic_flips"].label == label).sum())
+        if images:
+            out.append(oversampled_rows(p["real"], {label: images}, seed))
+        if flips:
+            own_flips = p["real_flips"][p["real_flips"].label == label]
+            out.append(oversampled_rows(own_flips if len(own_flips) else p["real"], {label: flips}, seed))
+    return pd.concat(out).sort_values("path", kind="stable").reset_index(drop=True)
+
+
+def composition(rows: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """{class: {origin: rows}} of a variant's training rows (duplicates counted)."""
+    counts = rows.groupby(["label", "origin"]).size()
+    return {label: {o: int(n) for o, n in counts[label].items()} for label in sorted(set(rows.label))}
+
+
 def training_rows(fused: pd.DataFrame, data: str, method: str | None = None) -> pd.DataFrame:
     """The train-split rows a variant learns from (a path appears more than once when oversampled)."""
     if data not in TRAIN_DATA:
@@ -68,9 +109,8 @@ def training_rows(fused: pd.DataFrame, data: str, method: str | None = None) -> 
     }
     if method is not None:  # balanced_<method>: one generator's images only, balanced's counts
         return method_rows(rows, method)
-    if data == "real_oversampled":  # the control: balanced's per-class counts from real images alone
-        target = rows[keep["balanced"]].label.value_counts().to_dict()
-        return oversampled_rows(rows[keep["real"]], target)
+    if data == "real_oversampled":  # the control: balanced with duplicated real images for synthetic
+        return matched_control_rows(rows)
     return rows[keep[data]].reset_index(drop=True)
 
 
