@@ -73,6 +73,12 @@ def main() -> None:
             for base in baselines
             if base != variant
         }
+    unmeasured = [c for c in minority if not (y == classes.index(c)).any()]  # no test image: no recall
+    for t in table.values():
+        for c in unmeasured:
+            for part in (t["ci95"], t["pooled"], t["mean_std"], *t["paired"].values()):
+                part.pop(f"recall_{c}", None)
+    family = summary.holm(table)
 
     head = cfg["headline"]
     atomic.write_json(
@@ -97,6 +103,8 @@ def main() -> None:
             "p": summary.P_FORMULA,
         },
         "baselines": baselines,
+        "holm_family": family,  # every variant-baseline-metric difference; p_holm beside each p
+        "not_measured": unmeasured,
         "train_composition": {  # what each variant trained on: {variant: {class: {origin: rows}}}
             v: variants.composition(variants.training_rows(fused, s["data"], s["method"]))
             for v, s in params_mod.variants(params).items()

@@ -256,3 +256,38 @@ def test_training_metrics_equal_sklearns_without_importing_it():
     code = "import sys, stages.train; print('sklearn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "False"
+
+
+def test_holm_adjusts_every_paired_difference_as_by_hand():
+    ps = {"a": 0.01, "b": 0.04, "c": 0.03, "d": 0.5}
+    variants = {
+        "balanced": {"paired": {"real": {m: {"p": ps[m]} for m in ("a", "b")}}},
+        "other": {"paired": {"real": {m: {"p": ps[m]} for m in ("c", "d")}}},
+    }
+    assert report.holm(variants) == 4
+    # Holm by hand: sorted p 0.01, 0.03, 0.04, 0.5 times 4, 3, 2, 1, made monotone, capped at 1
+    by_hand = {"a": 0.04, "c": 0.09, "b": 0.09, "d": 0.5}
+    got = {
+        m: d["p_holm"] for v in variants.values() for diffs in v["paired"].values() for m, d in diffs.items()
+    }
+    assert got == pytest.approx(by_hand)
+
+
+def test_a_class_without_test_images_is_not_measured_not_a_null_effect():
+    d = {"delta": 0.0, "ci95": [0.0, 0.0], "p": 1.0, "p_holm": 1.0}
+    summary = {
+        "headline": "balanced", "minority": ["rare", "small"], "not_measured": ["rare"], "seeds": [0, 1],
+        "n_test": 20, "bootstrap": {"resamples": 10}, "holm_family": 3, "generators": {},
+        "variants": {
+            "balanced": {
+                "mean_std": {"recall_small": {"mean": 0.5, "std": 0.1},
+                             "balanced_accuracy": {"mean": 0.6, "std": 0.0}},
+                "pooled": {"recall_small": 0.5, "balanced_accuracy": 0.6},
+                "ci95": {"recall_small": [0.2, 0.8], "balanced_accuracy": [0.5, 0.7]},
+                "paired": {"real": {"recall_small": d, "balanced_accuracy": d, "macro_f1": d}},
+            },
+        },
+    }  # fmt: skip
+    md = report.markdown(summary)
+    assert "recall_rare" not in md and "Not measured: rare" in md
+    assert "(Holm 1)" in md and "family of all 3 differences" in md

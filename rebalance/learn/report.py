@@ -52,9 +52,35 @@ P_FORMULA = "p = min(1, 2 * min((1 + #{d <= 0}) / (B + 1), (1 + #{d >= 0}) / (B 
 POOLING = "mean of the seeds' softmax probabilities per test image, then argmax"
 
 
+def holm(variants: dict[str, dict]) -> int:
+    """Holm's adjustment (statsmodels) over the family of every paired difference (each variant
+    minus each baseline, each metric): writes `p_holm` beside each `p`; returns the family's size."""
+    from statsmodels.stats.multitest import multipletests
+
+    family = [d for v in variants.values() for diffs in v.get("paired", {}).values() for d in diffs.values()]
+    if family:
+        adjusted = multipletests([d["p"] for d in family], method="holm")[1]
+        for d, p in zip(family, adjusted):
+            d["p_holm"] = float(p)
+    return len(family)
+
+
 def _delta(d: dict) -> str:
     lo, hi = d["ci95"]
-    return f"{d['delta']:+.3f} [{lo:+.3f}, {hi:+.3f}], p = {d['p']:.2g}"
+    held = f" (Holm {d['p_holm']:.2g})" if "p_holm" in d else ""
+    return f"{d['delta']:+.3f} [{lo:+.3f}, {hi:+.3f}], p = {d['p']:.2g}{held}"
+
+
+def _not_measured(summary: dict) -> list[str]:
+    missing = summary.get("not_measured", [])
+    if not missing:
+        return []
+    names = ", ".join(missing)
+    return [
+        f"Not measured: {names}: no real test image, so no recall and no difference is reported for "
+        "it (a value there would measure nothing).",
+        "",
+    ]
 
 
 def _answer(summary: dict, metrics: list[str]) -> list[str]:
@@ -96,18 +122,19 @@ def markdown(summary: dict) -> str:
     minority class and for balanced accuracy), how seeds are pooled and p computed, the variants x
     metrics table, then every variant's paired differences."""
     minority, variants = summary["minority"], summary["variants"]
-    recalls = [f"recall_{c}" for c in minority]
+    recalls = [f"recall_{c}" for c in minority if c not in summary.get("not_measured", [])]
     n_seeds, n_test, n_boot = len(summary["seeds"]), summary["n_test"], summary["bootstrap"]["resamples"]
-    n_pairs = sum(len(v.get("paired", {})) for v in variants.values())
+    n_family = summary.get("holm_family", 0)
     lines = [
         *_answer(summary, [*recalls, "balanced_accuracy"]),
         *_generators(summary, [*recalls, "balanced_accuracy"]),
         f"Predictions pooled over seeds: each variant's {n_seeds} seed(s), {POOLING}; every difference "
         f"is pooled predictions minus pooled predictions on the same {n_test} real test images. "
         f"[95% paired bootstrap interval], {n_boot} resamples drawn within each true class (class "
-        f"counts fixed); two-sided {P_FORMULA} over the B resampled differences d; p-values are not "
-        f"corrected for the {n_pairs} variant-baseline pairs.",
+        f"counts fixed); two-sided {P_FORMULA} over the B resampled differences d; (Holm: p adjusted "
+        f"by Holm's method over the family of all {n_family} differences in summary.json).",
         "",
+        *_not_measured(summary),
         f"Test set: {n_test} real images, identical for every variant. Values: mean ± std over "
         f"{n_seeds} seed(s) · pooled predictions [95% class-stratified bootstrap interval] where "
         f"computed. Headline model: `{summary['headline']}`.",
