@@ -65,7 +65,7 @@ def holm(variants: dict[str, dict]) -> int:
     return len(family)
 
 
-def _delta(d: dict) -> str:
+def delta_text(d: dict) -> str:
     lo, hi = d["ci95"]
     held = f" (Holm {d['p_holm']:.2g})" if "p_holm" in d else ""
     return f"{d['delta']:+.3f} [{lo:+.3f}, {hi:+.3f}], p = {d['p']:.2g}{held}"
@@ -94,7 +94,7 @@ def _answer(summary: dict, metrics: list[str]) -> list[str]:
     lines = []
     for base, diffs in paired.items():
         lines += [f"`{head}` vs `{base}` ({BASELINES[base]})", ""]
-        lines += [f"- {head} vs {base}: {m} {_delta(diffs[m])}" for m in metrics if m in diffs]
+        lines += [f"- {head} vs {base}: {m} {delta_text(diffs[m])}" for m in metrics if m in diffs]
         lines.append("")
     return lines
 
@@ -112,9 +112,28 @@ def _generators(summary: dict, metrics: list[str]) -> list[str]:
         if not lines:
             lines = ["Which generator helped (real + one method's images, balanced's per-class counts):", ""]
         diffs = paired[base]
-        deltas = "; ".join(f"{m} {_delta(diffs[m])}" for m in metrics if m in diffs)
+        deltas = "; ".join(f"{m} {delta_text(diffs[m])}" for m in metrics if m in diffs)
         lines.append(f"- `{method}` (`{variant}` vs `{base}`): {deltas}")
     return lines + [""] if lines else []
+
+
+def variants_table(summary: dict) -> str:
+    """The variants x metrics table: mean ± std over seeds · pooled [95% interval] where computed."""
+    recalls = [f"recall_{c}" for c in summary["minority"] if c not in summary.get("not_measured", [])]
+    first = next(iter(summary["variants"].values()))
+    cols = recalls + [c for c in COLUMNS if c in first["mean_std"]]
+    table = []
+    for name, r in summary["variants"].items():
+        cells = []
+        for c in cols:
+            s = r["mean_std"][c]
+            cell = f"{s['mean']:.3f} ± {s['std']:.3f}"
+            if c in r.get("ci95", {}):
+                lo, hi = r["ci95"][c]
+                cell += f" · {r['pooled'][c]:.3f} [{lo:.3f}, {hi:.3f}]"
+            cells.append(cell)
+        table.append([name, *cells])
+    return markdown_table(["variant", *cols], table)
 
 
 def markdown(summary: dict) -> str:
@@ -140,22 +159,9 @@ def markdown(summary: dict) -> str:
         f"computed. Headline model: `{summary['headline']}`.",
         "",
     ]
-    first = next(iter(variants.values()))
-    cols = recalls + [c for c in COLUMNS if c in first["mean_std"]]
-    table = []
-    for name, r in variants.items():
-        cells = []
-        for c in cols:
-            s = r["mean_std"][c]
-            cell = f"{s['mean']:.3f} ± {s['std']:.3f}"
-            if c in r.get("ci95", {}):
-                lo, hi = r["ci95"][c]
-                cell += f" · {r['pooled'][c]:.3f} [{lo:.3f}, {hi:.3f}]"
-            cells.append(cell)
-        table.append([name, *cells])
-    lines.append(markdown_table(["variant", *cols], table))
+    lines.append(variants_table(summary))
     pairs = [
-        [name, base, *(_delta(diffs[m]) for m in [*recalls, "balanced_accuracy", "macro_f1"])]
+        [name, base, *(delta_text(diffs[m]) for m in [*recalls, "balanced_accuracy", "macro_f1"])]
         for name, r in variants.items()
         for base, diffs in r.get("paired", {}).items()
     ]
