@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from rebalance.core import atomic, device, manifest, params as params_mod, paths
-from rebalance.core.errors import run_main
+from rebalance.core.errors import RebalanceError, run_main
 from rebalance.core.hashing import sha256_text
 from rebalance.core.progress import progress
 from rebalance.learn import classifier as model_mod, metrics as scoring, report as summary, variants
@@ -40,6 +40,10 @@ def main() -> None:
         ordinal = params["dataset"]["lesion_bins"] is not None
     fused = manifest.read(paths.FUSED / manifest.FILENAME)
     test = model_mod.split_rows(fused, "test", ["real"])
+    if test.empty:
+        raise RebalanceError(
+            "evaluate: data/fused has no real test image; add images, or raise count.split.test"
+        )
     test_set = sha256_text("".join(f"{r.path}:{r.sha256}\n" for r in test.itertuples()))
     runtime = device.runtime(params)
     x = fused_set(test, cfg["image_size"], params["compute"]["in_memory_mb"])

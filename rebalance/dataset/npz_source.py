@@ -20,6 +20,7 @@ from rebalance.core import images
 from rebalance.core.errors import RebalanceError
 from rebalance.core.pool import pmap
 from rebalance.core.schema import SPLITS
+from rebalance.core.window import window_8bit, window_8bit_rgb
 from rebalance.dataset.ingest import Scan
 
 
@@ -71,9 +72,7 @@ def _encode(args: tuple[np.ndarray, str]) -> bytes:
     """One image array as deterministic 8-bit PNG bytes (deeper types windowed)."""
     array, window = args
     if array.dtype != np.uint8:
-        array = (
-            window.window_8bit(array, window) if array.ndim == 2 else window.window_8bit_rgb(array, window)
-        )
+        array = window_8bit(array, window) if array.ndim == 2 else window_8bit_rgb(array, window)
     return images.encode_array_png(array)
 
 

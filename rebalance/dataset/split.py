@@ -227,19 +227,19 @@ def _check_official(real: RealSet, names: list[str], pairs, group_pairs) -> dict
 
 
 def _class_warnings(real: RealSet, assignment: dict[str, str], classes, method: str, seed: int) -> list[str]:
-    """A warning for each class without a val or test image; an error for a class without train
-    images, and for an empty val or test split (model selection and the evidence need both)."""
+    """A warning for each class without a val or test image, and for an empty test split (stage
+    evaluate then refuses); an error for a class without train images, and for an empty val split
+    (every classifier is selected on val)."""
     out = []
     in_split = Counter(assignment[n] for n, _ in real.images if n in assignment)
-    for s in ("val", "test"):
-        if in_split[s] == 0:
-            n = sum(in_split.values())
-            fix = (
-                "add images, or raise count.split." + s
-                if method == "hash"
-                else f"give the source a {s} split"
-            )
-            raise RebalanceError(f"the {s} split is empty ({n} images in all, {method} split); {fix}")
+    n_all = sum(in_split.values())
+    fix = {s: "add images, or raise count.split." + s if method == "hash" else f"give the source a {s} split"
+           for s in ("val", "test")}  # fmt: skip
+    if in_split["val"] == 0:
+        raise RebalanceError(f"the val split is empty ({n_all} images in all, {method} split); {fix['val']}")
+    if in_split["test"] == 0:
+        out.append(f"the test split is empty ({n_all} images in all, {method} split): nothing can be "
+                   f"evaluated; {fix['test']}")  # fmt: skip
     for c in classes:
         per = Counter(assignment[n] for n, label in real.images if label == c)
         n = sum(per.values())
