@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from dicomgen import dataset, encoded
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -95,28 +96,8 @@ def encode(im: Image.Image, fmt: str) -> bytes:
 
 
 def dicom_bytes(im: Image.Image) -> bytes:
-    from pydicom.dataset import Dataset as DicomDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
     values = np.asarray(im)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = DicomDataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.Rows, ds.Columns = "OT", values.shape[0], values.shape[1]
-    colour = values.ndim == 3
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = (3, "RGB") if colour else (1, "MONOCHROME2")
-    if colour:
-        ds.PlanarConfiguration = 0
-    bits = values.dtype.itemsize * 8
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
-    ds.PixelData = np.ascontiguousarray(values).tobytes()
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
+    return encoded(dataset(values, "RGB" if values.ndim == 3 else "MONOCHROME2"))
 
 
 @dataclass

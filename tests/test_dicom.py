@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dicomgen import dataset, write
 from imagegen import smooth_image, stage, workdir
 from PIL import Image
 
@@ -30,42 +31,6 @@ def stretched(values: np.ndarray) -> np.ndarray:
     """The minmax window, computed independently: min..max to 0..255, rounded."""
     v = values.astype(np.float64)
     return np.rint((v - v.min()) * 255.0 / (v.max() - v.min())).astype(np.uint8)
-
-
-def dataset(values: np.ndarray, photometric: str = "MONOCHROME2", frames: int | None = None):
-    """An uncompressed (explicit VR little endian) secondary-capture data set of `values`
-    (rows x cols, rows x cols x 3, or frames x rows x cols)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "OT"
-    shape = values.shape[1:] if frames else values.shape
-    ds.Rows, ds.Columns = shape[0], shape[1]
-    if frames:
-        ds.NumberOfFrames = frames
-    colour = photometric != "MONOCHROME2"
-    ds.SamplesPerPixel = 3 if colour else 1
-    if colour:
-        ds.PlanarConfiguration = 0
-    bits = values.dtype.itemsize * 8
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, bits, bits - 1
-    ds.PixelRepresentation = 0
-    ds.PhotometricInterpretation = photometric
-    ds.PixelData = values.tobytes()
-    return ds
-
-
-def write(path: Path, ds) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
-    return path
 
 
 def compressed(path: Path, values: np.ndarray, syntax) -> Path:

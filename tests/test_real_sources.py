@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import dicomgen
 import numpy as np
 import pandas as pd
 import pytest
@@ -216,25 +217,13 @@ def test_an_official_duplicate_across_splits_is_left_out_of_test_and_reported(tm
 def dicom(
     path: Path, values: np.ndarray, window: tuple[float, float] | None, monochrome1: bool = False
 ) -> None:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.Rows, ds.Columns = "CR", values.shape[0], values.shape[1]
-    ds.SamplesPerPixel, ds.BitsAllocated, ds.BitsStored, ds.HighBit = 1, 16, 12, 11
-    ds.PixelRepresentation = 0
-    ds.PhotometricInterpretation = "MONOCHROME1" if monochrome1 else "MONOCHROME2"
+    """A 12-bit CR image (stored 16-bit) with a rescale to HU and, given, its own window."""
+    ds = dicomgen.dataset(values.astype(np.uint16), "MONOCHROME1" if monochrome1 else "MONOCHROME2")
+    ds.Modality, ds.BitsStored, ds.HighBit = "CR", 12, 11
     ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
     if window:
         ds.WindowCenter, ds.WindowWidth = window
-    ds.PixelData = values.astype(np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
+    dicomgen.write(path, ds)
 
 
 def test_dicom_files_are_windowed_to_8_bit_pngs(tmp_path):
