@@ -74,8 +74,13 @@ def test_every_variant_has_paired_differences_against_every_baseline(build, requ
     summary = json.loads((repo / "metrics/summary.json").read_text())
     baselines = ["real_oversampled", "real", "real_weighted"]
     assert summary["baselines"] == baselines
-    metrics = ["recall_level2", "recall_level3", "balanced_accuracy", "macro_f1"]
+    test = manifest.read(repo / "data/fused/manifest.csv").query("split == 'test'")
+    unmeasured = sorted(set(summary["minority"]) - set(test.label))  # no test image: no recall
+    assert summary["not_measured"] == unmeasured
+    recalls = [f"recall_{c}" for c in summary["minority"] if c not in unmeasured]
+    metrics = [*recalls, "balanced_accuracy", "macro_f1"]
     for name, v in summary["variants"].items():
+        assert not {f"recall_{c}" for c in unmeasured} & set(v["ci95"])
         assert list(v["paired"]) == [b for b in baselines if b != name]
         for base, diffs in v["paired"].items():
             for m in metrics:
@@ -86,8 +91,10 @@ def test_every_variant_has_paired_differences_against_every_baseline(build, requ
     md = (repo / "metrics/summary.md").read_text()
     assert md.startswith(f"`{summary['headline']}` vs `real_oversampled`")  # the answer leads
     for base in baselines:
-        for m in ("recall_level2", "recall_level3", "balanced_accuracy"):
+        for m in (*recalls, "balanced_accuracy"):
             assert f"- {summary['headline']} vs {base}: {m} " in md
+    for c in unmeasured:
+        assert f"recall_{c}" not in md and f"Not measured: {c}" in md
     assert "pooled over seeds" in md
 
 
