@@ -1,5 +1,6 @@
 """Stage sd_lora: fine-tune a local Stable Diffusion folder with LoRA on train-split real images
-(seed 003: phase 1 UNet only, phase 2 UNet + text encoder; rebalance/synth/lora_train.py).
+(as the ISIC 2024 SD+LoRA study: phase 1 UNet only, phase 2 UNet + text encoder;
+rebalance/synth/lora_train.py).
 
 Prompts come from the one structured prompt builder (rebalance/synth/diffusion_sd.py prompt_for:
 lesion colour, size/shape, border, skin tone, severity) over `synthesize.diffusion.sd.attributes`

@@ -275,8 +275,8 @@ def test_one_fit_policy_brings_every_image_to_the_square_size(tmp_path, fit):
 
 def test_isic_metadata_as_downloaded_by_params_alone(tmp_path):
     """ISIC 2024's train-metadata.csv as it comes (isic_id without a suffix, target 0/1,
-    patient_id) read through raw.csv, seed 003's sampled benign set through count.max_per_class:
-    no CSV of our own, no patient in two splits, the sample recorded."""
+    patient_id) read through raw.csv, the ISIC 2024 SD+LoRA study's sampled benign set through
+    count.max_per_class: no CSV of our own, no patient in two splits, the sample recorded."""
     rng = np.random.default_rng(5)
     root = tmp_path / "isic"
     rows = []

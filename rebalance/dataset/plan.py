@@ -120,7 +120,7 @@ def counts_json(plan: dict[str, Any]) -> dict[str, Any]:
 
 
 def targets(train_counts: dict[str, int], strategy: str, n: int | None = None) -> dict[str, int]:
-    """Target per class. `fixed`: max(n, count), never removing real images (seed 000);
+    """Target per class. `fixed`: max(n, count), never removing real images (the ACNEDIT ACNE04 supplement);
     `max`: every class up to the largest."""
     if strategy == "fixed":
         return {c: max(int(n), k) for c, k in train_counts.items()}

@@ -1,5 +1,5 @@
 """The evidence: the headline variant against each baseline, and the variants x metrics table
-(seed 003's B0/W1/S2 table), as JSON and Markdown."""
+(the ISIC 2024 SD+LoRA study's B0/W1/S2 table), as JSON and Markdown."""
 
 from __future__ import annotations
 

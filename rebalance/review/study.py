@@ -1,5 +1,5 @@
-"""The blinded reader study (seed 003: 10 doctors, 20 real + 20 synthetic images): its image
-sequence and its statistics.
+"""The blinded reader study (as in the ISIC 2024 SD+LoRA study: 10 doctors, 20 real + 20
+synthetic images): its image sequence and its statistics.
 
 The sequence: `review.reader_study.real` real and `.synthetic` synthetic train images of the
 study's classes (default: the minority classes, those with synthetic images), drawn and shuffled

@@ -8,7 +8,7 @@ Diffusion in three modes (`synthesize.diffusion.sd.mode`):
   still comes from a train image's attributes, named in `detail.prompt_from`).
 Folders load with `local_files_only=True` (nothing is ever downloaded), optionally with LoRA
 weights (`sd.lora`, e.g. models/sd_lora from stage sd_lora; needs `peft`).
-Prompts are built per image, as in seed 003, from attributes in a CSV
+Prompts are built per image, as in the ISIC 2024 SD+LoRA study, from attributes in a CSV
 (`synthesize.diffusion.sd.attributes`, keyed by the `path` column relative to data/raw): lesion
 colour, size/shape, border and surrounding skin tone. Columns used when present:
 `lesion_colour`/`lesion_color`, `size_shape`, `border`, `skin_tone` (text, or a number 0..1 from

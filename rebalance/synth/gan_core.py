@@ -1,5 +1,5 @@
-"""A class-conditional DCGAN for small images (seed 004's family), with a spectral-norm projection
-discriminator and the hinge loss, which train stably on a few hundred images.
+"""A class-conditional DCGAN for small images (the PneumoniaMNIST DCGAN study's family), with a
+spectral-norm projection discriminator and the hinge loss, which train stably on a few hundred images.
 
 Generator: [z, class embedding] -> 4x4 -> (upsample, conv, batch norm, ReLU) x log2(res/4) ->
 tanh RGB. Discriminator: spectral-norm strided convs down to 4x4, sum pooling, a linear score plus

@@ -1,4 +1,4 @@
-"""LoRA fine-tuning of a local Stable Diffusion folder (seed 003), with peft and diffusers'
+"""LoRA fine-tuning of a local Stable Diffusion folder (the ISIC 2024 SD+LoRA study), with peft and diffusers'
 training conventions (as diffusers' train_text_to_image_lora.py).
 
 Phase 1 trains LoRA adapters on the UNet's attention projections (to_q/k/v/out) only; phase 2

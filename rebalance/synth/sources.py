@@ -1,10 +1,11 @@
 """Source choice for methods that start from a real image (lesion edits, diffusion local/img2img,
 SD inpainting): cluster the candidate images, then spread the quota over the clusters.
 
-As seed 002 does per cluster: simple colour/texture features per image, scikit-learn KMeans, and
-an order that interleaves clusters in proportion to their size and visits every source once
-before any is used twice. Index i of a class's generated images takes `order[i % len(order)]`,
-so growing the quota never changes the source of an existing index.
+As the synthetic-image augmentation study does per cluster: simple colour/texture features per
+image, scikit-learn KMeans, and an order that interleaves clusters in proportion to their size
+and visits every source once before any is used twice. Index i of a class's generated images
+takes `order[i % len(order)]`, so growing the quota never changes the source of an existing
+index.
 """
 
 from __future__ import annotations
