@@ -59,7 +59,7 @@ def train_once(data, y, runtime: Runtime) -> dict:
 
 def test_streaming_training_is_the_same_with_worker_processes(tiny_images):
     folder, names, y = tiny_images
-    stream = ImageSet(folder, names, 16)
+    stream = ImageSet(folder, names, 16, "stretch")
     in_process = train_once(stream, y, CPU)
     two_workers = train_once(stream, y, Runtime(torch.device("cpu"), None, 2))
     in_memory = train_once(torch.stack([stream[i] for i in range(len(stream))]), y, CPU)
@@ -69,7 +69,7 @@ def test_streaming_training_is_the_same_with_worker_processes(tiny_images):
 
 def test_prediction_streams_in_order(tiny_images):
     folder, names, _ = tiny_images
-    stream = ImageSet(folder, names, 16)
+    stream = ImageSet(folder, names, 16, "stretch")
     net = classifier.SmallCNN(2, 4)
     a = classifier.predict_proba(net, stream, batch_size=5, runtime=Runtime(torch.device("cpu"), None, 2))
     b = classifier.predict_proba(net, TensorSet(torch.stack([stream[i] for i in range(24)])), batch_size=24)
@@ -82,14 +82,14 @@ def test_prediction_streams_in_order(tiny_images):
 def test_cuda_training_and_sampling_with_autocast(tiny_images):
     folder, names, y = tiny_images
     gpu = Runtime(torch.device("cuda"), device.autocast_dtype(torch.device("cuda"), "auto"), 2)
-    state = train_once(ImageSet(folder, names, 16), y, gpu)
+    state = train_once(ImageSet(folder, names, 16, "stretch"), y, gpu)
     assert all(torch.isfinite(v.float()).all() for v in state.values())
     unet = core.build_unet(16, 2, channels=(16, 32), attention=False)
     scheduler = core.sampler(core.noise_scheduler().config, "ddim")
     a = core.sample(unet, scheduler, [0, 1], [5, 6], steps=3, runtime=gpu)
     b = core.sample(unet, scheduler, [0, 1], [5, 6], steps=3, runtime=gpu)
     assert a.device.type == "cpu" and a.dtype == torch.uint8 and torch.equal(a, b)
-    gpu_paths_train(ImageSet(folder, names, 16), y, gpu)
+    gpu_paths_train(ImageSet(folder, names, 16, "stretch"), y, gpu)
 
 
 def gpu_paths_train(stream: ImageSet, y: torch.Tensor, runtime: Runtime) -> None:
@@ -109,4 +109,4 @@ def gpu_paths_train(stream: ImageSet, y: torch.Tensor, runtime: Runtime) -> None
 
 def test_gpu_training_paths_run_on_the_cpu_too(tiny_images):
     folder, names, y = tiny_images
-    gpu_paths_train(ImageSet(folder, names, 16), y, CPU)
+    gpu_paths_train(ImageSet(folder, names, 16, "stretch"), y, CPU)

@@ -83,12 +83,12 @@ def test_fused_set_gives_the_same_pixels_from_shards_and_files(tmp_path: Path):
     fused, files = release_tree(tmp_path)
     sharded = shards.write(fused, files, tmp_path / "s", shard_mb=0.004)
     for budget in (0, 512):  # streamed and decoded once
-        x_files = fused_set(fused, 16, budget, folder=tmp_path / "tree")
-        x_shards = fused_set(sharded, 16, budget, folder=tmp_path / "s")
+        x_files = fused_set(fused, 16, "stretch", budget, folder=tmp_path / "tree")
+        x_shards = fused_set(sharded, 16, "stretch", budget, folder=tmp_path / "s")
         assert len(x_files) == len(x_shards) == len(fused)
         for i in range(len(fused)):
             assert torch.equal(x_files[i], x_shards[i])
-    streamed = fused_set(sharded, 16, 0, folder=tmp_path / "s")
+    streamed = fused_set(sharded, 16, "stretch", 0, folder=tmp_path / "s")
     expected = torch.stack([streamed[i] for i in range(len(streamed))])  # opens its shards' descriptors
     for context in ("fork", "spawn"):  # workers inherit the open descriptors, or start without them
         loader = torch.utils.data.DataLoader(

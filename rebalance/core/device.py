@@ -11,11 +11,14 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from rebalance.core.errors import RebalanceError
+
+if TYPE_CHECKING:
+    from rebalance.config.schema import Compute
 
 
 def select(name: str = "auto") -> torch.device:
@@ -103,9 +106,8 @@ class Runtime:
 CPU = Runtime()  # float32 on the CPU, decoding in the calling process (tests, tools)
 
 
-def runtime(params: dict[str, Any]) -> Runtime:
+def runtime(compute: Compute) -> Runtime:
     """The `compute` group as a Runtime; also sets torch's CPU threads."""
-    c = params["compute"]
-    set_threads(c["threads"])
-    device = select(c["device"])
-    return Runtime(device, autocast_dtype(device, c["precision"]), c["workers"])
+    set_threads(compute.threads)
+    device = select(compute.device)
+    return Runtime(device, autocast_dtype(device, compute.precision), compute.workers)

@@ -10,7 +10,7 @@ DICOM files (`.dcm`, `.dicom`, or any file with the DICM preamble) are decoded b
 rebalance/core/dicom.py and, like 16-bit images, written to data/raw as 8-bit PNGs.
 
 A stage that needs one square size (the classifier, assess, diffusion training) brings each
-image to it with `dataset.fit` (`set_fit`): `stretch` resizes (aspect ratio lost), `crop` cuts the
+image to it with `dataset.fit`, which it passes in: `stretch` resizes (aspect ratio lost), `crop` cuts the
 centred largest square first, `pad` centres the image on a black square first (nothing lost).
 Square images give the same pixels under all three.
 """
@@ -44,20 +44,6 @@ class Packed(Protocol):
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".dcm", ".dicom"}
 DICOM_EXTENSIONS = {".dcm", ".dicom"}
 FITS = ("stretch", "crop", "pad")  # dataset.fit
-_fit = "stretch"  # how load_array reaches a square size (set_fit)
-
-
-def set_fit(mode: str) -> None:
-    """How load_array brings an image to a square size: `stretch`, `crop` or `pad`."""
-    global _fit
-    if mode not in FITS:
-        raise ValueError(f"unknown fit {mode!r}; one of {', '.join(FITS)}")
-    _fit = mode
-
-
-def current_fit() -> str:
-    """The fit policy set_fit chose for this process."""
-    return _fit
 
 
 NOT_AN_IMAGE = f"not an image file (file types read: {' '.join(sorted(IMAGE_EXTENSIONS))})"
@@ -181,9 +167,8 @@ def decode(
     return _decoded(Path(path), mode, data=data, frame=frame)
 
 
-def fit_square(im: Image.Image, size: int, fit: str | None = None) -> Image.Image:
-    """`im` as size x size by the fit policy (module doc; default the one set by set_fit)."""
-    fit = fit or _fit
+def fit_square(im: Image.Image, size: int, fit: str) -> Image.Image:
+    """`im` as size x size by the fit policy `fit` (dataset.fit, see the module doc)."""
     w, h = im.size
     if fit == "crop" and w != h:
         side = min(w, h)
@@ -205,18 +190,21 @@ def load_array(
     path: str | Path, size: int | None = None, fit: str | None = None, data: bytes | None = None
 ) -> np.ndarray:
     """Load an image as an HxWx3 uint8 array; with `size`, brought to size x size by `fit`
-    (default: dataset.fit, see set_fit). `data`: the bytes of the file `path` names (a shard's sample)."""
+    (dataset.fit; required with a size). `data`: the bytes of the file `path` names (a shard's sample)."""
+    if size is not None and fit is None:
+        raise TypeError("load_array: a size needs a fit (dataset.fit: stretch, crop or pad)")
     im = open_rgb(path, data, reduce_to=size)  # a JPEG decoded at reduced scale when far larger
     if size is not None:
         im = fit_square(im, size, fit)
     return np.array(im, dtype=np.uint8)  # a writable copy (torch.from_numpy needs one)
 
 
-def load_stack(folder: str | Path, names, size: int | None) -> np.ndarray:
-    """Images `folder/name` as one N x H x W x 3 uint8 array (brought to size x size when given)."""
+def load_stack(folder: str | Path, names, size: int | None, fit: str | None = None) -> np.ndarray:
+    """Images `folder/name` as one N x H x W x 3 uint8 array (brought to size x size by `fit`
+    when a size is given)."""
     if len(names) == 0:
         return np.zeros((0, size or 0, size or 0, 3), np.uint8)
-    return np.stack([load_array(Path(folder) / n, size) for n in names])
+    return np.stack([load_array(Path(folder) / n, size, fit) for n in names])
 
 
 def encode_array_png(array: np.ndarray) -> bytes:

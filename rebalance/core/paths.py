@@ -20,9 +20,10 @@ FLIPPED = DATA / "flipped"  # horizontal flips + manifest.csv
 FUSED = DATA / "fused"  # the published dataset: {train,val,test}/<class>/<file> + manifest.csv
 
 MODELS = Path("models")
-DIFFUSION_MODEL = MODELS / "diffusion"
-GAN_MODEL = MODELS / "gan"
-SD_LORA = MODELS / "sd_lora"
+GENERATORS = MODELS / "generators"  # one folder per trained generator (stage train_generator@<name>)
+DIFFUSION_MODEL = GENERATORS / "diffusion"
+GAN_MODEL = GENERATORS / "gan"
+SD_LORA = GENERATORS / "sd_lora"
 
 METRICS = Path("metrics")
 RAW_REPORT = METRICS / "raw.json"
@@ -30,7 +31,7 @@ COUNTS = METRICS / "counts.json"
 DETECTOR = METRICS / "detector.json"
 DIFFUSION_TRAIN = METRICS / "diffusion_train.json"
 GAN_TRAIN = METRICS / "gan_train.json"
-SD_LORA_TRAIN = METRICS / "sd_lora.json"
+SD_LORA_TRAIN = METRICS / "sd_lora_train.json"
 SYNTHESIS_QUALITY = METRICS / "synthesis_quality.json"
 FUSED_COUNTS = METRICS / "fused.json"
 TEST_SET = METRICS / "test_set.json"  # the test set's identity: hash and file list (frozen across releases)

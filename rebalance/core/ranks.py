@@ -8,9 +8,8 @@ Why accelerate (not Ray Data): it is the launcher the Hugging Face stack under s
 (diffusers, peft) is built and documented for, it needs no cluster service, and a one-process run
 is the same code path with a World of one.
 
-`synthesize.processes`, `train.processes`, `diffusion_train.processes`, `gan_train.processes` and
-`sd_lora.processes: N` make those stages launch themselves under accelerate with N processes (one
-per GPU; `relaunch`), so `dvc repro` stays the one command. Sampling shares out whole batches
+`synthesize.processes`, `train.processes` and `generators.<name>.processes: N` make those stages
+launch themselves under accelerate with N processes (one per GPU; `relaunch`), so `dvc repro` stays the one command. Sampling shares out whole batches
 (`share`: the same bytes as one process); training is data-parallel (`slice`: each process takes
 its part of every global batch; `data_parallel` (DDP) or `average_gradients` (the GAN, LoRA)
 averages the gradients, so every process steps with the same gradient).

@@ -25,15 +25,12 @@ Span = tuple[str, int, int]  # a sample of a sharded release: (shard, byte offse
 
 class ImageSet(Dataset):
     """Files `folder/name` as uint8 3 x size x size tensors, decoded when asked for, brought to
-    the size by `fit` (default: dataset.fit as params.load set it; kept here for worker processes).
-    With `spans`, image i is the bytes spans[i] of a shard under `folder` (names[i] names it)."""
+    the size by `fit` (dataset.fit). With `spans`, image i is the bytes spans[i] of a shard under `folder` (names[i] names it)."""
 
     def __init__(
-        self, folder: str | Path, names: list[str], size: int, fit: str | None = None,
-        spans: list[Span] | None = None,
-    ):  # fmt: skip
-        self.folder, self.names, self.size, self.spans = Path(folder), list(names), size, spans
-        self.fit = fit or images.current_fit()
+        self, folder: str | Path, names: list[str], size: int, fit: str, spans: list[Span] | None = None
+    ):
+        self.folder, self.names, self.size, self.fit, self.spans = Path(folder), list(names), size, fit, spans
         self._fds: dict[str, int] = {}  # shard -> open descriptor, reused for every sample
 
     def __len__(self) -> int:
@@ -102,14 +99,16 @@ class TensorSet(Dataset):
 
 
 def image_set(
-    folder: str | Path, names: list[str], size: int, in_memory_mb: float, spans: list[Span] | None = None
-) -> Dataset:
-    """The images as a Dataset: decoded once into memory when they take at most `in_memory_mb`
-    (uint8 at `size`), else an ImageSet streamed from the files (compute.in_memory_mb). Both give
-    the same pixels, so the same results. `spans`: the images are samples of shards (ImageSet)."""
+    folder: str | Path, names: list[str], size: int, fit: str, in_memory_mb: float,
+    spans: list[Span] | None = None,
+) -> Dataset:  # fmt: skip
+    """The images as a Dataset, brought to size x size by `fit` (dataset.fit): decoded once into
+    memory when they take at most `in_memory_mb` (uint8 at `size`), else an ImageSet streamed from
+    the files (compute.in_memory_mb). Both give the same pixels, so the same results. `spans`: the
+    images are samples of shards (ImageSet)."""
     if len(names) * size * size * 3 > in_memory_mb * 2**20:
-        return ImageSet(folder, names, size, spans=spans)
-    stream = ImageSet(folder, names, size, spans=spans)
+        return ImageSet(folder, names, size, fit, spans=spans)
+    stream = ImageSet(folder, names, size, fit, spans=spans)
     images = torch.empty((len(names), 3, size, size), dtype=torch.uint8)  # filled in place: one copy
     for i in progress(range(len(stream)), f"decode {Path(folder).name} into memory", total=len(stream)):
         images[i] = stream[i]
@@ -117,14 +116,14 @@ def image_set(
 
 
 def fused_set(
-    rows: pd.DataFrame, size: int, in_memory_mb: float, folder: str | Path = paths.FUSED
+    rows: pd.DataFrame, size: int, fit: str, in_memory_mb: float, folder: str | Path = paths.FUSED
 ) -> Dataset:
     """The images of manifest `rows` of `folder` (a release, data/fused, or data/synthesized),
     per-file or packed in shards alike."""
     spans = None
     if shards.is_sharded(rows):
         spans = [(r.shard, int(r.offset), int(r.size)) for r in rows.itertuples()]
-    return image_set(folder, list(rows.path), size, in_memory_mb, spans)
+    return image_set(folder, list(rows.path), size, fit, in_memory_mb, spans)
 
 
 def as_dataset(data: Dataset | torch.Tensor) -> Dataset:

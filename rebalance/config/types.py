@@ -1,5 +1,6 @@
-"""The params schema's building blocks: the base of every group and the constrained types its
-keys use (rebalance/core/schema.py and schema_synth.py build the groups from them)."""
+"""The params schema's building blocks: the base of every group, the constrained types its keys
+use (rebalance/config/schema.py and synth.py build the groups from them), and `Rule`, the error of a
+rule that ties keys together."""
 
 from __future__ import annotations
 
@@ -30,3 +31,19 @@ class Group(BaseModel):
     """A params group: unknown keys are an error, values are not coerced from strings."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Rule(Exception):
+    """A broken rule that ties keys together (shares summing to 1, bins for every class, ...),
+    raised by a group's model validator: `key` is the full dotted key, `message` what is wrong and
+    the fix. Not a ValueError, so pydantic passes it through and the loader reports it as is."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"`{key}` {message}")
+        self.key, self.message = key, message
+
+
+def need(cond: bool, key: str, message: str) -> None:
+    """Raise Rule(key, message) unless `cond`."""
+    if not cond:
+        raise Rule(key, message)

@@ -1,19 +1,29 @@
-"""The params schema's synthesis groups (`synthesize`, `diffusion_train`, `gan_train`, `sd_lora`,
-`assess`), which rebalance/core/schema.py gathers into one schema (defaults live here and nowhere
-else)."""
+"""The params schema's synthesis groups (`synthesize`, `generators`, `assess`), which
+rebalance/config/schema.py gathers into one schema (defaults live here and nowhere else)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import difflib
+import math
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from rebalance.core.schema_types import Fraction, Group, PositiveInt, UserPath
+from rebalance.config.types import Fraction, Group, PositiveInt, UserPath, need
+
+METHODS = ("lesion_edit", "diffusion", "gan")  # synthesis methods (rebalance/synth/<name>.py)
+
+
+def check_method(name: str, key: str) -> None:
+    """A one-line error unless `name` is a synthesis method (the nearest one suggested)."""
+    near = difflib.get_close_matches(name, METHODS, n=1, cutoff=0.6)
+    hint = f"did you mean `{near[0]}`? " if near else ""
+    need(name in METHODS, key, f"is not a method; {hint}methods: {', '.join(METHODS)}")
 
 
 class LesionEdit(Group):
     clusters: PositiveInt = 4  # KMeans clusters of candidate sources
-    spread: Literal["proportional", "even"] = "proportional"  # the quota over clusters (seed 002)
+    spread: Literal["proportional", "even"] = "proportional"  # the quota over clusters (the ACNEDIT study)
     sources: Literal["lower", "lower_or_equal"] = "lower"
     bank_grades: list[str] | None = None  # grades the lesion bank is cut from; null: the upper half
     bank_images: PositiveInt = 24  # train images cut into the bank
@@ -38,7 +48,7 @@ class StableDiffusion(Group):
     mode: Literal["inpaint", "img2img", "text2img"] = "inpaint"
     model_dir: UserPath | None = None  # a local StableDiffusionInpaintPipeline folder (save_pretrained)
     lora: UserPath | None = None  # optional LoRA weights (needs peft)
-    attributes: str | None = "data/raw/labels.csv"  # per-image attributes for prompts (seed 003)
+    attributes: str | None = "data/raw/labels.csv"  # per-image attributes for prompts (the ISIC 2024 SD+LoRA study)
     prompt: str = (
         "a clinical close-up photo of {skin} skin with {severity} acne ({label}): {colour}, "
         "{size_shape}, {border} borders"
@@ -51,9 +61,9 @@ class StableDiffusion(Group):
 
 
 class Diffusion(Group):
-    # unet (trained by train_diffusion) | sd (a local SD folder, sd.mode) | sd_inpaint (= sd, mode inpaint)
+    # unet (trained by stage train_generator@diffusion) | sd (a local SD folder, sd.mode) | sd_inpaint (= sd, mode inpaint)
     backend: Literal["unet", "sd", "sd_inpaint"] = "unet"
-    model_dir: str = "models/diffusion"
+    model_dir: str = "models/generators/diffusion"
     # full: from noise | local: RePaint-style regeneration of masked regions of a train image |
     # img2img: a train image of the class noised to `strength`, then denoised toward the class (DA-Fusion)
     mode: Literal["full", "local", "img2img"] = "local"
@@ -70,7 +80,7 @@ class Diffusion(Group):
 
 
 class Gan(Group):
-    model_dir: str = "models/gan"  # trained by stage train_gan
+    model_dir: str = "models/generators/gan"  # trained by stage train_generator@gan
     batch_size: PositiveInt = 64
     output_size: PositiveInt | None = None  # null: dataset.image_size, else median train side (<= 512)
 
@@ -88,8 +98,39 @@ class Synthesize(Group):
     diffusion: Diffusion = Diffusion()
     gan: Gan = Gan()
 
+    @model_validator(mode="after")
+    def _shares(self):
+        m = self.methods
+        need(bool(m), "synthesize.methods", "must map method names to shares, e.g. {lesion_edit: 1.0}")
+        for name in m:
+            check_method(name, f"synthesize.methods.{name}")
+        total = sum(m.values())
+        need(math.isclose(total, 1.0, abs_tol=1e-6), "synthesize.methods", f"shares must sum to 1 (got {total:g})")
+        return self
 
-class DiffusionTrain(Group):
+
+class DataParallel(Group):
+    """A group that trains in `processes` data-parallel processes launched by accelerate (one per
+    GPU; rebalance/core/ranks.py), `batch_size` the global batch, split equally among them. Each
+    group declares both keys itself (a group's keys keep their order)."""
+
+    KEY: ClassVar[str]  # the group's dotted key, for errors
+    batch_size: int
+    processes: int
+
+    @model_validator(mode="after")
+    def _even_batches(self):
+        need(
+            self.batch_size % self.processes == 0,
+            f"{self.KEY}.batch_size",
+            f"({self.batch_size}) must be a multiple of {self.KEY}.processes ({self.processes}): "
+            "every process takes an equal part of each batch",
+        )
+        return self
+
+
+class DiffusionTrain(DataParallel):  # the UNet of method diffusion (rebalance/synth/diffusion_core.py)
+    KEY = "generators.diffusion"
     seed: int = 0
     resolution: int = Field(32, ge=8)
     channels: list[PositiveInt] = Field([32, 64, 64], min_length=1)
@@ -101,27 +142,21 @@ class DiffusionTrain(Group):
     ema_decay: float = Field(0.995, ge=0, lt=1)
     class_dropout: float = Field(0.1, ge=0, lt=1)  # label dropout, for classifier-free guidance
     hflip: bool = True
-    processes: PositiveInt = 1  # data-parallel processes launched by accelerate (batch_size: global)
+    processes: PositiveInt = 1  # data-parallel processes (DataParallel)
+
+    @model_validator(mode="after")
+    def _halvings(self):
+        halvings = 2 ** (len(self.channels) - 1)
+        need(
+            self.resolution % halvings == 0,
+            f"{self.KEY}.resolution",
+            f"must be divisible by {halvings} (one halving per extra entry of channels)",
+        )
+        return self
 
 
-class SdLora(Group):
-    """LoRA fine-tuning of a local SD 1.5 folder (stage sd_lora; rebalance/synth/lora_train.py)."""
-
-    model_dir: UserPath | None = (
-        None  # a local StableDiffusionPipeline folder; null: the stage trains nothing
-    )
-    classes: list[str] | None = None  # null: the classes with a deficit
-    phase1_steps: int = Field(700, ge=0)  # UNet only
-    phase2_steps: int = Field(700, ge=0)  # UNet + text encoder
-    rank: PositiveInt = 4
-    lr: float = Field(3e-5, gt=0)
-    resolution: int = Field(128, ge=8, multiple_of=8)
-    batch_size: PositiveInt = 4
-    seed: int = 0
-    processes: PositiveInt = 1  # data-parallel processes launched by accelerate (batch_size: global)
-
-
-class GanTrain(Group):  # the GAN of method `gan` (stage train_gan; rebalance/synth/gan_core.py)
+class GanTrain(DataParallel):  # the GAN of method gan (rebalance/synth/gan_core.py)
+    KEY = "generators.gan"
     seed: int = 0
     resolution: int = Field(32, ge=8)  # a power of two
     z_dim: PositiveInt = 64
@@ -131,7 +166,47 @@ class GanTrain(Group):  # the GAN of method `gan` (stage train_gan; rebalance/sy
     lr: float = Field(0.0002, gt=0)
     ema_decay: float = Field(0.999, ge=0, lt=1)  # the saved generator is this average of its weights
     hflip: bool = True
-    processes: PositiveInt = 1  # data-parallel processes launched by accelerate (batch_size: global)
+    processes: PositiveInt = 1  # data-parallel processes (DataParallel)
+
+
+class SdLora(DataParallel):
+    """LoRA fine-tuning of a local SD 1.5 folder (rebalance/synth/sd_lora_core.py)."""
+
+    KEY = "generators.sd_lora"
+    model_dir: UserPath  # a local StableDiffusionPipeline folder (save_pretrained layout)
+    classes: list[str] | None = None  # null: every class
+    phase1_steps: int = Field(700, ge=0)  # UNet only
+    phase2_steps: int = Field(700, ge=0)  # UNet + text encoder
+    rank: PositiveInt = 4
+    lr: float = Field(3e-5, gt=0)
+    resolution: int = Field(128, ge=8, multiple_of=8)
+    batch_size: PositiveInt = 4
+    seed: int = 0
+    processes: PositiveInt = 1  # data-parallel processes (DataParallel)
+
+
+class Generators(Group):
+    """The generators trained in this repository, one stage train_generator@<name> each (dvc.yaml
+    iterates over the keys given): its model goes to models/generators/<name>. A generator left out
+    is not trained; `{}` trains it with the defaults."""
+
+    diffusion: DiffusionTrain | None = None
+    gan: GanTrain | None = None
+    sd_lora: SdLora | None = None
+
+    @model_validator(mode="after")
+    def _no_nulls(self):
+        for name in self.model_fields_set:
+            need(
+                getattr(self, name) is not None,
+                f"generators.{name}",
+                "is null; remove the key to train no such generator, or give {} for the defaults",
+            )
+        return self
+
+    def trained(self) -> list[str]:
+        """The names of the generators this repository trains."""
+        return [name for name in type(self).model_fields if getattr(self, name) is not None]
 
 
 class Assess(Group):

@@ -2,28 +2,34 @@
 
 Defaults live here and nowhere else; params.yaml shows the values chosen for this registry.
 Field-level rules (types, ranges, allowed values, unknown keys) are pydantic's; rules that tie
-several keys together (shares summing to 1, bins per class, ...) are in `rebalance.core.params`.
+several keys together (shares summing to 1, bins per class, ...) are the groups' model validators,
+and raise `Rule` with the full key: the loader (rebalance/config/loader.py) reports it in one line.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from rebalance.core.schema_synth import (
+from rebalance.config.synth import (
+    METHODS,
     Assess,
+    DataParallel,
     Diffusion,
     DiffusionTrain,
     Gan,
     GanTrain,
+    Generators,
     LesionEdit,
     Mask,
     SdLora,
     StableDiffusion,
     Synthesize,
+    check_method,
 )
-from rebalance.core.schema_types import Group, PositiveInt, Regex, UserPath
+from rebalance.config.types import Group, PositiveInt, Regex, UserPath, need
 
 SPLITS = ("train", "val", "test")
 # what sources call them (split folders, a `split` column), matched case-insensitively: Kaggle's
@@ -39,7 +45,6 @@ def official_split(name: str) -> str | None:
     return SPLIT_NAMES.get(name.strip().lower())
 
 
-METHODS = ("lesion_edit", "diffusion", "gan")  # synthesis methods (rebalance/synth/<name>.py)
 TRAIN_DATA = ("real", "balanced", "balanced_noflip", "real_oversampled")  # what a classifier variant sees
 
 # ---- dataset, raw, count ---------------------------------------------------------------------
@@ -62,6 +67,31 @@ class Dataset(Group):
     fit: Literal["stretch", "crop", "pad"] = "stretch"
     # Size of images generated from noise (diffusion full mode); null: the median train image side (<= 512).
     image_size: int | None = Field(None, ge=8, le=4096)
+
+    @model_validator(mode="after")
+    def _classes_and_bins(self):
+        classes = self.classes
+        need(len(set(classes)) == len(classes), "dataset.classes", "must list distinct class names")
+        for c in classes:
+            need(c != "" and "/" not in c, "dataset.classes", f"has bad name {c!r} (no '/', not empty)")
+        if self.lesion_bins is not None:
+            need(
+                set(self.lesion_bins) == set(classes),
+                "dataset.lesion_bins",
+                "must give [low, high] for every class in dataset.classes (or be null)",
+            )
+            for c, b in self.lesion_bins.items():
+                need(
+                    len(b) == 2 and b[0] is not None and (b[1] is None or b[1] >= b[0]),
+                    f"dataset.lesion_bins.{c}",
+                    "must be [low, high] integers with high >= low (high may be null)",
+                )
+        need(
+            self.group_pattern is None or self.group_by is None,
+            "dataset.group_pattern",
+            "and dataset.group_by are both set; keep the one that names each image's patient",
+        )
+        return self
 
 
 class Demo(Group):
@@ -133,7 +163,7 @@ class Count(Group):
     split: Split = Split()
     target: Target = Target()
     near_duplicate_bits: int = Field(4, ge=0, le=16)  # phash distance of a near-duplicate (count, fuse)
-    # Keep at most n real images of a class (seed 003's 8,000 sampled benign ISIC images): whole
+    # Keep at most n real images of a class (the ISIC 2024 SD+LoRA study's 8,000 sampled benign images): whole
     # duplicate sets and groups, in a seeded order that adding images does not reshuffle; {} keeps all
     max_per_class: dict[str, Annotated[int, Field(ge=3)]] = {}
     # An official val: keep it, or merge it into train and draw val anew as for a source without
@@ -142,10 +172,22 @@ class Count(Group):
     seconds_per_image: dict[str, Annotated[float, Field(ge=0)]] = {}  # plan estimates, per method
     dollars_per_image: dict[str, Annotated[float, Field(ge=0)]] = {}
 
+    @model_validator(mode="after")
+    def _split_and_estimates(self):
+        total = self.split.train + self.split.val + self.split.test
+        need(math.isclose(total, 1.0, abs_tol=1e-6), "count.split", f"fractions must sum to 1 (got {total:g})")
+        for key in ("seconds_per_image", "dollars_per_image"):
+            for name in getattr(self, key):
+                check_method(name, f"count.{key}.{name}")
+        return self
 
-# ---- synthesize: the groups live in rebalance/core/schema_synth.py ---------------------------
 
-__all__ = ["Diffusion", "Gan", "LesionEdit", "Mask", "StableDiffusion"]  # re-exported: one schema
+# ---- synthesize, generators, assess: the groups live in rebalance/config/synth.py ------------
+
+__all__ = [  # re-exported: one schema
+    "METHODS", "Assess", "Diffusion", "DiffusionTrain", "Gan", "GanTrain", "Generators",
+    "LesionEdit", "Mask", "SdLora", "StableDiffusion", "Synthesize",
+]  # fmt: skip
 
 
 # ---- flip, fuse, train, evaluate, release ----------------------------------------------------
@@ -174,7 +216,7 @@ class Variant(Group):
     weighted: bool = False  # inverse-frequency class weights in the loss
     shuffle_labels: bool = False  # a guard rail: such a model must score at chance
     # data balanced only: real + this method's images (and flips), that method's images repeated
-    # (seeded) to balanced's per-class counts. Set for the generated balanced_<method> variants.
+    # (seeded) to balanced's per-class counts: the per-generator rows (balanced_<method>)
     method: str | None = None
 
 
@@ -191,7 +233,7 @@ def _default_variants() -> dict[str, Variant]:
     }
 
 
-class Train(Group):
+class Train(DataParallel):
     headline: str = "balanced"  # the variant behind metrics/eval.json
     seeds: list[int] = Field([0, 1], min_length=1)
     image_size: int = Field(64, ge=16)
@@ -206,10 +248,19 @@ class Train(Group):
     pretrained: UserPath | None = (
         None  # local weights file or HF snapshot folder (timm backbones); never downloaded
     )
+    # every classifier variant (one stage train@<name> each); train@<headline> is the release's model
     variants: dict[str, Variant] = Field(default_factory=_default_variants, min_length=1)
-    # data-parallel training in this many processes launched by accelerate (one per GPU;
-    # rebalance/core/ranks.py); batch_size stays the global batch
-    processes: PositiveInt = 1
+    processes: PositiveInt = 1  # data-parallel training (DataParallel)
+    KEY = "train"
+
+    @model_validator(mode="after")
+    def _headline(self):
+        need(
+            self.headline in self.variants,
+            "train.headline",
+            f"must name a variant ({', '.join(self.variants)})",
+        )
+        return self
 
 
 class Evaluate(Group):
@@ -227,7 +278,7 @@ class Gate(Group):
 
 
 class ReaderStudy(Group):
-    real: int = Field(20, ge=0)  # seed 003: 20 real + 20 synthetic images per reader
+    real: int = Field(20, ge=0)  # the ISIC 2024 SD+LoRA study: 20 real + 20 synthetic images per reader
     synthetic: int = Field(20, ge=0)
     seed: int = 0  # which images, in which order (the same for every reader)
     classes: list[str] | None = None  # null: the classes with synthetic images (the minority)
@@ -262,9 +313,7 @@ class Params(Group):
     raw: Raw
     count: Count
     synthesize: Synthesize
-    diffusion_train: DiffusionTrain
-    gan_train: GanTrain = GanTrain()
-    sd_lora: SdLora = SdLora()
+    generators: Generators
     assess: Assess
     flip: Flip
     fuse: Fuse
@@ -273,3 +322,87 @@ class Params(Group):
     compute: Compute = Compute()
     review: Review = Review()
     release: Release = Release()
+
+    @model_validator(mode="after")
+    def _across_groups(self):
+        _source_rules(self)
+        _synthesis_rules(self)
+        _evaluation_rules(self)
+        return self
+
+    def variant(self, name: str) -> Variant:
+        """The classifier variant `name` (a one-line error naming the variants when there is none)."""
+        need(name in self.train.variants, f"train.variants.{name}", f"is not a variant ({', '.join(self.train.variants)})")
+        return self.train.variants[name]
+
+
+def _source_rules(p: Params) -> None:
+    ds, kind = p.dataset, source_kind(p.raw.source)
+    if kind == "demo":
+        need(ds.lesion_bins is not None, "dataset.lesion_bins", "is required by the demo dataset")
+    if kind != "folder":
+        why = {"demo": "the demo", "csv": "a CSV source (its own columns are the metadata)", "npz": "an .npz source"}
+        need(ds.metadata is None, "dataset.metadata", f"must be null for {why[kind]}")
+    for key in ("header", "split_files"):
+        need(
+            kind == "csv" or not getattr(p.raw.csv, key),
+            f"raw.csv.{key}",
+            "applies to a CSV or list source only (raw.source: a .csv, .tsv or .txt file); remove it",
+        )
+    if kind in ("folder", "npz", "demo"):
+        need(
+            ds.group_by is None or ds.metadata is not None,
+            "dataset.group_by",
+            "names a column of dataset.metadata (or of a CSV source): set dataset.metadata to the CSV first",
+        )
+
+
+def _synthesis_rules(p: Params) -> None:
+    methods, classes = p.synthesize.methods, p.dataset.classes
+    need(
+        methods.get("lesion_edit", 0) == 0 or p.dataset.lesion_bins is not None,
+        "synthesize.methods.lesion_edit",
+        "needs lesion-count grades (dataset.lesion_bins), which this dataset has not; "
+        "use {diffusion: 1.0} (or gan)",
+    )
+    bank_grades = p.synthesize.lesion_edit.bank_grades
+    need(
+        bank_grades is None or set(bank_grades) <= set(classes),
+        "synthesize.lesion_edit.bank_grades",
+        "must name classes of dataset.classes (or be null for the upper half)",
+    )
+    # a method sampling the model this repository trains needs that generator trained
+    samples_own = {
+        "diffusion": p.synthesize.diffusion.backend == "unet"
+        and p.synthesize.diffusion.model_dir == Diffusion().model_dir,
+        "gan": p.synthesize.gan.model_dir == Gan().model_dir,
+    }
+    for name, own in samples_own.items():
+        need(
+            methods.get(name, 0) == 0 or not own or getattr(p.generators, name) is not None,
+            f"synthesize.methods.{name}",
+            f"samples models/generators/{name}, which nothing trains: add `{name}: {{}}` to "
+            f"generators (stage train_generator@{name}), or point synthesize.{name}.model_dir at a trained model",
+        )
+    if p.generators.sd_lora is not None and p.generators.sd_lora.classes is not None:
+        need(
+            set(p.generators.sd_lora.classes) <= set(classes),
+            "generators.sd_lora.classes",
+            "must name classes of dataset.classes (or be null for every class)",
+        )
+
+
+def _evaluation_rules(p: Params) -> None:
+    methods = p.synthesize.methods
+    for name, spec in p.train.variants.items():
+        need(
+            spec.method is None or (spec.data == "balanced" and spec.method in methods),
+            f"train.variants.{name}.method",
+            "needs data: balanced and a method of synthesize.methods (remove the variant with its method)",
+        )
+    if not p.fuse.synthetic_in_eval:
+        need(
+            set(p.flip.splits) <= {"train"},
+            "flip.splits",
+            "may flip val/test only with fuse.synthetic_in_eval: true (they must stay real-only)",
+        )

@@ -1,5 +1,5 @@
 """pydantic's validation errors of params.yaml as one line: the dotted key, what is wrong, the fix
-(a misspelt key gets the nearest known one). Used by rebalance/core/params.py."""
+(a misspelt key gets the nearest known one). Used by rebalance/config/loader.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from rebalance.core.schema import Params
+from rebalance.config.schema import Params
 
 
 def describe(errors: list[dict[str, Any]], given: dict[str, Any]) -> str:
