@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rebalance.core import atomic, device, manifest, params as params_mod, paths
+from rebalance import config
+from rebalance.core import atomic, device, manifest, paths
 from rebalance.core.errors import run_main
 from rebalance.core.images import load_array, load_stack
 from rebalance.core.progress import progress
@@ -38,33 +39,33 @@ def listed(images, dist, nearest, others, key: str) -> list[dict]:
 
 
 def main() -> None:
-    params = params_mod.load()
-    cfg = params["assess"]
-    classes = params["dataset"]["classes"]
-    size = cfg["image_size"]
+    params = config.load()
+    cfg = params.assess
+    classes = params.dataset.classes
+    size, fit = cfg.image_size, params.dataset.fit
     real = manifest.read(paths.COUNTED / manifest.FILENAME)
     synth = manifest.read(paths.SYNTHESIZED / manifest.FILENAME)
     train = real[real.split == "train"].sort_values("path").reset_index(drop=True)
     val = real[real.split == "val"].sort_values("path").reset_index(drop=True)
     held_out = real[real.split != "train"].sort_values("path").reset_index(drop=True)
 
-    runtime = device.runtime(params)
-    processes = params["compute"]["processes"]
-    budget = params["compute"]["in_memory_mb"]
-    x_train = image_set(paths.RAW, list(train.path), size, budget)  # streamed when large
+    runtime = device.runtime(params.compute)
+    processes = params.compute.processes
+    budget = params.compute.in_memory_mb
+    x_train = image_set(paths.RAW, list(train.path), size, fit, budget)  # streamed when large
     y_train = torch.tensor([classes.index(c) for c in train.label])
-    torch.manual_seed(cfg["seed"])
-    net = model_mod.SmallCNN(len(classes), cfg["width"])
-    steps = cfg["epochs"] * -(-len(x_train) // cfg["batch_size"])
+    torch.manual_seed(cfg.seed)
+    net = model_mod.SmallCNN(len(classes), cfg.width)
+    steps = cfg.epochs * -(-len(x_train) // cfg.batch_size)
     model_mod.fit(
         net,
         x_train,
         y_train,
         steps=steps,
-        batch_size=cfg["batch_size"],
-        lr=cfg["lr"],
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
         weight_decay=1e-4,
-        seed=cfg["seed"],
+        seed=cfg.seed,
         runtime=runtime,
     )
     space = quality.FeatureSpace(net, x_train, runtime)
@@ -73,7 +74,7 @@ def main() -> None:
     prints = duplicates.read_table(paths.FINGERPRINTS)  # stage count's: no real image decoded again
     h_train = np.array([prints[p][1].phash for p in train.path], dtype=np.uint64)
     h_held_out = np.array([prints[p][1].phash for p in held_out.path], dtype=np.uint64)  # copies: a leak
-    cap, bits = cfg["max_images"], cfg["near_copy_bits"]
+    cap, bits = cfg.max_images, cfg.near_copy_bits
     groups = {"real_val": (val, paths.RAW)}
     for method in sorted(set(synth.origin)):
         groups[method] = (
@@ -83,7 +84,7 @@ def main() -> None:
 
     report: dict = {
         "feature_space": "SmallCNN penultimate + colour mean/std, z-scored on real train",
-        "classifier": {"image_size": size, "epochs": cfg["epochs"]},
+        "classifier": {"image_size": size, "epochs": cfg.epochs},
         "max_images": cap,  # precision/recall, AUC and mean hash distance: a seeded sample of each set
         "per_method": {},
     }
@@ -95,11 +96,11 @@ def main() -> None:
             if sel.empty:
                 continue
             sources = [shards.source(folder, r) for r in sel.itertuples()]  # files, or packed samples
-            f, predicted = space(fused_set(sel, size, budget, folder))
+            f, predicted = space(fused_set(sel, size, fit, budget, folder))
             real_f = f_train[(train.label == label).to_numpy()]
-            s_real, s_fake = (quality.sample(len(x), cap, cfg["seed"]) for x in (real_f, f))
-            precision, recall = quality.precision_recall(real_f[s_real], f[s_fake], cfg["k"])
-            auc = quality.real_vs_synthetic_auc(real_f[s_real], f[s_fake], cfg["seed"])
+            s_real, s_fake = (quality.sample(len(x), cap, cfg.seed) for x in (real_f, f))
+            precision, recall = quality.precision_recall(real_f[s_real], f[s_fake], cfg.k)
+            auc = quality.real_vs_synthetic_auc(real_f[s_real], f[s_fake], cfg.seed)
             own_source = np.array([train_index.get(src, -1) for src in sel.source])  # its own source
             hashes = quality.pack(quality.phash_files(sources, f"phash {name}/{label}", processes))
             dist, nearest = quality.near_copies(hashes, h_train, bits, exclude=own_source)  # every image
@@ -126,7 +127,7 @@ def main() -> None:
             if name != "real_val":
                 tsne_feats.append(f)
                 tsne_groups += [f"{name}/{label}"] * len(sel)
-                grid = [load_array(s, GRID_PX) for s in sources[: cfg["grid"]]]
+                grid = [load_array(s, GRID_PX, fit) for s in sources[: cfg.grid]]
                 samples.setdefault(label, {})[name] = np.stack(grid)
         report["per_method"][name] = per_class
     report["classifier"]["real_val_accuracy"] = report["per_method"]["real_val"] and r4(
@@ -138,14 +139,14 @@ def main() -> None:
     atomic.write_json(paths.SYNTHESIS_QUALITY, report)
 
     with atomic.output_dir(paths.SYNTHESIS_PLOTS) as out:
-        tsne_plot(np.concatenate(tsne_feats), tsne_groups, cfg["seed"], out / "tsne.png")
+        tsne_plot(np.concatenate(tsne_feats), tsne_groups, cfg.seed, out / "tsne.png")
         for label in classes:
-            real_rows = train[train.label == label].path[: cfg["grid"]]
-            real = {"real": load_stack(paths.RAW, real_rows, GRID_PX)}
+            real_rows = train[train.label == label].path[: cfg.grid]
+            real = {"real": load_stack(paths.RAW, real_rows, GRID_PX, fit)}
             made = samples.get(label, {})
-            grid_plot(label, real | made, cfg["grid"], out / f"samples_{label}.png")  # every method
+            grid_plot(label, real | made, cfg.grid, out / f"samples_{label}.png")  # every method
             for method, images in made.items():  # and one grid per method and class
-                grid_plot(label, real | {method: images}, cfg["grid"], out / f"samples_{method}_{label}.png")
+                grid_plot(label, real | {method: images}, cfg.grid, out / f"samples_{method}_{label}.png")
     for name, per_class in report["per_method"].items():
         print(
             f"assess: {name}: "

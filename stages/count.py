@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from rebalance.core import atomic, manifest, params as params_mod, paths
+from rebalance import config
+from rebalance.core import atomic, manifest, paths
 from rebalance.core.errors import run_main
 from rebalance.core.hashing import sha256_file
 from rebalance.dataset import duplicates, plan
 
 
 def main() -> None:
-    params = params_mod.load()
+    params = config.load()
     real = plan.real_images(params, paths.RAW)
     the_plan = plan.build(params, real)
     rows, prints = [], []
@@ -43,7 +44,7 @@ def main() -> None:
         print(f"duplicates: {where}")
     if len(counts["duplicates"]) > shown:
         print(f"... and {len(counts['duplicates']) - shown} more duplicate groups (all in {paths.COUNTS})")
-    limits = params["count"]["max_per_class"]
+    limits = params.count.max_per_class
     for label, n in counts["sampled_out"].items():
         print(f"count.max_per_class: {n} {label} images left out (at most {limits[label]} kept)")
     for line in plan.drawn_lines(counts):

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from rebalance.core import atomic, manifest, params as params_mod, paths
+from rebalance import config
+from rebalance.core import atomic, manifest, paths
 from rebalance.core.errors import run_main
 from rebalance.core.pool import pmap
 from rebalance.dataset import grading
@@ -34,7 +35,7 @@ def unmeasurable(bins: dict | None, truth: pd.DataFrame | None) -> str:
 
 
 def main() -> None:
-    params = params_mod.load()
+    params = config.load()
     bins = grading.lesion_bins(params)
     truth = pd.read_csv(paths.LABELS, dtype={"path": str}) if paths.LABELS.exists() else None
     why = unmeasurable(bins, truth)
@@ -49,7 +50,7 @@ def main() -> None:
     for split in SPLITS:
         part = rows[rows.split == split]
         files = [paths.RAW / p for p in part.path]
-        counts = pmap(detector.count_file, files, f"detect {split}", params["compute"]["processes"])
+        counts = pmap(detector.count_file, files, f"detect {split}", params.compute.processes)
         result[split] = detector.measure(counts, list(part.lesions), list(part.label), bins)
     atomic.write_json(paths.DETECTOR, result)
     tr = result["train"]

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rebalance.core import atomic, device, manifest, params as params_mod, paths
+from rebalance import config
+from rebalance.core import atomic, device, manifest, paths
 from rebalance.core.errors import RebalanceError, run_main
 from rebalance.core.hashing import sha256_text
 from rebalance.core.progress import progress
@@ -33,11 +34,11 @@ def write_csv_dir(folder: Path, tables: dict[str, list[dict]]) -> None:
 
 
 def main() -> None:
-    params = params_mod.load()
-    classes, cfg = params["dataset"]["classes"], params["train"]
-    ordinal = params["evaluate"]["ordinal"]
+    params = config.load()
+    classes, cfg = params.dataset.classes, params.train
+    ordinal = params.evaluate.ordinal
     if ordinal is None:
-        ordinal = params["dataset"]["lesion_bins"] is not None
+        ordinal = params.dataset.lesion_bins is not None
     fused = manifest.read(paths.FUSED / manifest.FILENAME)
     test = model_mod.split_rows(fused, "test", ["real"])
     if test.empty:
@@ -45,19 +46,19 @@ def main() -> None:
             "evaluate: data/fused has no real test image; add images, or raise count.split.test"
         )
     test_set = sha256_text("".join(f"{r.path}:{r.sha256}\n" for r in test.itertuples()))
-    runtime = device.runtime(params)
-    x = fused_set(test, cfg["image_size"], params["compute"]["in_memory_mb"])
+    runtime = device.runtime(params.compute)
+    x = fused_set(test, cfg.image_size, params.dataset.fit, params.compute.in_memory_mb)
     y = np.array([classes.index(c) for c in test.label])
     counts = json.loads((paths.COUNTS).read_text())
     minority = [c for c in classes if counts["target"][c] > counts["splits"]["train"][c]]
 
-    n_boot = params["evaluate"]["bootstrap"]
+    n_boot = params.evaluate.bootstrap
     table, confusion, roc, pr, samples = {}, {}, {}, {}, {}
-    for variant in progress(params_mod.variants(params), "evaluate", unit="variant"):
+    for variant in progress(params.train.variants, "evaluate", unit="variant"):
         probas = []
-        for seed in cfg["seeds"]:
+        for seed in cfg.seeds:
             net, _ = model_mod.load(paths.classifier(variant, seed))
-            probas.append(model_mod.predict_proba(net, x, params["evaluate"]["batch_size"], runtime))
+            probas.append(model_mod.predict_proba(net, x, params.evaluate.batch_size, runtime))
         per_seed = [scoring.evaluate(y, p, classes, ordinal) for p in probas]
         pooled = np.mean(probas, axis=0)  # pooled over seeds (report.POOLING)
         pred = pooled.argmax(1)
@@ -66,7 +67,7 @@ def main() -> None:
             "mean_std": summary.aggregate(per_seed, minority),
             "pooled": scoring.point_metrics(y, pred, classes, minority),
             "ci95": {name: scoring.interval(v) for name, v in samples[variant].items()},
-            "per_seed": {f"seed{s}": m for s, m in zip(cfg["seeds"], per_seed)},
+            "per_seed": {f"seed{s}": m for s, m in zip(cfg.seeds, per_seed)},
         }
         confusion[variant] = scoring.confusion_rows(y, pred, classes)
         roc[variant], pr[variant] = scoring.curve_rows(y, pooled, classes)
@@ -84,21 +85,21 @@ def main() -> None:
                 part.pop(f"recall_{c}", None)
     family = summary.holm(table)
 
-    head = cfg["headline"]
+    head = cfg.headline
     atomic.write_json(
         paths.EVAL,
         summary.mean_over_seeds(list(table[head]["per_seed"].values()))
-        | {"variant": head, "seeds": cfg["seeds"], "n_test": len(y), "test_set": test_set}
+        | {"variant": head, "seeds": cfg.seeds, "n_test": len(y), "test_set": test_set}
         | {"pooling": summary.POOLING, "pooled": table[head]["pooled"], "ci95": table[head]["ci95"]}
         | {"per_seed": table[head]["per_seed"]},
     )
     result = {
         "headline": head,
-        "generators": {s["method"]: v for v, s in params_mod.variants(params).items() if s["method"]},
+        "generators": {s.method: v for v, s in params.train.variants.items() if s.method},
         "minority": minority,
         "n_test": len(y),
         "test_set": test_set,
-        "seeds": cfg["seeds"],
+        "seeds": cfg.seeds,
         "pooling": summary.POOLING,
         "bootstrap": {
             "resamples": n_boot,
@@ -110,8 +111,8 @@ def main() -> None:
         "holm_family": family,  # every variant-baseline-metric difference; p_holm beside each p
         "not_measured": unmeasured,
         "train_composition": {  # what each variant trained on: {variant: {class: {origin: rows}}}
-            v: variants.composition(variants.training_rows(fused, s["data"], s["method"]))
-            for v, s in params_mod.variants(params).items()
+            v: variants.composition(variants.training_rows(fused, s.data, s.method))
+            for v, s in params.train.variants.items()
         },
         "variants": {
             v: {k: t[k] for k in ("mean_std", "pooled", "ci95", "paired")} for v, t in table.items()

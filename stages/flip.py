@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from functools import partial
 
-from rebalance.core import atomic, manifest, params as params_mod, paths
+from rebalance import config
+from rebalance.core import atomic, manifest, paths
 from rebalance.core.errors import run_main
 from rebalance.core.pool import pimap
 from rebalance.dataset import duplicates, shards
@@ -18,21 +19,21 @@ from rebalance.dataset.flips import FINGERPRINTS, as_jpeg, flip_file, flipped_pa
 
 
 def main() -> None:
-    params = params_mod.load()
-    flip = params["flip"]
+    params = config.load()
+    flip = params.flip
     real = manifest.read(paths.COUNTED / manifest.FILENAME)
     synthetic = manifest.read(paths.SYNTHESIZED / manifest.FILENAME)
     # (its bytes: a file or a sample packed in a tar, its path in data/fused, its name as a source, its row)
     inputs = [(paths.RAW / r.path, f"{r.split}/{r.path}", r.path, r) for r in real.itertuples()]
     inputs += [(shards.source(paths.SYNTHESIZED, r), r.path, r.path, r) for r in synthetic.itertuples()]
-    chosen = [i for i in inputs if flip["enabled"] and i[3].split in flip["splits"]]
+    chosen = [i for i in inputs if flip.enabled and i[3].split in flip.splits]
     prints = []
     with atomic.output_dir(paths.FLIPPED) as out:
         with shards.Writer(out, "flip", shards.SHARD_MB) as packed:  # flips streamed into tars, in order
-            make = partial(flip_file, fmt=flip["format"], quality=flip["jpeg_quality"])
-            done = pimap(make, [file for file, *_ in chosen], "flip", params["compute"]["processes"])
+            make = partial(flip_file, fmt=flip.format, quality=flip.jpeg_quality)
+            done = pimap(make, [file for file, *_ in chosen], "flip", params.compute.processes)
             for (file, fused_path, source_name, r), (data, sha, pixels, phash) in zip(chosen, done):
-                path = flipped_path(fused_path, as_jpeg(file, flip["format"]))
+                path = flipped_path(fused_path, as_jpeg(file, flip.format))
                 row = manifest.row(
                     path=path,
                     split=r.split,

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from rebalance.core import atomic, manifest, params as params_mod, paths
+from rebalance import config
+from rebalance.core import atomic, manifest, paths
 from rebalance.core.errors import RebalanceError, run_main
 from rebalance.core.hashing import sha256_text
 from rebalance.core.progress import progress
@@ -62,7 +63,7 @@ def test_set(fused: pd.DataFrame) -> dict:
 
 
 def main() -> None:
-    params = params_mod.load()
+    params = config.load()
     real = manifest.read(paths.COUNTED / manifest.FILENAME)
     files = {f"{r.split}/{r.path}": paths.RAW / r.path for r in real.itertuples()}
     real = real.assign(path=[f"{r.split}/{r.path}" for r in real.itertuples()])
@@ -77,7 +78,7 @@ def main() -> None:
         raise RebalanceError(
             f"fuse: two files would land at data/fused/{duplicated.iloc[0]}; rename the raw file"
         )
-    problems = manifest.check_invariants(fused, params["fuse"]["synthetic_in_eval"])
+    problems = manifest.check_invariants(fused, params.fuse.synthetic_in_eval)
     if problems:
         raise RebalanceError(f"fuse: {len(problems)} leakage problems, first: {problems[0]}")
     rejected = {
@@ -92,11 +93,11 @@ def main() -> None:
             "run `dvc repro` (synthesize regenerates rejected slots)"
         )
     prints = fingerprints(fused, files)
-    check_leaks(fused, prints, params["count"]["near_duplicate_bits"])
-    cfg = params["fuse"]
+    check_leaks(fused, prints, params.count.near_duplicate_bits)
+    cfg = params.fuse
     with atomic.output_dir(paths.FUSED) as out:
-        if cfg["format"] == "shards":
-            fused = shards.write(fused, files, out, cfg["shard_mb"])
+        if cfg.format == "shards":
+            fused = shards.write(fused, files, out, cfg.shard_mb)
         else:
             for path, src in progress(files.items(), "fuse: link", total=len(files)):
                 if isinstance(src, shards.Packed):  # a flip: unpacked (its only per-file copy)

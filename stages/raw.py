@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from rebalance.core import atomic, params as params_mod, paths, window
+from rebalance import config
+from rebalance.core import atomic, paths, window
 from rebalance.core.errors import run_main
 from rebalance.dataset import csv_read, duplicates, grading, ingest, metadata, source
 
@@ -25,21 +26,21 @@ UNMATCHED_SHOWN = 20  # metadata rows naming no ingested image: how many metrics
 
 
 def main() -> None:
-    params = params_mod.load()
-    classes = params["dataset"]["classes"]
-    raw = params["raw"]
-    window.set_window(raw["window"])
+    params = config.load()
+    classes = params.dataset.classes
+    raw = params.raw
+    window.set_window(raw.window)
     settings = ingest.settings(params)  # before reading the source: a file added meanwhile re-runs raw
     unmatched: list[str] = []
     windowed: set[str] = set()
     repeated = 0  # images with several rows in the source's table (RSNA: one per box)
     with atomic.output_dir(paths.RAW) as out:
-        if raw["source"] == "demo":
+        if raw.source == "demo":
             from rebalance.dataset import demo  # (scipy.ndimage: only the demo needs it)
 
-            cfg = raw["demo"]
+            cfg = raw.demo
             bins = grading.lesion_bins(params)
-            rows = demo.write(out, classes, bins, cfg["scale"], cfg["size"], cfg["seed"])
+            rows = demo.write(out, classes, bins, cfg.scale, cfg.size, cfg.seed)
             pd.DataFrame(rows, columns=demo.LABEL_COLUMNS).to_csv(out / paths.LABELS.name, index=False)
             images, skipped = [(r["path"], r["label"]) for r in rows], []
             index = [{"path": p, "label": c, "source": p, "split": "", "group": ""} for p, c in images]
@@ -64,21 +65,21 @@ def main() -> None:
                 for name, label in images
             ]
         metadata.write_index(index, out / paths.RAW_INDEX.name)
-        if raw["source"] != "demo" and not src.extracted:  # the ingesting workers' fingerprints, for count
+        if raw.source != "demo" and not src.extracted:  # the ingesting workers' fingerprints, for count
             prints = [(name, src.found.prints[name]) for name, _ in images]
             rows = [{"path": n, "sha256": f.sha256, "pixels": f.pixels, "phash": f.phash} for n, f in prints]
             duplicates.write_table(rows, out / paths.RAW_FINGERPRINTS.name)
         atomic.write_json(out / paths.RAW_INGEST.name, settings)
     counts = {c: sum(1 for _, label in images if label == c) for c in classes}
     official = sorted({r["split"] for r in index if r["split"]})
-    report = {"source": raw["source"], "images": counts, "skipped": skipped}
+    report = {"source": raw.source, "images": counts, "skipped": skipped}
     report |= {"official_split": official, "groups": len({r["group"] for r in index if r["group"]})}
     if unmatched:
         report["metadata_unmatched"] = {"n": len(unmatched), "first": unmatched[:UNMATCHED_SHOWN]}
     if repeated:
         report["metadata_repeated"] = repeated
     if windowed:
-        report["windowed"] = {"n": len(windowed), "window": raw["window"]}
+        report["windowed"] = {"n": len(windowed), "window": raw.window}
     atomic.write_json(paths.RAW_REPORT, report)
     for s in skipped[:UNMATCHED_SHOWN]:
         print(f"skipped {s['path']}: {s['reason']}")
@@ -86,7 +87,7 @@ def main() -> None:
         print(f"... and {len(skipped) - UNMATCHED_SHOWN} more skipped files (all in {paths.RAW_REPORT})")
     if unmatched:
         print(f"metadata: {len(unmatched)} rows name no ingested image, first: {unmatched[0]}")
-    if params["dataset"]["group_pattern"]:
+    if params.dataset.group_pattern:
         matched = sum(1 for r in index if r["group"])
         print(
             f"groups: {report['groups']} from dataset.group_pattern, {matched} of {len(index)} images "

@@ -11,20 +11,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rebalance.core import atomic, params as params_mod
+from rebalance import config
+from rebalance.core import atomic
 from rebalance.core.errors import run_main
 from rebalance.dataset import listing
 
 
 def main() -> None:
-    params = params_mod.load()
+    params = config.load()
     found = listing.listing(params)
     text = listing.format_listing(found)
     path = listing.LISTING
     changed = not path.is_file() or path.read_text() != text
     if changed:
         atomic.write_text(path, text)
-    source = params["raw"]["source"]
+    source = params.raw.source
     what = "the demo" if source == "demo" else f"{len(found.get('files') or [])} entries in {source}"
     if found.get("files", []) is None:
         problem = "is not a folder" if Path(source).is_file() else "not found"

@@ -25,7 +25,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from rebalance.core import atomic, device, manifest, params as params_mod, paths, ranks
+from rebalance import config
+from rebalance.core import atomic, device, manifest, paths, ranks
 from rebalance.core.errors import run_main
 from rebalance.core.images import save_png
 from rebalance.dataset import shards
@@ -36,11 +37,11 @@ from rebalance.synth.reuse import fill, previous_rows
 
 
 def main() -> None:
-    params = params_mod.load()
-    processes = params["synthesize"]["processes"]
+    params = config.load()
+    processes = params.synthesize.processes
     if processes > 1 and not ranks.launched():  # dvc repro: launch this stage's processes
         sys.exit(ranks.relaunch("stages.synthesize", processes))
-    world = ranks.World.current(cpu=device.select(params["compute"]["device"]).type == "cpu")
+    world = ranks.World.current(cpu=device.select(params.compute.device).type == "cpu")
     real = manifest.read(paths.COUNTED / manifest.FILENAME)
     quota = json.loads(paths.PLAN.read_text())["generated"]
     train_real = real[real.split == "train"].reset_index(drop=True)
@@ -74,7 +75,7 @@ def main() -> None:
             return
         world.wait()
         rows += merge_parts(world, out)
-        grid = lesion_edit_grid(rows, out, params["dataset"]["classes"])
+        grid = lesion_edit_grid(rows, out, params.dataset.classes)
         manifest.write(pack(rows, out), out / manifest.FILENAME)
     save_png(grid, paths.LESION_EDIT_GRID)
 

@@ -18,7 +18,8 @@ from contextlib import nullcontext
 import torch
 from dvclive import Live
 
-from rebalance.core import device, manifest, params as params_mod, paths, ranks
+from rebalance import config
+from rebalance.core import device, manifest, paths, ranks
 from rebalance.core.errors import RebalanceError, run_main
 from rebalance.learn import backbones, classifier as model_mod
 from rebalance.learn.data import fused_set
@@ -27,47 +28,44 @@ from rebalance.learn.variants import BestOnVal, training_rows
 
 def main() -> None:
     variant = sys.argv[1]
-    params = params_mod.load()
-    cfg, classes = params["train"], params["dataset"]["classes"]
-    if cfg["processes"] > 1 and not ranks.launched():  # dvc repro: launch the data-parallel processes
-        sys.exit(ranks.relaunch("stages.train", cfg["processes"], (variant,)))
-    every = params_mod.variants(params)
-    if variant not in every:
-        raise RebalanceError(f"train: no variant {variant!r}; variants: {', '.join(every)}")
-    spec = every[variant]
-    runtime = device.runtime(params)
+    params = config.load()
+    cfg, classes = params.train, params.dataset.classes
+    if cfg.processes > 1 and not ranks.launched():  # dvc repro: launch the data-parallel processes
+        sys.exit(ranks.relaunch("stages.train", cfg.processes, (variant,)))
+    spec = params.variant(variant)
+    runtime = device.runtime(params.compute)
     world = ranks.World.current(cpu=runtime.device.type == "cpu")
     fused = manifest.read(paths.FUSED / manifest.FILENAME)
-    train_rows = training_rows(fused, spec["data"], spec["method"])
+    train_rows = training_rows(fused, spec.data, spec.method)
     val_rows = model_mod.split_rows(fused, "val", ["real"])
-    budget = params["compute"]["in_memory_mb"]  # small sets decoded once, large ones streamed
-    x = fused_set(train_rows, cfg["image_size"], budget)
+    budget = params.compute.in_memory_mb  # small sets decoded once, large ones streamed
+    x = fused_set(train_rows, cfg.image_size, params.dataset.fit, budget)
     y = torch.tensor([classes.index(c) for c in train_rows.label])
-    if spec["shuffle_labels"]:  # a guard rail: such a model must score at chance
+    if spec.shuffle_labels:  # a guard rail: such a model must score at chance
         y = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(1234))]
-    x_val = fused_set(val_rows, cfg["image_size"], budget) if world.main else None
+    x_val = fused_set(val_rows, cfg.image_size, params.dataset.fit, budget) if world.main else None
     y_val = [classes.index(c) for c in val_rows.label]
 
-    for seed in cfg["seeds"]:
+    for seed in cfg.seeds:
         torch.manual_seed(seed)
-        net = backbones.build(cfg["backbone"], len(classes), cfg["width"], cfg["pretrained"])
+        net = backbones.build(cfg.backbone, len(classes), cfg.width, cfg.pretrained)
         logs = paths.DVCLIVE / variant / f"seed{seed}"  # the first process logs, validates and saves
         with Live(dir=str(logs), save_dvc_exp=False, dvcyaml=False) if world.main else nullcontext() as live:
             if live is not None:
-                live.log_params({"variant": variant, "seed": seed, "n_train": len(x), **spec})
+                live.log_params({"variant": variant, "seed": seed, "n_train": len(x), **spec.model_dump()})
                 live.log_params({"compute": {**runtime.describe(), "processes": world.size}})
             best = BestOnVal(live, x_val, y_val, runtime)
             model_mod.fit(
-                net, x, y, steps=cfg["steps"], batch_size=cfg["batch_size"], lr=cfg["lr"],
-                weight_decay=cfg["weight_decay"], seed=seed, weighted=spec["weighted"],
-                augmented=spec["augment"], eval_every=cfg["eval_every"], on_eval=best, runtime=runtime,
+                net, x, y, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                weight_decay=cfg.weight_decay, seed=seed, weighted=spec.weighted,
+                augmented=spec.augment, eval_every=cfg.eval_every, on_eval=best, runtime=runtime,
                 world=world,
             )  # fmt: skip
         if not world.main:
             continue
         net.load_state_dict(best.state)
         model_mod.save(
-            net, paths.classifier(variant, seed), classes, cfg["image_size"], cfg["width"], cfg["backbone"]
+            net, paths.classifier(variant, seed), classes, cfg.image_size, cfg.width, cfg.backbone
         )
         print(
             f"train@{variant} seed {seed}: {len(x)} images, best val balanced accuracy {best.score:.3f} "

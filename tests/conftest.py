@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
@@ -10,6 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from rebalance import config
+from rebalance.config import Params
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -42,16 +46,15 @@ TINY = {
             "real_weighted": {"data": "real", "augment": False, "weighted": True},
             "real_oversampled": {"data": "real_oversampled", "augment": False, "weighted": False},
             "balanced": {"data": "balanced", "augment": False, "weighted": False},
+            # one row per generator of the default methods
+            "balanced_lesion_edit": {"data": "balanced", "method": "lesion_edit"},
+            "balanced_diffusion": {"data": "balanced", "method": "diffusion"},
         },
     },
     "evaluate": {"bootstrap": 50},
     # a 16 px diffusion UNet trained for a few seconds, few sampler steps, a short assess classifier
-    "diffusion_train": {
-        "resolution": 16,
-        "channels": [16, 32],
-        "steps": 40,
-        "batch_size": 16,
-        "attention": False,
+    "generators": {
+        "diffusion": {"resolution": 16, "channels": [16, 32], "steps": 40, "batch_size": 16, "attention": False}
     },
     "synthesize": {"diffusion": {"steps": 4}},
     "assess": {"epochs": 2},
@@ -62,28 +65,36 @@ TINY = {
 
 
 # Mappings that are a choice, not defaults: an update replaces them whole (method shares must
-# sum to 1; a variant list is the set of models to train).
-REPLACED_WHOLE = {"methods", "variants"}
+# sum to 1; a variant list is the set of models to train; generators, the set of generators).
+REPLACED_WHOLE = {"methods", "variants", "generators"}
 
 
 def deep_update(base: dict, updates: dict) -> dict:
-    for key, value in updates.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict) and key not in REPLACED_WHOLE:
-            deep_update(base[key], value)
-        else:
-            base[key] = value
+    """`updates` merged into params `base`; then the per-generator variants of methods no longer
+    in synthesize.methods are dropped, as a user changing methods drops them."""
+    _merge(base, updates)
+    methods = base.get("synthesize", {}).get("methods", {})
+    variants = base.get("train", {}).get("variants", {})
+    for name in [n for n, v in variants.items() if v.get("method") not in (None, *methods)]:
+        del variants[name]
     return base
 
 
-def make_params(updates: dict) -> dict:
+def _merge(base: dict, updates: dict) -> None:
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict) and key not in REPLACED_WHOLE:
+            _merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+
+
+def make_params(updates: dict) -> Params:
     """This repository's params.yaml with `updates` merged in, validated, every default filled."""
-    from rebalance.core import params
-
     base = yaml.safe_load((REPO / "params.yaml").read_text())
-    return params.validate(deep_update(base, updates))
+    return config.validate(deep_update(base, updates))
 
 
-def folder_params(classes: list[str], synthesize: dict | None = None) -> dict:
+def folder_params(classes: list[str], synthesize: dict | None = None) -> Params:
     """Validated params of an ungraded folder dataset with `classes` (for method unit tests)."""
     return make_params(
         {
@@ -126,7 +137,7 @@ def copy_repo(dst: Path) -> Path:
         src = REPO / name
         if (
             src.is_file()
-            and not name.startswith(("data/", "models/", "dvclive/", "metrics/"))
+            and not name.startswith(("data/", "dvclive/", "metrics/"))
             and name != "dvc.lock"
         ):
             (dst / name).parent.mkdir(parents=True, exist_ok=True)

@@ -9,17 +9,32 @@ from __future__ import annotations
 
 import ast
 import copy
+import json
 from pathlib import Path
 
 import yaml
 from conftest import REPO
 
+from rebalance.config.synth import Generators
 from rebalance.core.code import closure
 
 ENTRY_POINTS = (
-    "scan", "raw", "count", "detect", "train_diffusion", "train_gan", "sd_lora", "synthesize",
+    "scan", "raw", "count", "detect", "train_diffusion", "train_gan", "train_sd_lora", "synthesize",
     "assess", "flip", "fuse", "train", "evaluate",
 )  # fmt: skip
+FOREACH_KEYS = {  # a family's every member (generators: each that params may name)
+    "${generators}": list(Generators.model_fields),
+    "${train.variants}": ["balanced"],
+}
+
+
+def instances(name: str, stage: dict):
+    """(name, definition) of a stage, or of each member of a foreach family, `${key}` filled in."""
+    if "foreach" not in stage:
+        yield name, stage
+        return
+    for key in FOREACH_KEYS[stage["foreach"]]:
+        yield f"{name}@{key}", json.loads(json.dumps(stage["do"]).replace("${key}", key))
 
 
 def stage_code_deps(stage: dict) -> set[Path]:
@@ -45,12 +60,12 @@ def has_code(file: Path) -> bool:
 def missing_deps(dvc_yaml: dict) -> dict[str, list[str]]:
     """Per stage: project files with code that its code imports and its deps do not list."""
     out = {}
-    for name, stage in dvc_yaml["stages"].items():
-        stage = stage.get("do", stage)  # foreach stages
-        module = stage["cmd"].split()[2]  # python -m stages.<name> ...
-        missing = {f for f in closure(module) - stage_code_deps(stage) if has_code(f)}
-        if missing:
-            out[name] = sorted(p.as_posix() for p in missing)
+    for family, definition in dvc_yaml["stages"].items():
+        for name, stage in instances(family, definition):
+            module = stage["cmd"].split()[2]  # python -m stages.<name> ...
+            missing = {f for f in closure(module) - stage_code_deps(stage) if has_code(f)}
+            if missing:
+                out[name] = sorted(p.as_posix() for p in missing)
     return out
 
 
@@ -90,3 +105,9 @@ def test_stages_hold_only_entry_points_and_never_import_each_other():
     for name in ENTRY_POINTS:
         others = {Path("stages", f"{o}.py") for o in ENTRY_POINTS if o != name}
         assert not closure(f"stages.{name}") & others, f"stage {name} imports another stage"
+
+
+def test_every_trained_generator_has_its_stage_script_and_core_module():
+    for name in Generators.model_fields:
+        assert (REPO / f"stages/train_{name}.py").is_file()
+        assert (REPO / f"rebalance/synth/{name}_core.py").is_file()

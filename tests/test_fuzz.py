@@ -49,18 +49,21 @@ for stage in sys.argv[1:]:
             sys.exit(stop.code)
 """
 
-VARIANTS = {"real": {"data": "real"}, "balanced": {"data": "balanced"}}
+VARIANTS = {
+    "real": {"data": "real"}, "balanced": {"data": "balanced"},
+    "balanced_diffusion": {"data": "balanced", "method": "diffusion"},
+}  # fmt: skip
 TINY = {
     "count": {"target": {"strategy": "fixed", "n": 12}},
     "synthesize": {"methods": {"diffusion": 1.0}, "diffusion": {"steps": 2}},
-    "diffusion_train": {"resolution": 16, "channels": [8, 16], "steps": 4, "batch_size": 8},
+    "generators": {"diffusion": {"resolution": 16, "channels": [8, 16], "steps": 4, "batch_size": 8}},
     "train": {"steps": 4, "image_size": 16, "width": 4, "seeds": [0], "headline": "balanced"},
     "evaluate": {"bootstrap": 10},
     "assess": {"epochs": 1},
     "compute": {"threads": 1, "processes": 1, "workers": 0},
 }  # fmt: skip
 STAGES = [
-    "scan", "raw", "count", "detect", "train_diffusion", "train_gan", "sd_lora", "synthesize", "assess",
+    "scan", "raw", "count", "detect", "train_diffusion", "synthesize", "assess",
     "flip", "fuse", "train:real", "train:balanced", "train:balanced_diffusion", "evaluate",
 ]  # fmt: skip
 NAMES_A_FILE_OR_KEY = re.compile(r"(/|\b[a-z_]+\.[a-z_]+\b)")

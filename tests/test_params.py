@@ -11,8 +11,9 @@ import yaml
 from click.testing import CliRunner
 from conftest import REPO, deep_update, make_params, run
 
+from rebalance import config as params
 from rebalance.cli import main as cli
-from rebalance.core import params, schema
+from rebalance.config import schema
 from rebalance.dataset import grading
 from rebalance.synth import methods as synth_methods
 
@@ -20,7 +21,11 @@ DEFAULT = yaml.safe_load((REPO / "params.yaml").read_text())
 
 # The mistakes a new user makes, and the key each error must name.
 MISTAKES = [
-    ({"gan_train": {"processes": 3}}, "gan_train.batch_size", "multiple of gan_train.processes (3)"),
+    (
+        {"generators": {"diffusion": {}, "gan": {"processes": 3}}},
+        "generators.gan.batch_size",
+        "multiple of generators.gan.processes (3)",
+    ),
     ({"train": {"processes": 2, "batch_size": 5}}, "train.batch_size", "must be a multiple"),
     ({"raw": {"on_bad_fle": "error"}}, "raw.on_bad_fle", "did you mean `on_bad_file`"),
     ({"synthesise": {"methods": {"lesion_edit": 1.0}}}, "synthesise", "did you mean `synthesize`"),
@@ -30,7 +35,7 @@ MISTAKES = [
         "did you mean `diffusion`",
     ),
     ({"count": {"target": {"strategy": "max", "n": -5}}}, "count.target.n", "greater than 0"),
-    ({"diffusion_train": {"stepz": 3}}, "diffusion_train.stepz", "did you mean `steps`"),
+    ({"generators": {"diffusion": {"stepz": 3}}}, "generators.diffusion.stepz", "did you mean `steps`"),
     ({"synthesize": {"methods": {"lesion_edit": 0.5}}}, "synthesize.methods", "sum to 1"),
     ({"count": {"split": {"train": 0.9, "val": 0.2, "test": 0.1}}}, "count.split", "sum to 1"),
     ({"count": {"target": {"strategy": "median"}}}, "count.target.strategy", "'fixed' or 'max'"),
@@ -40,7 +45,18 @@ MISTAKES = [
     ({"train": {"headline": "nope"}}, "train.headline", "must name a variant (real"),
     ({"raw": {"on_bad_file": "ignore"}}, "raw.on_bad_file", "'skip' or 'error'"),
     ({"train": {"steps": "100"}}, "train.steps", "valid integer"),
-    ({"diffusion_train": {"resolution": 30}}, "diffusion_train.resolution", "divisible"),
+    ({"generators": {"diffusion": {"resolution": 30}}}, "generators.diffusion.resolution", "divisible"),
+    ({"generators": {"diffusion": {}, "gan": None}}, "generators.gan", "remove the key"),
+    (  # a method sampling a generator nothing trains
+        {"synthesize": {"methods": {"gan": 1.0}}, "generators": {}},
+        "synthesize.methods.gan",
+        "add `gan: {}` to generators",
+    ),
+    (  # a per-generator variant on real data
+        {"train": {"variants": {"balanced": {"data": "balanced"}, "odd": {"data": "real", "method": "diffusion"}}}},
+        "train.variants.odd.method",
+        "needs data: balanced",
+    ),
     (  # an X-ray folder with the demo's methods: refused before any stage works, not in synthesize
         {"dataset": {"classes": ["a", "b"], "lesion_bins": None}, "raw": {"source": "xrays"}},
         "synthesize.methods.lesion_edit",
@@ -54,7 +70,8 @@ MISTAKES = [
 GROUP_PATHS = [
     ["dataset"], ["raw"], ["raw", "demo"], ["count"], ["count", "split"], ["count", "target"],
     ["synthesize"], ["synthesize", "lesion_edit"], ["synthesize", "diffusion"],
-    ["synthesize", "diffusion", "mask"], ["synthesize", "diffusion", "sd"], ["diffusion_train"],
+    ["synthesize", "diffusion", "mask"], ["synthesize", "diffusion", "sd"], ["generators"],
+    ["generators", "diffusion"],
     ["assess"], ["flip"], ["fuse"], ["train"], ["train", "variants", "real"], ["evaluate"],
     ["release"], ["release", "gate"],
 ]  # fmt: skip
@@ -72,17 +89,21 @@ def with_unknown_key(path: list[str]) -> dict:
 
 def test_default_params_are_valid_and_filled():
     full = params.validate(copy.deepcopy(DEFAULT))
-    assert full["synthesize"]["lesion_edit"]["max_sources"] == 5  # a default params.yaml omits
-    assert full["release"]["gate"]["checksums"] is True
+    assert full.synthesize.lesion_edit.max_sources == 5  # a default params.yaml omits
+    assert full.release.gate.checksums is True
+    assert full.generators.trained() == ["diffusion"]
 
 
 def test_params_yaml_values_equal_schema_defaults_where_given():
     """params.yaml shows chosen values; deleting a shown key keeps behaviour (one default place)."""
     full = params.validate(copy.deepcopy(DEFAULT))
-    for group in ("diffusion_train", "assess", "flip", "fuse", "evaluate"):
+    for group in ("assess", "flip", "fuse", "evaluate"):
         bare = copy.deepcopy(DEFAULT)
         bare[group] = {}
-        assert params.validate(bare)[group] == full[group], group
+        assert getattr(params.validate(bare), group) == getattr(full, group), group
+    bare = copy.deepcopy(DEFAULT)
+    bare["generators"]["diffusion"] = {}
+    assert params.validate(bare).generators == full.generators
 
 
 @pytest.mark.parametrize("update,key,hint", MISTAKES)
@@ -122,7 +143,9 @@ def test_method_names_agree_with_the_synth_registry():
     assert set(schema.METHODS) == set(synth_methods.REGISTRY)
 
 
-@pytest.mark.parametrize("update,key,hint", MISTAKES[:5] + [({"diffusion_train": {"stepz": 3}}, "stepz", "")])
+@pytest.mark.parametrize(
+    "update,key,hint", MISTAKES[:5] + [({"generators": {"diffusion": {"stepz": 3}}}, "stepz", "")]
+)
 def test_rebalance_plan_fails_fast(tmp_path, update, key, hint):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(deep_update(copy.deepcopy(DEFAULT), copy.deepcopy(update))))
@@ -144,7 +167,7 @@ def test_dvc_repro_fails_before_any_stage_works(repo):
 
 
 def test_grade_of_uses_inclusive_bins_and_open_top():
-    bins = grading.lesion_bins(DEFAULT)
+    bins = grading.lesion_bins(params.validate(copy.deepcopy(DEFAULT)))
     assert [grading.grade_of(n, bins) for n in (0, 5, 6, 20, 21, 50, 51, 500)] == [
         "level0", "level0", "level1", "level1", "level2", "level2", "level3", "level3",
     ]  # fmt: skip
@@ -155,5 +178,5 @@ def test_a_path_in_the_home_folder_is_written_as_in_a_shell(monkeypatch, tmp_pat
     updates = {"dataset": {"lesion_bins": None, "metadata": "~/isic/meta.csv"}, "raw": {"source": "~/isic"}}
     p = make_params(updates | {"synthesize": {"methods": {"diffusion": 1.0}}})
     assert (
-        p["raw"]["source"] == f"{tmp_path}/isic" and p["dataset"]["metadata"] == f"{tmp_path}/isic/meta.csv"
+        p.raw.source == f"{tmp_path}/isic" and p.dataset.metadata == f"{tmp_path}/isic/meta.csv"
     )

@@ -64,7 +64,7 @@ def test_a_folder_of_mixed_photographs_runs_end_to_end_with_the_gan(tmp_path):
             w, h = sizes[i % len(sizes)]
             photo(rng, src / label / f"p{i}{'.jpg' if i % 2 else '.png'}", w, h, grey=i % 3 == 0)
     gan = {"synthesize": {"methods": {"gan": 1.0}}}
-    gan["gan_train"] = {"resolution": 16, "channels": 8, "steps": 20}
+    gan["generators"] = {"gan": {"resolution": 16, "channels": 8, "steps": 20}}
     repo = repro(tmp_path, str(src), ["mild", "severe"], {"dataset": {"fit": "pad"}, **gan})
     raw = json.loads((repo / "metrics/raw.json").read_text())
     assert raw["images"] == {"mild": 16, "severe": 7} and raw["skipped"] == []

@@ -10,6 +10,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from rebalance.core.errors import RebalanceError
+
 PositiveInt = Annotated[int, Field(gt=0)]
 # a file or folder of the user's: `~/data/isic` means their home folder, as in a shell
 UserPath = Annotated[str, Field(min_length=1), AfterValidator(os.path.expanduser)]
@@ -33,10 +35,10 @@ class Group(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class Rule(Exception):
+class Rule(RebalanceError):
     """A broken rule that ties keys together (shares summing to 1, bins for every class, ...),
     raised by a group's model validator: `key` is the full dotted key, `message` what is wrong and
-    the fix. Not a ValueError, so pydantic passes it through and the loader reports it as is."""
+    the fix. Not a ValueError, so pydantic passes it through and the loader names the file."""
 
     def __init__(self, key: str, message: str):
         super().__init__(f"`{key}` {message}")
