@@ -2,13 +2,14 @@
 
 `make_source` writes a folder of small smooth random PNGs in class folders; `copy_project` makes a
 throw-away copy of the repository (as tests/conftest.copy_repo: tracked and untracked-but-not-ignored
-files, no data/, models/, dvclive/, metrics/, dvc.lock) in a fresh git repo; `write_params` merges
+files, no data/, dvclive/, metrics/, dvc.lock) in a fresh git repo; `write_params` merges
 updates into the repository's params.yaml and checks them with the project's own loader; `run_stage`
 runs one `python -m stages.<name>` in the copy, as its own process, and times it.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
@@ -23,8 +24,10 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
-SKIPPED = ("data/", "models/", "dvclive/", "metrics/")
-REPLACED_WHOLE = {"methods", "variants"}  # mappings an update replaces whole (as tests/conftest.py)
+SKIPPED = ("data/", "dvclive/", "metrics/")
+# mappings an update replaces whole (as tests/conftest.py): method shares, the variants to train,
+# the generators to train
+REPLACED_WHOLE = {"methods", "variants", "generators"}
 
 
 def cores() -> int:
@@ -84,12 +87,22 @@ def copy_project(dst: Path) -> Path:
 
 
 def deep_update(base: dict, updates: dict) -> dict:
+    """`updates` merged into params `base`; then the per-generator variants of methods no longer
+    in synthesize.methods are dropped, as a user changing methods drops them (as tests/conftest.py)."""
+    _merge(base, updates)
+    methods = base.get("synthesize", {}).get("methods", {})
+    variants = base.get("train", {}).get("variants", {})
+    for name in [n for n, v in variants.items() if v.get("method") not in (None, *methods)]:
+        del variants[name]
+    return base
+
+
+def _merge(base: dict, updates: dict) -> None:
     for key, value in updates.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict) and key not in REPLACED_WHOLE:
-            deep_update(base[key], value)
+            _merge(base[key], value)
         else:
-            base[key] = value
-    return base
+            base[key] = copy.deepcopy(value)
 
 
 def env(copy: Path) -> dict[str, str]:
@@ -101,7 +114,7 @@ def write_params(copy: Path, updates: dict) -> dict:
     there, and the copy committed."""
     params = deep_update(yaml.safe_load((REPO / "params.yaml").read_text()), updates)
     (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    check = "from rebalance.core import params; params.load()"
+    check = "from rebalance import config; config.load()"
     proc = subprocess.run(
         [sys.executable, "-c", check], cwd=copy, env=env(copy), capture_output=True, text=True
     )

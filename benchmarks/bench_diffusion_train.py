@@ -4,7 +4,7 @@ Both train the same class-conditional UNet (core.build_unet at --resolution, --c
 --layers-per-block; fresh weights from the same seed) for the same steps and batch size on the
 same in-memory random uint8 images, under the same autocast on --device:
 
-- project: `core.train(unet, images, labels, ...)` as stage train_diffusion runs it: every random
+- project: `core.train(unet, images, labels, ...)` as stage train_generator@diffusion runs it: every random
   draw (batch, flips, class dropout, noise, timesteps) made on the CPU from the seed and moved to
   the device, v-prediction MSE, AdamW + warmup/cosine LR, gradient clipping, EMA.
 - bare: the plain diffusers recipe: the batch moved to the device, noise and timesteps drawn on

@@ -37,13 +37,15 @@ def params_for(source: Path) -> dict:
         "raw": {"source": str(source)},
         "count": {"target": {"strategy": "fixed", "n": 1}},  # balanced source: nothing to generate
         "synthesize": {"methods": {"diffusion": 1.0}},
-        "diffusion_train": {
-            "resolution": 16,
-            "channels": [16, 32],
-            "steps": 5,
-            "batch_size": 16,
-            "attention": False,
-        },  # fmt: skip
+        "generators": {
+            "diffusion": {
+                "resolution": 16,
+                "channels": [16, 32],
+                "steps": 5,
+                "batch_size": 16,
+                "attention": False,
+            },
+        },
         "assess": {"epochs": 1},
     }
 

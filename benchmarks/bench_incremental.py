@@ -15,14 +15,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from rebalance.core import manifest, params as params_mod, paths
+from rebalance import config
+from rebalance.core import manifest, paths
 from rebalance.synth import methods
 from rebalance.synth.base import Context
 from rebalance.synth.reuse import fill
 
 
 def run(label: str, n: int, old_dir: Path | None, old: dict) -> tuple[float, Path, dict]:
-    params = params_mod.load()
+    params = config.load()
     real = manifest.read(paths.COUNTED / manifest.FILENAME)
     train = real[real.split == "train"].reset_index(drop=True)
     out = Path(tempfile.mkdtemp(prefix="bench_inc_"))

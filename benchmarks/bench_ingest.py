@@ -17,7 +17,7 @@ about 70%, to PNG, fingerprints it and packs it into tar shards; fuse links the 
 the flips and checks for leaks). The ceiling, in this same
 run and on the same files: a multiprocessing.Pool over every core (os.sched_getaffinity) doing, per
 source image, PIL open + load + FLIP_LEFT_RIGHT + PNG encode (compress_level=6) to a temp folder:
-ceiling images/s = N / its wall time. Prints pipeline/ceiling (the issue's bar: >= 0.8). Per-stage
+ceiling images/s = N / its wall time. Prints pipeline/ceiling (the bar: >= 0.8). Per-stage
 process start-up is a fixed cost that a larger --n amortises. The ceiling and the three timed stages
 run --repeats times (outputs replaced) and the fastest time of each is kept: on a shared machine
 other processes only ever add time. The ratio depends on --size: the ceiling's work (PNG encoding)

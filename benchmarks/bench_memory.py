@@ -5,14 +5,15 @@ classes (50/30/15/5 %), makes a throw-away copy of the project (benchmarks/_proj
 real params (a few training steps, a 16 px diffusion UNet, 2 sampler steps, `count.target.strategy:
 max`, so the minority classes are filled by the diffusion method), checks them with the project's
 loader, then runs every stage of the copy's dvc.yaml in file order (foreach stages once per item:
-train@<variant>) as its own process, `python -m stages.<name>` exactly as the stage's `cmd`, under
-`/usr/bin/time -v` (or, without it, a Python wrapper that reads resource.getrusage(RUSAGE_CHILDREN)).
+train_generator@<name>, train@<variant>) as its own process, `python -m stages.<name>` exactly as
+the stage's `cmd`, under `/usr/bin/time -v` (or, without it, a Python wrapper that reads
+resource.getrusage(RUSAGE_CHILDREN)).
 
 The peak RSS of a stage is its "Maximum resident set size": that of the largest single process of
 the stage (the stage's own process or one of its pool / DataLoader workers, whichever peaked
 highest; Linux reports the max over waited-for descendants), not the sum of processes alive at once.
 DVC itself (hashing, caching) is not measured. Prints the per-stage table for both sizes and
-max-RSS(large) / max-RSS(small) over the stages (the issue's bar: <= 1.5). Every torch stage starts
+max-RSS(large) / max-RSS(small) over the stages (the bar: <= 1.5). Every torch stage starts
 at ~0.7-1 GiB (torch, diffusers, timm imported), so small sizes only show that floor. With the
 50/30/15/5 % classes the target `max` makes synthesize generate as many images as the source has
 train images (~35k at --large 50000): that stage dominates the run time.
@@ -51,12 +52,14 @@ WRAPPER = (
 TINY = {
     "count": {"target": {"strategy": "max"}},
     "synthesize": {"methods": {"diffusion": 1.0}, "diffusion": {"steps": 2}},
-    "diffusion_train": {
-        "resolution": 16,
-        "channels": [16, 32],
-        "steps": 20,
-        "batch_size": 16,
-        "attention": False,
+    "generators": {
+        "diffusion": {
+            "resolution": 16,
+            "channels": [16, 32],
+            "steps": 20,
+            "batch_size": 16,
+            "attention": False,
+        },
     },
     "assess": {"epochs": 1},
     "train": {
@@ -68,6 +71,7 @@ TINY = {
         "variants": {
             "real": {"data": "real", "augment": False, "weighted": False},
             "balanced": {"data": "balanced", "augment": False, "weighted": False},
+            "balanced_diffusion": {"data": "balanced", "method": "diffusion"},  # the generator's own row
         },
         "headline": "balanced",
     },

@@ -6,7 +6,7 @@ the project's own writer (fuse.format: shards), then, for each format in its own
 here on 127.0.0.1) and `dvc pull` into a fresh clone with an empty cache. Both formats run in the
 same process on the same machine; the ratios are per-file time / shards time.
 
-    python benchmarks/bench_release.py --n 100000      # the size (small images)
+    python benchmarks/bench_release.py --n 100000      # the target size (small images)
     python benchmarks/bench_release.py --n 20000 --jobs 8
 
 Prints one line per step and format, then the ratios; writes benchmarks/results/release_<n>.json.

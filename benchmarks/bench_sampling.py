@@ -3,13 +3,13 @@
 Reports images/s and UNet evaluations per image for both, and their ratio (bar: >= 0.9x), in one
 run so machine load affects both alike (the two are interleaved, and the median is kept).
 
-    python benchmarks/bench_sampling.py [--model models/diffusion] [--n 64] [--steps 25] [--repeats 3]
-        [--device cpu] [--precision auto] [--resolution 32] [--channels 32 64 64]
+    python benchmarks/bench_sampling.py [--model models/generators/diffusion] [--n 64] [--steps 25]
+        [--repeats 3] [--device cpu] [--precision auto] [--resolution 32] [--channels 32 64 64]
         [--layers-per-block 1] [--batch 32] [--out FILE]
     pytest benchmarks/bench_sampling.py       # the same, as a check of the 0.9x bar
 
 Without --model (or when the folder lacks weights) a freshly initialised UNet is used, of the
-default diffusion_train architecture or the one --resolution/--channels/--layers-per-block give
+default generators.diffusion architecture or the one --resolution/--channels/--layers-per-block give
 (the GPU profile's: --resolution 64 --channels 64 128 256 --layers-per-block 2): speed does not
 depend on the weights. Both loops run on --device under the same autocast (--precision auto: bf16
 on a GPU, float32 on the CPU).
@@ -110,7 +110,7 @@ def test_sampler_keeps_up_with_bare_diffusers_loop():
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="models/diffusion")
+    parser.add_argument("--model", default="models/generators/diffusion")
     parser.add_argument("--n", type=int, default=64)
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--repeats", type=int, default=3)

@@ -32,9 +32,9 @@ start=$(date +%s)
 dvc exp run -S compute.device=cuda -S compute.workers=8 -S train.backbone=resnet50 "${pretrained[@]}" \
   -S train.image_size=224 -S "train.steps=${TRAIN_STEPS:-3000}" -S train.eval_every=50 \
   -S train.batch_size=64 -S train.lr=0.0003 -S "train.seeds=${SEEDS:-[0,1,2,3,4]}" \
-  -S diffusion_train.resolution=64 -S "diffusion_train.steps=${DIFFUSION_STEPS:-20000}" \
-  -S "diffusion_train.channels=[64,128,256]" -S diffusion_train.layers_per_block=2 \
-  -S diffusion_train.batch_size=64 -S diffusion_train.lr=0.0002 \
-  -S gan_train.resolution=64 -S gan_train.channels=64 -S gan_train.steps=20000 -S gan_train.batch_size=64 \
+  -S generators.diffusion.resolution=64 -S "generators.diffusion.steps=${DIFFUSION_STEPS:-20000}" \
+  -S "generators.diffusion.channels=[64,128,256]" -S generators.diffusion.layers_per_block=2 \
+  -S generators.diffusion.batch_size=64 -S generators.diffusion.lr=0.0002 \
+  -S generators.gan.resolution=64 -S generators.gan.channels=64 -S generators.gan.steps=20000 -S generators.gan.batch_size=64 \
   2>&1 | while IFS= read -r line; do printf '%5d %s\n' $(($(date +%s) - start)) "$line"; done | tee "$out/pipeline.log"
 cp -r metrics "$out/metrics"

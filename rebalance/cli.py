@@ -8,8 +8,7 @@ import sys
 
 import click
 
-from rebalance import registry
-from rebalance.core import params as params_mod
+from rebalance import config, registry
 from rebalance.core.errors import RebalanceError
 from rebalance.dataset import plan
 
@@ -82,15 +81,14 @@ format_option = click.option(
 @format_option
 def plan_cmd(params_path: str, fmt: str) -> None:
     """Per-class counts and the balancing plan, computed on the train split."""
-    params = params_mod.load(params_path)
+    params = config.load(params_path)
     counts = plan.counts_json(plan.build(params, plan.real_images(params)))
     if fmt == "json":
         click.echo(json.dumps(counts, indent=2))
         return
     est = counts["estimate"]
     click.echo(
-        f"Balancing plan for {params['dataset']['name']} (train split, target "
-        f"{params['count']['target']['strategy']})\n"
+        f"Balancing plan for {params.dataset.name} (train split, target {params.count.target.strategy})\n"
     )
     click.echo(plan.balance_table(counts))
     click.echo(
@@ -151,7 +149,7 @@ def _serve(mode: str, host: str, port: int, reviewer: str, open_browser: bool) -
     from rebalance.core import paths
     from rebalance.review import server
 
-    params = params_mod.load()
+    params = config.load()
     if not (paths.FUSED / "manifest.csv").is_file():
         raise RebalanceError(f"{paths.FUSED}/manifest.csv not found; run `dvc repro` (or `dvc pull`) first")
     token = server.new_token()
@@ -189,7 +187,7 @@ def review(host: str, port: int, reviewer: str, open_browser: bool) -> None:
 @click.option("--port", default=8766, show_default=True, help="Port (0: any free one).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the default browser.")
 def reader_study(host: str, port: int, open_browser: bool) -> None:
-    """Blinded real-vs-synthetic study (review.reader_study in params.yaml), one session per reader.
+    """Blinded real-vs-synthetic study (review.reader_study in params.yaml), each reader on their own.
 
     Answers go to metrics/reader_study_answers.csv; per-reader accuracy, the pooled accuracy with
     its 95% interval and Cohen's/Fleiss' kappa to metrics/reader_study.json."""

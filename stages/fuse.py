@@ -110,7 +110,7 @@ def main() -> None:
     atomic.write_json(paths.FUSED_COUNTS, counts)
     atomic.write_json(paths.TEST_SET, test_set(fused))
     print(
-        f"fuse: {len(fused)} images ({cfg['format']}), no content leak; "
+        f"fuse: {len(fused)} images ({cfg.format}), no content leak; "
         + ", ".join(f"{s} {int((fused.split == s).sum())}" for s in ("train", "val", "test"))
     )
 

@@ -51,8 +51,8 @@ def main() -> None:
             images, skipped, unmatched = found.images, found.skipped, attached.unmatched
             windowed = found.windowed
             if csv is not None:
-                repeated = csv_read.repeated(csv, src.dataset.get("csv"))
-                labels = metadata.attributes(csv, images, found.source, src.dataset.get("csv"))
+                repeated = csv_read.repeated(csv, src.dataset.csv)
+                labels = metadata.attributes(csv, images, found.source, src.dataset.csv)
                 atomic.write_text(out / paths.LABELS.name, labels.to_csv(index=False, lineterminator="\n"))
             index = [
                 {
@@ -96,7 +96,7 @@ def main() -> None:
     if repeated:
         print(f"metadata: {repeated} images have several rows (same label, split, group): first row kept")
     if windowed:
-        print(f"windowed {len(windowed)} DICOM, 16-bit or float images to 8-bit PNG ({raw['window']})")
+        print(f"windowed {len(windowed)} DICOM, 16-bit or float images to 8-bit PNG ({raw.window})")
     print(f"raw: {len(images)} images in {len(classes)} classes, {len(skipped)} skipped")
 
 

@@ -75,7 +75,7 @@ def main() -> None:
             return
         world.wait()
         rows += merge_parts(world, out)
-        grid = lesion_edit_grid(rows, out, params.dataset.classes)
+        grid = lesion_edit_grid(rows, out, params.dataset.classes, params.dataset.fit)
         manifest.write(pack(rows, out), out / manifest.FILENAME)
     save_png(grid, paths.LESION_EDIT_GRID)
 
@@ -125,11 +125,11 @@ def merge_parts(world: ranks.World, out: Path) -> list[dict]:
     return rows
 
 
-def lesion_edit_grid(rows: list[dict], out: Path, classes: list[str]):
+def lesion_edit_grid(rows: list[dict], out: Path, classes: list[str], fit: str):
     """Sources beside their lesion edits (a tile that says so when there are none)."""
     from rebalance.synth.lesion_edit import sample_grid
 
-    return sample_grid(rows, paths.RAW, out, classes)
+    return sample_grid(rows, paths.RAW, out, classes, fit=fit)
 
 
 if __name__ == "__main__":

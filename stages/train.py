@@ -20,7 +20,7 @@ from dvclive import Live
 
 from rebalance import config
 from rebalance.core import device, manifest, paths, ranks
-from rebalance.core.errors import RebalanceError, run_main
+from rebalance.core.errors import run_main
 from rebalance.learn import backbones, classifier as model_mod
 from rebalance.learn.data import fused_set
 from rebalance.learn.variants import BestOnVal, training_rows
@@ -64,9 +64,7 @@ def main() -> None:
         if not world.main:
             continue
         net.load_state_dict(best.state)
-        model_mod.save(
-            net, paths.classifier(variant, seed), classes, cfg.image_size, cfg.width, cfg.backbone
-        )
+        model_mod.save(net, paths.classifier(variant, seed), classes, cfg.image_size, cfg.width, cfg.backbone)
         print(
             f"train@{variant} seed {seed}: {len(x)} images, best val balanced accuracy {best.score:.3f} "
             f"at step {best.best_step} of {cfg['steps']}"

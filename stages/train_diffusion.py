@@ -25,7 +25,9 @@ def main() -> None:
     params = config.load()
     cfg = params.generators.diffusion
     if cfg is None:
-        raise RebalanceError("train_diffusion: generators.diffusion is not in params.yaml; add `diffusion: {}`")
+        raise RebalanceError(
+            "train_diffusion: generators.diffusion is not in params.yaml; add `diffusion: {}`"
+        )
     if cfg.processes > 1 and not ranks.launched():  # dvc repro: launch the data-parallel processes
         sys.exit(ranks.relaunch("stages.train_diffusion", cfg.processes))
     runtime = device.runtime(params.compute)
@@ -38,7 +40,9 @@ def main() -> None:
             "train_diffusion: no train-split real images in data/counted; run `dvc repro count`"
         )
     # decoded once if small, else streamed batch by batch (compute.in_memory_mb)
-    images = image_set(paths.RAW, list(train.path), cfg.resolution, params.dataset.fit, params.compute.in_memory_mb)
+    images = image_set(
+        paths.RAW, list(train.path), cfg.resolution, params.dataset.fit, params.compute.in_memory_mb
+    )
     labels = torch.tensor([classes.index(c) for c in train.label])
     torch.manual_seed(cfg.seed)  # the initial weights, too, come from the seed
     unet = core.build_unet(cfg.resolution, len(classes), cfg.channels, cfg.layers_per_block, cfg.attention)
@@ -56,9 +60,7 @@ def main() -> None:
         hflip=cfg.hflip,
         runtime=runtime,
         world=world,
-        log=lambda step, loss: print(
-            f"train_diffusion: step {step}/{cfg.steps} loss {loss:.4f}", flush=True
-        ),
+        log=lambda step, loss: print(f"train_diffusion: step {step}/{cfg.steps} loss {loss:.4f}", flush=True),
     )
     if not world.main:  # every process holds the same weights; the first one saves them
         return

@@ -34,7 +34,9 @@ def main() -> None:
     train = real[real.split == "train"].sort_values("path")
     if train.empty:
         raise RebalanceError("train_gan: no train-split real images in data/counted; run `dvc repro count`")
-    images = image_set(paths.RAW, list(train.path), cfg.resolution, params.dataset.fit, params.compute.in_memory_mb)
+    images = image_set(
+        paths.RAW, list(train.path), cfg.resolution, params.dataset.fit, params.compute.in_memory_mb
+    )
     labels = torch.tensor([classes.index(c) for c in train.label])
     torch.manual_seed(cfg.seed)  # the initial weights come from the seed
     generator = core.Generator(cfg.resolution, len(classes), cfg.z_dim, cfg.channels)

@@ -25,7 +25,9 @@ def main() -> None:
     params = config.load()
     cfg, sd = params.generators.sd_lora, params.synthesize.diffusion.sd
     if cfg is None:
-        raise RebalanceError("train_sd_lora: generators.sd_lora is not in params.yaml; add `sd_lora: {model_dir: ...}`")
+        raise RebalanceError(
+            "train_sd_lora: generators.sd_lora is not in params.yaml; add `sd_lora: {model_dir: ...}`"
+        )
     if cfg.processes > 1 and not ranks.launched():  # dvc repro: launch the data-parallel processes
         sys.exit(ranks.relaunch("stages.train_sd_lora", cfg.processes))
     runtime = device.runtime(params.compute)
@@ -35,9 +37,13 @@ def main() -> None:
     real = manifest.read(paths.COUNTED / manifest.FILENAME)
     rows = real[(real.split == "train") & real.label.isin(chosen)].sort_values("path")
     if rows.empty:
-        raise RebalanceError(f"train_sd_lora: no train images of {', '.join(chosen)}; set generators.sd_lora.classes")
+        raise RebalanceError(
+            f"train_sd_lora: no train images of {', '.join(chosen)}; set generators.sd_lora.classes"
+        )
     attrs = prompts.attributes(sd.attributes)
-    texts = [prompts.prompt_for(attrs.get(p, {}), c, classes, sd.prompt) for p, c in zip(rows.path, rows.label)]
+    texts = [
+        prompts.prompt_for(attrs.get(p, {}), c, classes, sd.prompt) for p, c in zip(rows.path, rows.label)
+    ]
     pipe, noise = sd_lora_core.load_base(cfg.model_dir)
     summary = sd_lora_core.train(
         pipe, noise, [paths.RAW / p for p in rows.path], texts,

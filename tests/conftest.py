@@ -54,7 +54,13 @@ TINY = {
     "evaluate": {"bootstrap": 50},
     # a 16 px diffusion UNet trained for a few seconds, few sampler steps, a short assess classifier
     "generators": {
-        "diffusion": {"resolution": 16, "channels": [16, 32], "steps": 40, "batch_size": 16, "attention": False}
+        "diffusion": {
+            "resolution": 16,
+            "channels": [16, 32],
+            "steps": 40,
+            "batch_size": 16,
+            "attention": False,
+        }
     },
     "synthesize": {"diffusion": {"steps": 4}},
     "assess": {"epochs": 2},
@@ -135,11 +141,7 @@ def copy_repo(dst: Path) -> Path:
     ).stdout.split("\0")
     for name in filter(None, files):
         src = REPO / name
-        if (
-            src.is_file()
-            and not name.startswith(("data/", "dvclive/", "metrics/"))
-            and name != "dvc.lock"
-        ):
+        if src.is_file() and not name.startswith(("data/", "dvclive/", "metrics/")) and name != "dvc.lock":
             (dst / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst / name)
     run(["git", "init", "-q", "-b", "main"], dst)

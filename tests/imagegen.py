@@ -49,7 +49,8 @@ def workdir(tmp_path: Path, source: Path, classes: list[str], updates: dict | No
         "compute": {"threads": 1},  # as conftest.TINY: one torch thread per xdist worker
     }
     params = deep_update(deep_update(params, base), updates or {})
-    params["synthesize"]["methods"] = {"diffusion": 1.0}
+    # diffusion alone, whatever `updates` say (the other methods' variants dropped with them)
+    params = deep_update(params, {"synthesize": {"methods": {"diffusion": 1.0}}})
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return work
 

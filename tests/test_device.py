@@ -8,11 +8,11 @@ import pytest
 import torch
 from conftest import make_params
 
+from rebalance.config import ParamsError
 from rebalance.core import device
 from rebalance.core.device import CPU, Runtime
 from rebalance.core.errors import RebalanceError
 from rebalance.core.images import save_png
-from rebalance.core.params import ParamsError
 from rebalance.learn import classifier
 from rebalance.learn.data import ImageSet, TensorSet
 from rebalance.synth import diffusion_core as core
@@ -31,7 +31,7 @@ def test_cpu_is_explicit_and_auto_falls_back():
 
 
 def test_compute_params_are_validated():
-    run = device.runtime(make_params({"compute": {"device": "cpu", "threads": 1, "workers": 0}}))
+    run = device.runtime(make_params({"compute": {"device": "cpu", "threads": 1, "workers": 0}}).compute)
     assert run == Runtime(torch.device("cpu"), None, 0) and torch.get_num_threads() == 1
     with pytest.raises(ParamsError, match="compute.device"):
         make_params({"compute": {"device": "gpu"}})

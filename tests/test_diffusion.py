@@ -14,6 +14,7 @@ import torch
 from conftest import folder_params
 from sdgen import tiny_sd_pipeline
 
+from rebalance.config.synth import Diffusion
 from rebalance.core.errors import RebalanceError
 from rebalance.core.images import load_array, save_png
 from rebalance.synth import diffusion, diffusion_core as core, provenance, quality
@@ -93,7 +94,7 @@ def test_unet_evaluations_per_image(trained):
     calls.clear()
     core.sample(unet, core.sampler(config, "ddim"), [0, 1, 0], [1, 2, 3], steps=5, guidance=2.0)
     assert calls == [6] * 5  # cond + uncond in one call: 2 evaluations per image and step
-    assert diffusion.evaluations_per_image({"steps": 5, "guidance": 2.0}) == 10
+    assert diffusion.evaluations_per_image(Diffusion(steps=5, guidance=2.0)) == 10
 
 
 def test_generate_full_is_deterministic_and_recorded(trained, tmp_path):
@@ -170,7 +171,7 @@ def test_external_generator_needs_allow_external_model(trained, tmp_path):
     ctx = context(root, train_real, tmp_path / "out", model_dir=str(model))
     with pytest.raises(RebalanceError, match="allow_external_model"):
         diffusion.DiffusionSampler(ctx)
-    ctx.params["synthesize"]["allow_external_model"] = True
+    ctx.params.synthesize.allow_external_model = True
     assert diffusion.DiffusionSampler(ctx).description["generator"]["external"] is True
 
 
@@ -182,7 +183,7 @@ def test_missing_model_is_a_clear_error(tmp_path):
         raw_dir=tmp_path / "raw",
         out_dir=tmp_path / "out",
     )
-    with pytest.raises(RebalanceError, match="train_diffusion"):
+    with pytest.raises(RebalanceError, match="train_generator@diffusion"):
         diffusion.DiffusionSampler(ctx).generate("dark", [0])
 
 

@@ -31,6 +31,9 @@ MEDIUM = deep_update(
                 "real_oversampled": {"data": "real_oversampled"},
                 "balanced": {"data": "balanced"},
                 "shuffled": {"data": "balanced", "shuffle_labels": True},
+                # one row per generator of the default methods
+                "balanced_lesion_edit": {"data": "balanced", "method": "lesion_edit"},
+                "balanced_diffusion": {"data": "balanced", "method": "diffusion"},
             },
         },
         "evaluate": {"bootstrap": 200},

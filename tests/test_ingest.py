@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, run
+from conftest import REPO, deep_update, run
 from imagegen import one_line_error
 from PIL import Image
 
@@ -49,7 +49,8 @@ def workdir(tmp_path):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["dataset"].update(name="toy", classes=["healthy", "lesion", "rare"], lesion_bins=None)
     params["raw"]["source"] = str(src)
-    params["synthesize"]["methods"] = {"diffusion": 1.0}  # lesion edits need lesion-count grades
+    # lesion edits need lesion-count grades (their variant goes with them)
+    params = deep_update(params, {"synthesize": {"methods": {"diffusion": 1.0}}})
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     return work, src
 

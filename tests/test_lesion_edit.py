@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 import sys
@@ -14,24 +13,26 @@ import pytest
 import yaml
 from conftest import REPO, commit_all, run, set_params
 
-from rebalance.core import code, manifest, params as params_mod
+from rebalance import config
+from rebalance.config import Params
+from rebalance.config.synth import LesionEdit
+from rebalance.core import code, manifest
 from rebalance.core.errors import RebalanceError
 from rebalance.core.hashing import sha256_file
 from rebalance.core.images import load_array
-from rebalance.core.schema import LesionEdit
 from rebalance.dataset import demo, grading
 from rebalance.synth import blend, detector, lesion_edit, overlay
 from rebalance.synth.base import Context
 from rebalance.synth.reuse import fill
 
-PARAMS = params_mod.load(REPO / "params.yaml")
+PARAMS = config.load(REPO / "params.yaml")
 
 
 @pytest.fixture(scope="module")
 def demo_train(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     """A tiny demo dataset (10 images per grade), all of it the train split."""
     raw = tmp_path_factory.mktemp("raw")
-    classes = PARAMS["dataset"]["classes"]
+    classes = PARAMS.dataset.classes
     rows = demo.write(raw, classes, grading.lesion_bins(PARAMS), 0.01, 128, 3)
     train = pd.DataFrame(
         [
@@ -50,12 +51,12 @@ def demo_train(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     return raw, train
 
 
-def make_ctx(demo_train, out: Path, params: dict | None = None) -> Context:
+def make_ctx(demo_train, out: Path, params: Params | None = None) -> Context:
     raw, train = demo_train
-    return Context(params=params or copy.deepcopy(PARAMS), train_real=train, raw_dir=raw, out_dir=out)
+    return Context(params=params or PARAMS.model_copy(deep=True), train_real=train, raw_dir=raw, out_dir=out)
 
 
-def editor(demo_train, out: Path, params: dict | None = None) -> lesion_edit.LesionEditor:
+def editor(demo_train, out: Path, params: Params | None = None) -> lesion_edit.LesionEditor:
     return lesion_edit.LesionEditor(make_ctx(demo_train, out, params))
 
 
@@ -122,8 +123,8 @@ def test_incremental_reuses_unchanged_images(demo_train, tmp_path):
     for r in rows:
         assert (second / r["path"]).stat().st_ino == (first / r["path"]).stat().st_ino  # linked
     # a changed method parameter changes every key: nothing reused
-    params = copy.deepcopy(PARAMS)
-    params["synthesize"]["lesion_edit"]["bin_margin"] = 0.2
+    params = PARAMS.model_copy(deep=True)
+    params.synthesize.lesion_edit.bin_margin = 0.2
     third = tmp_path / "c"
     _, reused3 = fill(editor(demo_train, third, params), "lesion_edit", "level2", 3, old, first, third)
     assert reused3 == 0
@@ -159,8 +160,8 @@ def test_lowest_grade_deficit_uses_equal_grade_sources(demo_train, tmp_path):
 
 
 def test_ungraded_dataset_gets_clear_error(demo_train, tmp_path):
-    params = copy.deepcopy(PARAMS)
-    params["dataset"]["lesion_bins"] = None
+    params = PARAMS.model_copy(deep=True)
+    params.dataset.lesion_bins = None  # past the params rules: the method's own refusal
     with pytest.raises(RebalanceError, match="diffusion") as err:
         lesion_edit.LesionEditor(make_ctx(demo_train, tmp_path, params)).generate("level3", [0])
     assert "\n" not in str(err.value)
@@ -176,7 +177,7 @@ def test_poisson_blend_refuses_patches_outside_the_image():
 
 
 def test_target_range_respects_bins():
-    cfg = LesionEdit().model_dump()
+    cfg = LesionEdit()
     assert overlay.target_range((21, 50), 3, cfg) == (25, 46)
     assert overlay.target_range((0, 5), 5, cfg) is None
     lo, hi = overlay.target_range((51, float("inf")), 10, cfg)

@@ -53,7 +53,11 @@ MISTAKES = [
         "add `gan: {}` to generators",
     ),
     (  # a per-generator variant on real data
-        {"train": {"variants": {"balanced": {"data": "balanced"}, "odd": {"data": "real", "method": "diffusion"}}}},
+        {
+            "train": {
+                "variants": {"balanced": {"data": "balanced"}, "odd": {"data": "real", "method": "diffusion"}}
+            }
+        },
         "train.variants.odd.method",
         "needs data: balanced",
     ),
@@ -177,6 +181,4 @@ def test_a_path_in_the_home_folder_is_written_as_in_a_shell(monkeypatch, tmp_pat
     monkeypatch.setenv("HOME", str(tmp_path))
     updates = {"dataset": {"lesion_bins": None, "metadata": "~/isic/meta.csv"}, "raw": {"source": "~/isic"}}
     p = make_params(updates | {"synthesize": {"methods": {"diffusion": 1.0}}})
-    assert (
-        p.raw.source == f"{tmp_path}/isic" and p.dataset.metadata == f"{tmp_path}/isic/meta.csv"
-    )
+    assert p.raw.source == f"{tmp_path}/isic" and p.dataset.metadata == f"{tmp_path}/isic/meta.csv"

@@ -157,7 +157,7 @@ def test_compute_settings_that_change_no_result_rerun_nothing(built_repo, tmp_pa
     set_params(repo, {"compute": {"workers": 0, "processes": 1, "in_memory_mb": 1}})
     assert stale() == set()
     set_params(repo, {"compute": {"threads": 2}})  # (the tiny build's: 1)
-    assert {"train_diffusion", "assess", "evaluate", "train@balanced"} <= stale()
+    assert {"train_generator@diffusion", "assess", "evaluate", "train@balanced"} <= stale()
 
 
 def test_a_new_plan_retrains_no_generator(built_repo, tmp_path):
@@ -167,4 +167,4 @@ def test_a_new_plan_retrains_no_generator(built_repo, tmp_path):
     set_params(repo, {"count": {"target": {"strategy": "fixed", "n": 18}}})
     run([sys.executable, "-m", "dvc", "repro", "count"], repo)
     stale = set(json.loads(run([sys.executable, "-m", "dvc", "status", "--json"], repo).stdout))
-    assert "synthesize" in stale and not stale & {"detect", "train_diffusion", "train_gan"}, stale
+    assert "synthesize" in stale and not stale & {"detect", "train_generator@diffusion"}, stale

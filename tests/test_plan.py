@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import REPO
+from conftest import REPO, deep_update
 from imagegen import make_folder, stage, workdir
 from PIL import Image
 
@@ -31,7 +31,9 @@ def folder_params(tmp_path):
     params["raw"]["source"] = str(src)
     params["count"]["split"] = {"train": 0.6, "val": 0.2, "test": 0.2}
     params["count"]["target"] = {"strategy": "fixed", "n": 20}
-    params["synthesize"]["methods"] = {"gan": 0.5, "diffusion": 0.5}
+    params["generators"]["gan"] = {}  # method gan samples the GAN this repository trains
+    # two methods (lesion_edit's variant dropped with lesion_edit)
+    params = deep_update(params, {"synthesize": {"methods": {"gan": 0.5, "diffusion": 0.5}}})
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return path

@@ -11,16 +11,20 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import TINY, commit_all, copy_repo, run, set_params
+from conftest import TINY, commit_all, copy_repo, folder_params, run, set_params
 from imagegen import one_line_error, smooth_image, stage, workdir
 from PIL import Image
 
 from rebalance.core import images
 from rebalance.dataset import plan
 
+VARIANTS = {"real": {"data": "real"}, "balanced": {"data": "balanced"}}
 SMALL = TINY | {
     "train": TINY["train"]
-    | {"variants": {"real": {"data": "real"}, "balanced": {"data": "balanced"}}, "headline": "balanced"},
+    | {
+        "variants": {**VARIANTS, "balanced_diffusion": {"data": "balanced", "method": "diffusion"}},
+        "headline": "balanced",
+    },
     "evaluate": {"bootstrap": 20},
     "synthesize": {"methods": {"diffusion": 1.0}, "diffusion": {"steps": 2, "mode": "local"}},
     "count": {"target": {"strategy": "max"}},
@@ -65,6 +69,7 @@ def test_a_folder_of_mixed_photographs_runs_end_to_end_with_the_gan(tmp_path):
             photo(rng, src / label / f"p{i}{'.jpg' if i % 2 else '.png'}", w, h, grey=i % 3 == 0)
     gan = {"synthesize": {"methods": {"gan": 1.0}}}
     gan["generators"] = {"gan": {"resolution": 16, "channels": 8, "steps": 20}}
+    gan["train"] = {"variants": {**VARIANTS, "balanced_gan": {"data": "balanced", "method": "gan"}}}
     repo = repro(tmp_path, str(src), ["mild", "severe"], {"dataset": {"fit": "pad"}, **gan})
     raw = json.loads((repo / "metrics/raw.json").read_text())
     assert raw["images"] == {"mild": 16, "severe": 7} and raw["skipped"] == []
@@ -454,6 +459,6 @@ def test_generated_images_default_to_the_median_side_at_most_512(tmp_path):
             photo(rng, tmp_path / name / f"{i}.jpg", side, side * 3 // 4, grey=False)
     for name, expected in (("small", 60), ("large", 512)):
         rows = pd.DataFrame({"path": [f"{name}/{i}.jpg" for i in range(3)]})
-        params = {"dataset": {"image_size": None}}
+        params = folder_params(["small", "large"])  # dataset.image_size null
         assert output_size(Context(params, rows, tmp_path, tmp_path), None) == expected
         assert output_size(Context(params, rows, tmp_path, tmp_path), 1024) == 1024

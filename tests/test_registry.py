@@ -1,4 +1,4 @@
-"""The registry (issue 5): release gates, data cards, tags, remotes, consumers, comparison.
+"""The registry: release gates, data cards, tags, remotes, consumers, comparison.
 
 Fast tests use the unbuilt `repo` fixture. The slow ones share one module-scoped build of two
 commits (main: the tiny params; branch `next`: a changed count.target.n), copied per test, and

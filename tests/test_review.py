@@ -18,7 +18,7 @@ import pytest
 import yaml
 from conftest import commit_all, copy_built, run, set_params
 
-from rebalance.core import params as params_mod
+from rebalance import config
 from rebalance.review import server, study
 
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -42,7 +42,7 @@ def built(built_repo, tmp_path_factory):
 class Server:
     def __init__(self, repo: Path, mode: str):
         os.chdir(repo)  # the app reads params-relative paths (reviews/, metrics/) from the repo root
-        self.params = params_mod.load(repo / "params.yaml")
+        self.params = config.load(repo / "params.yaml")
         self.token = server.new_token()
         self.srv = server.serve(
             server.create_app(repo, self.params, self.token, mode, "dr-test"), "127.0.0.1", 0
@@ -135,7 +135,7 @@ def test_review_by_keyboard_survives_reload_and_a_rejected_image_is_regenerated(
         srv.stop()
 
     reviews = pd.read_csv(
-        built / "reviews" / f"{srv.params['dataset']['name']}.csv", dtype=str, keep_default_na=False
+        built / "reviews" / f"{srv.params.dataset.name}.csv", dtype=str, keep_default_na=False
     )
     assert list(reviews.decision) == ["accept", "reject"]
     assert list(reviews.path) == [first, second] and set(reviews.reviewer) == {"dr-test"}

@@ -41,7 +41,7 @@ def tiny_app(root):
     Image.fromarray(made).save(root / "data/fused/train/a/free.png")
     pd.DataFrame(rows).to_csv(root / "data/fused/manifest.csv", index=False)
     params = folder_params(["a", "b"])
-    params["dataset"]["fit"] = "stretch"
+    params = params.model_copy(update={"dataset": params.dataset.model_copy(update={"fit": "stretch"})})
     return server.create_app(root, params, "t0k").test_client(), mask
 
 

@@ -1,5 +1,5 @@
-"""Stage sd_lora on a tiny random SD pipeline: phase 1 and 2 train and save LoRA weights, and the
-sd backend (text2img, img2img, inpaint) really uses them."""
+"""Stage train_generator@sd_lora on a tiny random SD pipeline: phase 1 and 2 train and save LoRA
+weights, and the sd backend (text2img, img2img, inpaint) really uses them."""
 
 from __future__ import annotations
 
@@ -24,28 +24,32 @@ def lora(tmp_path_factory):
     root = tmp_path_factory.mktemp("lora")
     base = tiny_sd_pipeline(root / "t2i", inpaint=False)
     make_folder(root / "src", {"common": 9, "rare": 4})
-    updates = {
-        "sd_lora": {"model_dir": str(base), "phase1_steps": 3, "phase2_steps": 2, "lr": 0.01,
-                    "resolution": 16, "batch_size": 2},
-        "count": {"target": {"strategy": "max"}},
-    }  # fmt: skip
+    updates = {"generators": generators(base), "count": {"target": {"strategy": "max"}}}
     work = workdir(root, root / "src", ["common", "rare"], updates)
-    for name in ("raw", "count", "sd_lora"):
+    for name in ("raw", "count", "train_sd_lora"):
         stage(work, name)
     return work, base
 
 
+def generators(base, **sd_lora) -> dict:
+    """Params `generators`: the diffusion UNet method diffusion samples by default, and a LoRA on `base`."""
+    lora = {"model_dir": str(base), "phase1_steps": 3, "phase2_steps": 2, "lr": 0.01, "resolution": 16,
+            "batch_size": 2}  # fmt: skip
+    return {"diffusion": {}, "sd_lora": lora | sd_lora}
+
+
 def test_phase_1_and_2_train_and_save_unet_and_text_encoder_lora(lora):
     work, _ = lora
-    weights = load_file(str(work / "models/sd_lora/pytorch_lora_weights.safetensors"))
+    weights = load_file(str(work / "models/generators/sd_lora/pytorch_lora_weights.safetensors"))
     assert any(k.startswith("unet.") for k in weights) and any(k.startswith("text_encoder.") for k in weights)
-    report = json.loads((work / "metrics/sd_lora.json").read_text())
-    assert report["classes"] == ["rare"]  # the class with a deficit
+    report = json.loads((work / "metrics/sd_lora_train.json").read_text())
+    assert report["classes"] == ["common", "rare"]  # generators.sd_lora.classes null: every class
     assert report["phase1"]["steps"] == 3 and report["phase2"]["steps"] == 2
     assert report["phase1"]["seconds_per_step"] > 0
-    record = json.loads((work / "models/sd_lora/training_set.json").read_text())
-    assert record["n"] == len(json.loads((work / "models/sd_lora/prompts.json").read_text()))
-    assert all(p.startswith("rare/") for p in json.loads((work / "models/sd_lora/prompts.json").read_text()))
+    record = json.loads((work / "models/generators/sd_lora/training_set.json").read_text())
+    prompts = json.loads((work / "models/generators/sd_lora/prompts.json").read_text())
+    assert record["n"] == len(prompts)
+    assert {p.split("/")[0] for p in prompts} == {"common", "rare"}
 
 
 def generate(work, base, lora_dir, mode: str, out: str) -> list[dict]:
@@ -71,7 +75,7 @@ def test_generated_images_change_when_the_lora_changes(lora, tmp_path, mode):
     work, base = lora
     if mode == "inpaint":
         base = tiny_sd_pipeline(tmp_path / "inpaint", inpaint=True)  # same attention shapes
-    trained = work / "models/sd_lora"
+    trained = work / "models/generators/sd_lora"
     scaled = tmp_path / "scaled"  # the same LoRA with its up-projections x 4
     shutil.copytree(trained, scaled)
     weights = load_file(str(trained / "pytorch_lora_weights.safetensors"))
@@ -93,21 +97,21 @@ def test_generated_images_change_when_the_lora_changes(lora, tmp_path, mode):
 
 @pytest.mark.slow
 def test_lora_trained_in_two_processes_matches_one_process(lora, tmp_path):
-    """Data-parallel LoRA (sd_lora.processes: 2, accelerate): each process takes half of every
+    """Data-parallel LoRA (generators.sd_lora.processes: 2, accelerate): each process takes half of every
     global batch and the adapters' gradients are averaged, so the adapters follow the one-process
     run up to float rounding, not a different run."""
     import torch
 
-    work, _ = lora
+    work, base = lora
     two = tmp_path / "two"
     shutil.copytree(work, two, symlinks=True)
-    shutil.rmtree(two / "models/sd_lora")
-    set_params(two, {"sd_lora": {"processes": 2}})
-    log = stage(two, "sd_lora").stdout
+    shutil.rmtree(two / "models/generators/sd_lora")
+    set_params(two, {"generators": generators(base, processes=2)})  # (generators: replaced whole)
+    log = stage(two, "train_sd_lora").stdout
     assert "launching 2 processes with accelerate" in log
-    assert json.loads((two / "metrics/sd_lora.json").read_text())["processes"] == 2
-    one_w = load_file(str(work / "models/sd_lora/pytorch_lora_weights.safetensors"))
-    two_w = load_file(str(two / "models/sd_lora/pytorch_lora_weights.safetensors"))
+    assert json.loads((two / "metrics/sd_lora_train.json").read_text())["processes"] == 2
+    one_w = load_file(str(work / "models/generators/sd_lora/pytorch_lora_weights.safetensors"))
+    two_w = load_file(str(two / "models/generators/sd_lora/pytorch_lora_weights.safetensors"))
     assert one_w.keys() == two_w.keys()
     moved = max(float(v.abs().max()) for v in one_w.values())
     assert all(torch.allclose(one_w[k], two_w[k], atol=1e-3 * moved) for k in one_w), {

@@ -143,13 +143,16 @@ def test_balanced_method_has_balanced_counts_from_real_and_one_generator_only(me
     pd.testing.assert_frame_equal(mine, training_rows(fused.iloc[::-1], "balanced", method))
 
 
-def test_every_method_gets_a_generated_variant_and_names_cannot_collide():
-    from conftest import make_params
+def test_every_method_has_a_per_generator_variant_and_a_variant_needs_its_method():
+    import yaml
+    from conftest import REPO, make_params
 
-    from rebalance.core import params
+    from rebalance import config
 
     p = make_params({"synthesize": {"methods": {"lesion_edit": 0.5, "diffusion": 0.5}}})
-    made = {k: v["method"] for k, v in params.variants(p).items() if v["method"]}
+    made = {k: v.method for k, v in p.train.variants.items() if v.method}
     assert made == {"balanced_lesion_edit": "lesion_edit", "balanced_diffusion": "diffusion"}
-    with pytest.raises(params.ParamsError, match="balanced_<method> variants are made from"):
-        make_params({"train": {"variants": {"balanced_diffusion": {"data": "balanced"}}}})
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["train"]["variants"]["balanced_gan"] = {"data": "balanced", "method": "gan"}  # gan makes no image
+    with pytest.raises(config.ParamsError, match="train.variants.balanced_gan.method"):
+        config.validate(raw)

@@ -175,7 +175,9 @@ class Count(Group):
     @model_validator(mode="after")
     def _split_and_estimates(self):
         total = self.split.train + self.split.val + self.split.test
-        need(math.isclose(total, 1.0, abs_tol=1e-6), "count.split", f"fractions must sum to 1 (got {total:g})")
+        need(
+            math.isclose(total, 1.0, abs_tol=1e-6), "count.split", f"fractions must sum to 1 (got {total:g})"
+        )
         for key in ("seconds_per_image", "dollars_per_image"):
             for name in getattr(self, key):
                 check_method(name, f"count.{key}.{name}")
@@ -332,7 +334,11 @@ class Params(Group):
 
     def variant(self, name: str) -> Variant:
         """The classifier variant `name` (a one-line error naming the variants when there is none)."""
-        need(name in self.train.variants, f"train.variants.{name}", f"is not a variant ({', '.join(self.train.variants)})")
+        need(
+            name in self.train.variants,
+            f"train.variants.{name}",
+            f"is not a variant ({', '.join(self.train.variants)})",
+        )
         return self.train.variants[name]
 
 
@@ -341,7 +347,11 @@ def _source_rules(p: Params) -> None:
     if kind == "demo":
         need(ds.lesion_bins is not None, "dataset.lesion_bins", "is required by the demo dataset")
     if kind != "folder":
-        why = {"demo": "the demo", "csv": "a CSV source (its own columns are the metadata)", "npz": "an .npz source"}
+        why = {
+            "demo": "the demo",
+            "csv": "a CSV source (its own columns are the metadata)",
+            "npz": "an .npz source",
+        }
         need(ds.metadata is None, "dataset.metadata", f"must be null for {why[kind]}")
     for key in ("header", "split_files"):
         need(
@@ -382,7 +392,8 @@ def _synthesis_rules(p: Params) -> None:
             methods.get(name, 0) == 0 or not own or getattr(p.generators, name) is not None,
             f"synthesize.methods.{name}",
             f"samples models/generators/{name}, which nothing trains: add `{name}: {{}}` to "
-            f"generators (stage train_generator@{name}), or point synthesize.{name}.model_dir at a trained model",
+            f"generators (stage train_generator@{name}), or point synthesize.{name}.model_dir at "
+            "a trained model",
         )
     if p.generators.sd_lora is not None and p.generators.sd_lora.classes is not None:
         need(

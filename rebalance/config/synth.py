@@ -48,7 +48,9 @@ class StableDiffusion(Group):
     mode: Literal["inpaint", "img2img", "text2img"] = "inpaint"
     model_dir: UserPath | None = None  # a local StableDiffusionInpaintPipeline folder (save_pretrained)
     lora: UserPath | None = None  # optional LoRA weights (needs peft)
-    attributes: str | None = "data/raw/labels.csv"  # per-image attributes for prompts (the ISIC 2024 SD+LoRA study)
+    attributes: str | None = (
+        "data/raw/labels.csv"  # per-image attributes for prompts (the ISIC 2024 SD+LoRA study)
+    )
     prompt: str = (
         "a clinical close-up photo of {skin} skin with {severity} acne ({label}): {colour}, "
         "{size_shape}, {border} borders"
@@ -61,7 +63,7 @@ class StableDiffusion(Group):
 
 
 class Diffusion(Group):
-    # unet (trained by stage train_generator@diffusion) | sd (a local SD folder, sd.mode) | sd_inpaint (= sd, mode inpaint)
+    # unet (stage train_generator@diffusion) | sd (a local SD folder, sd.mode) | sd_inpaint (sd, inpaint)
     backend: Literal["unet", "sd", "sd_inpaint"] = "unet"
     model_dir: str = "models/generators/diffusion"
     # full: from noise | local: RePaint-style regeneration of masked regions of a train image |
@@ -105,7 +107,11 @@ class Synthesize(Group):
         for name in m:
             check_method(name, f"synthesize.methods.{name}")
         total = sum(m.values())
-        need(math.isclose(total, 1.0, abs_tol=1e-6), "synthesize.methods", f"shares must sum to 1 (got {total:g})")
+        need(
+            math.isclose(total, 1.0, abs_tol=1e-6),
+            "synthesize.methods",
+            f"shares must sum to 1 (got {total:g})",
+        )
         return self
 
 

@@ -1,2 +1,2 @@
-"""What every stage shares: params (schema and loader), paths, manifest, image IO, atomic writes,
-errors, hashing and markdown tables."""
+"""What every stage shares: paths, manifest, image IO, atomic writes, errors, hashing, devices
+and markdown tables (params: rebalance/config)."""

@@ -9,10 +9,11 @@ Why accelerate (not Ray Data): it is the launcher the Hugging Face stack under s
 is the same code path with a World of one.
 
 `synthesize.processes`, `train.processes` and `generators.<name>.processes: N` make those stages
-launch themselves under accelerate with N processes (one per GPU; `relaunch`), so `dvc repro` stays the one command. Sampling shares out whole batches
-(`share`: the same bytes as one process); training is data-parallel (`slice`: each process takes
-its part of every global batch; `data_parallel` (DDP) or `average_gradients` (the GAN, LoRA)
-averages the gradients, so every process steps with the same gradient).
+launch themselves under accelerate with N processes (one per GPU; `relaunch`), so `dvc repro`
+stays the one command. Sampling shares out whole batches (`share`: the same bytes as one process);
+training is data-parallel (`slice`: each process takes its part of every global batch;
+`data_parallel` (DDP) or `average_gradients` (the GAN, LoRA) averages the gradients, so every
+process steps with the same gradient).
 """
 
 from __future__ import annotations

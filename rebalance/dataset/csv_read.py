@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 import pandas as pd
 
+from rebalance.config.schema import Csv
 from rebalance.core.errors import RebalanceError
 
 SPLIT_COLUMN = "split"
@@ -33,12 +33,12 @@ def _clean(path: str, folders: tuple[Path, ...] = ()) -> str:
     return clean
 
 
-def _named(df: pd.DataFrame, columns: dict[str, Any], csv_path: Path) -> pd.DataFrame:
+def _named(df: pd.DataFrame, columns: Csv, csv_path: Path) -> pd.DataFrame:
     """`df` with raw.csv's columns renamed to `path` and `label` (a one-hot table's label columns
     read into a `label` column) and path_format applied."""
     renames = {}
     for key in ("path", "label"):
-        wanted = columns[key]
+        wanted = getattr(columns, key)
         names = wanted if isinstance(wanted, list) else [wanted]
         if names == [key] or ([n.lower() for n in names] == [key] and key in df.columns):  # `Path`: read
             continue
@@ -58,7 +58,7 @@ def _named(df: pd.DataFrame, columns: dict[str, Any], csv_path: Path) -> pd.Data
         else:
             renames[wanted] = key
     df = df.rename(columns=renames)
-    formats = columns["path_format"] if isinstance(columns["path_format"], list) else [columns["path_format"]]
+    formats = columns.path_format if isinstance(columns.path_format, list) else [columns.path_format]
     if formats != ["{}"] and "path" in df.columns:
         df["path"] = [_first_file(cell.strip(), formats, csv_path.parent) for cell in df["path"]]
     return df
@@ -83,11 +83,11 @@ def _hot(cells: tuple[str, ...], names: list[str]) -> str | None:
     return ones[0] if len(ones) == 1 else None
 
 
-def label_problem(row: pd.Series, columns: dict[str, Any] | None) -> str:
+def label_problem(row: pd.Series, columns: Csv | None) -> str:
     """Why a one-hot row has no class (none or several of raw.csv.label's columns hold 1), else ''."""
-    if columns is None or not isinstance(columns["label"], list):
+    if columns is None or not isinstance(columns.label, list):
         return ""
-    ones = _ones([row[name] for name in columns["label"]], columns["label"])
+    ones = _ones([row[name] for name in columns.label], columns.label)
     if not ones:
         return "none of raw.csv.label's columns holds 1"
     if len(ones) > 1:
@@ -126,10 +126,10 @@ def _separator(csv_path: Path) -> str:
     return r"\s+" if len(first.split()) > 1 else ","
 
 
-def _files(csv_path: Path, columns: dict[str, Any] | None) -> list[tuple[Path, str | None]]:
+def _files(csv_path: Path, columns: Csv | None) -> list[tuple[Path, str | None]]:
     """The tables a source reads, each with the official split of its rows: the CSV alone, or with
     raw.csv.split_files the CSV (train) and its val/test lists, relative to its folder."""
-    lists = (columns or {}).get("split_files") or {}
+    lists = columns.split_files if columns is not None else {}
     if not lists:
         return [(csv_path, None)]
     return [(csv_path, "train"), *((csv_path.parent / name, split) for split, name in lists.items())]
@@ -138,7 +138,7 @@ def _files(csv_path: Path, columns: dict[str, Any] | None) -> list[tuple[Path, s
 _READ: dict[tuple, tuple[pd.DataFrame, pd.DataFrame]] = {}  # the last table parsed, while unchanged
 
 
-def read(csv_path: str | Path, group_by: str | None, columns: dict[str, Any] | None = None) -> pd.DataFrame:
+def read(csv_path: str | Path, group_by: str | None, columns: Csv | None = None) -> pd.DataFrame:
     """The metadata CSV, indexed by its cleaned `path` (absolute paths inside the CSV's folder made
     relative to it); comma, semicolon, tab or blank separated; blanks around names and values ignored.
     `columns` (a CSV source's raw.csv): the CSV's own names of `path` and `label`, a `path_format`
@@ -162,12 +162,12 @@ def read(csv_path: str | Path, group_by: str | None, columns: dict[str, Any] | N
     return df.copy(deep=False)
 
 
-def repeated(csv_path: str | Path, columns: dict[str, Any] | None = None) -> int:
+def repeated(csv_path: str | Path, columns: Csv | None = None) -> int:
     """How many images have several rows in the table (`read` keeps the first row of each)."""
     return _cached(Path(csv_path), columns)[1].index.nunique()
 
 
-def _cached(csv_path: Path, columns: dict[str, Any] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _cached(csv_path: Path, columns: Csv | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not csv_path.is_file():
         raise RebalanceError(f"{csv_path}: metadata CSV not found; fix dataset.metadata in params.yaml")
     tables = _files(csv_path, columns)
@@ -178,7 +178,7 @@ def _cached(csv_path: Path, columns: dict[str, Any] | None) -> tuple[pd.DataFram
                 f"give its path relative to {csv_path.parent}"
             )
     stats = [(str(path.absolute()), path.stat().st_mtime_ns, path.stat().st_size) for path, _ in tables]
-    key = (*stats, json.dumps(columns, sort_keys=True))
+    key = (*stats, json.dumps(columns.model_dump() if columns is not None else None, sort_keys=True))
     if key not in _READ:
         _READ.clear()
         _READ[key] = _parse(csv_path, tables, columns)
@@ -205,9 +205,9 @@ def _table(path: Path, header: list[str] | None) -> pd.DataFrame:
 
 
 def _parse(
-    csv_path: Path, tables: list[tuple[Path, str | None]], columns: dict | None
+    csv_path: Path, tables: list[tuple[Path, str | None]], columns: Csv | None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    header = (columns or {}).get("header")
+    header = columns.header if columns is not None else None
     parts = []
     for path, split in tables:
         part = _table(path, header)
@@ -244,7 +244,7 @@ def _parse(
     return df[~again].set_index("path"), df[again].set_index("path")  # the table, later rows
 
 
-def listed(csv_path: Path, columns: dict[str, str] | None = None) -> list[str]:
+def listed(csv_path: Path, columns: Csv | None = None) -> list[str]:
     """The paths a CSV lists (for stage scan); [] when it cannot be read (raw reports why)."""
     try:
         return list(read(csv_path, None, columns).index)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+
+from rebalance.config import Params
 
 
-def lesion_bins(params: dict[str, Any]) -> dict[str, tuple[int, float]] | None:
+def lesion_bins(params: Params) -> dict[str, tuple[int, float]] | None:
     """Per-class inclusive lesion-count bins, with an open upper end as infinity; None if ungraded."""
-    bins = params["dataset"].get("lesion_bins")
+    bins = params.dataset.lesion_bins
     if bins is None:
         return None
     return {c: (lo, math.inf if hi is None else hi) for c, (lo, hi) in bins.items()}

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rebalance.config import Params
+from rebalance.config.schema import SPLITS, official_split
 from rebalance.core import images
 from rebalance.core.errors import RebalanceError
 from rebalance.core.hashing import sha256_text
 from rebalance.core.images import is_image_name
-from rebalance.core.schema import SPLITS, official_split
 from rebalance.dataset.ingest_files import Ingested, ingest_files, windowed_name
 from rebalance.dataset.listing import link_problem, listing_text, walk
 
@@ -39,17 +40,17 @@ class Scan:
     prints: dict[str, Ingested] = field(default_factory=dict)  # name -> its sha256 and fingerprint
 
 
-def settings(params: dict[str, Any]) -> dict[str, Any]:
+def settings(params: Params) -> dict[str, Any]:
     """The params that shape data/raw (kept in data/raw/ingest.json to tell whether it is current).
 
     For a folder source also the window and a digest of the source's listing, so that an added or
     changed file makes data/raw stale for `rebalance plan` too.
     """
-    ds, raw = params["dataset"], params["raw"]
+    ds, raw = params.dataset.model_dump(), params.raw.model_dump()
     out = {k: raw[k] for k in ("source", "on_bad_file", "demo")} | {
         k: ds[k] for k in ("classes", "metadata", "group_by")
     }
-    if raw["source"] != "demo":
+    if params.raw.source != "demo":
         out |= {k: raw[k] for k in ("window", "dicom_frame", "csv")}
         out["listing"] = sha256_text(listing_text(params))
     return out

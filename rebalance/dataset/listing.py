@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from rebalance.config import Params, source_kind
 from rebalance.core import paths
-from rebalance.core.schema import source_kind
 from rebalance.dataset import csv_read
 
 LISTING = paths.DATA / "source.json"  # stage scan's listing of the source folder (a dep of raw)
@@ -64,25 +64,25 @@ def walk(
             yield path, rel, "not a regular file"
 
 
-def listing(params: dict[str, Any], base: Path = Path(".")) -> dict[str, Any]:
+def listing(params: Params, base: Path = Path(".")) -> dict[str, Any]:
     """What stage raw reads besides params: for a folder source every file under it as [path, size,
     mtime_ns] (or [path, problem] for a link that cannot be followed), sorted, and the metadata CSV;
     for a CSV source the CSV, its raw.csv.split_files and every file they list; for an .npz the
     file; for the demo its params. Relative paths are relative to `base` (the repository root)."""
-    raw, metadata = params["raw"], params["dataset"]["metadata"]
-    kind = source_kind(raw["source"])
+    raw, metadata = params.raw, params.dataset.metadata
+    kind = source_kind(raw.source)
     if kind == "demo":
-        return {"source": "demo", "demo": raw["demo"]}
-    location = Path(base) / raw["source"]
-    out: dict[str, Any] = {"source": raw["source"]}
+        return {"source": "demo", "demo": raw.demo.model_dump()}
+    location = Path(base) / raw.source
+    out: dict[str, Any] = {"source": raw.source}
     out["metadata"] = [metadata, *_stat(Path(base) / metadata)] if metadata else None
     if kind in ("csv", "npz"):
         out["file"] = _stat(location)
-        lists = raw["csv"]["split_files"] if kind == "csv" else {}  # ACNE04's test list beside train's
+        lists = raw.csv.split_files if kind == "csv" else {}  # ACNE04's test list beside train's
         if lists:
             out["split_files"] = {s: [f, *_stat(location.parent / f)] for s, f in lists.items()}
         if kind == "csv" and location.is_file():
-            rows = sorted(set(csv_read.listed(location, params["raw"]["csv"])))
+            rows = sorted(set(csv_read.listed(location, raw.csv)))
             return out | {"files": [[rel, *_stat(location.parent / rel)] for rel in rows]}
         return out
     if not location.is_dir():
@@ -101,7 +101,7 @@ def _stat(path: Path) -> list[int | str]:
     return [st.st_size, st.st_mtime_ns]
 
 
-def listing_text(params: dict[str, Any], base: Path = Path(".")) -> str:
+def listing_text(params: Params, base: Path = Path(".")) -> str:
     """`listing` as the text of data/source.json."""
     return format_listing(listing(params, base))
 
@@ -117,7 +117,7 @@ def format_listing(found: dict[str, Any]) -> str:
     return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
-def listing_current(params: dict[str, Any], base: Path = Path(".")) -> bool:
+def listing_current(params: Params, base: Path = Path(".")) -> bool:
     """Whether data/source.json (under `base`) lists the source as it is now (stage scan would
     write the same): `dvc status` cannot tell, it always calls stage scan changed."""
     path = Path(base) / LISTING

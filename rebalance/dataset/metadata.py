@@ -16,14 +16,27 @@ from typing import Any
 
 import pandas as pd
 
+from rebalance.config.schema import SPLITS, Csv, Dataset, official_split
 from rebalance.core.atomic import write_text
 from rebalance.core.errors import RebalanceError
-from rebalance.core.schema import SPLITS, official_split
 from rebalance.dataset.csv_read import SPLIT_COLUMN, read
 
-__all__ = ["read", "attach", "attributes", "write_index", "read_index", "SPLIT_COLUMN"]
+__all__ = ["read", "attach", "attributes", "write_index", "read_index", "SPLIT_COLUMN", "SourceDataset"]
 
 INDEX_COLUMNS = ["path", "label", "source", "split", "group"]  # data/raw/images.csv
+
+
+class SourceDataset(Dataset):
+    """The dataset group as a source gives it to `attach`: a CSV source's view (csv_source.dataset_view)
+    has that CSV as `metadata`, its group column as `group_by` and its column names (raw.csv) as
+    `csv`; any other source's is the group as it is, `csv` None."""
+
+    csv: Csv | None = None
+
+    @classmethod
+    def of(cls, dataset: Dataset, **changes: Any) -> SourceDataset:
+        """`dataset` with `changes` (validated as the group is)."""
+        return cls.model_validate(dict(dataset) | changes)
 
 
 @dataclass
@@ -33,18 +46,20 @@ class Attached:
     unmatched: list[str] = field(default_factory=list)  # CSV paths naming no ingested image
 
 
-def attach(dataset: dict[str, Any], source: dict[str, str], official: dict[str, str]) -> Attached:
+def attach(dataset: Dataset, source: dict[str, str], official: dict[str, str]) -> Attached:
     """Groups and official split per ingested image (`source`: name in data/raw -> source path).
 
     `official` holds the split a split-layout source folder gives; a `split` column must agree.
+    `dataset`: the group, or a source's SourceDataset (a CSV source's: its own CSV and columns).
     """
     out = Attached(official=dict(official))
-    if dataset.get("group_pattern"):
-        out.groups = groups_from_paths(dataset["group_pattern"], source)
-    if dataset["metadata"] is None:
+    if dataset.group_pattern:
+        out.groups = groups_from_paths(dataset.group_pattern, source)
+    if dataset.metadata is None:
         return out
-    csv_path, group_by = dataset["metadata"], dataset["group_by"]
-    df = read(csv_path, group_by, dataset.get("csv"))  # a CSV source's column names (its view)
+    csv_path, group_by = dataset.metadata, dataset.group_by
+    columns = dataset.csv if isinstance(dataset, SourceDataset) else None  # a CSV source's column names
+    df = read(csv_path, group_by, columns)
     has_split = SPLIT_COLUMN in df.columns and group_by != SPLIT_COLUMN
     for name, src in sorted(source.items()):
         row = df.loc[src] if src in df.index else None
@@ -91,7 +106,7 @@ def attributes(
     csv_path: str | Path,
     images: list[tuple[str, str]],
     source: dict[str, str],
-    columns: dict[str, str] | None = None,
+    columns: Csv | None = None,
 ) -> pd.DataFrame:
     """data/raw/labels.csv for a source with metadata: `path` (in data/raw), `label` and the CSV's
     other columns, one row per ingested image (empty values where the CSV has no row).

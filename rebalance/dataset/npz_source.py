@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rebalance.config.schema import SPLITS
 from rebalance.core import images
 from rebalance.core.errors import RebalanceError
 from rebalance.core.pool import pmap
-from rebalance.core.schema import SPLITS
 from rebalance.core.window import window_8bit, window_8bit_rgb
 from rebalance.dataset.ingest import Scan
 

@@ -8,15 +8,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from rebalance.config import SPLITS, Params
 from rebalance.core import paths, window
 from rebalance.core.errors import RebalanceError
-from rebalance.core.schema import SPLITS
 from rebalance.core.tables import markdown_table
 from rebalance.dataset import demo, duplicates, ingest, metadata, source, split
 from rebalance.dataset.split import RealSet
 
 
-def real_images(params: dict[str, Any], raw_dir: Path | None = None) -> RealSet:
+def real_images(params: Params, raw_dir: Path | None = None) -> RealSet:
     """The real images with what the split needs: labels, fingerprints, groups, official split.
 
     Stage count passes `raw_dir` (data/raw, ingested by stage raw). Without it (`rebalance
@@ -30,10 +30,10 @@ def real_images(params: dict[str, Any], raw_dir: Path | None = None) -> RealSet:
             raw_dir = paths.RAW
     if raw_dir is not None:
         return from_raw(Path(raw_dir), params)
-    classes, raw = params["dataset"]["classes"], params["raw"]
-    if raw["source"] == "demo":
-        return RealSet(sorted(demo.file_names(classes, raw["demo"]["scale"])), paths.RAW)
-    window.set_window(raw["window"])  # 16-bit images: the pixels stage raw writes to data/raw
+    classes, raw = params.dataset.classes, params.raw
+    if raw.source == "demo":
+        return RealSet(sorted(demo.file_names(classes, raw.demo.scale)), paths.RAW)
+    window.set_window(raw.window)  # 16-bit images: the pixels stage raw writes to data/raw
     src = source.read(params)
     attached = metadata.attach(src.dataset, src.found.source, src.found.official)
     found = src.found.prints  # the verifying workers' fingerprints (an .npz's are computed here)
@@ -45,7 +45,7 @@ def real_images(params: dict[str, Any], raw_dir: Path | None = None) -> RealSet:
     return RealSet(src.found.images, src.root, prints, attached.groups, attached.official)
 
 
-def from_raw(raw_dir: Path, params: dict[str, Any]) -> RealSet:
+def from_raw(raw_dir: Path, params: Params) -> RealSet:
     """The ingested images of data/raw (their index images.csv; a bare folder of classes works too)."""
     index = raw_dir / paths.RAW_INDEX.name
     if not raw_dir.is_dir():
@@ -56,7 +56,7 @@ def from_raw(raw_dir: Path, params: dict[str, Any]) -> RealSet:
         groups = {p: g for p, g in zip(df.path, df.group) if g}
         official = {p: s for p, s in zip(df.path, df.split) if s}
     else:
-        found = ingest.scan(raw_dir, params["dataset"]["classes"])  # verified, as stage raw does
+        found = ingest.scan(raw_dir, params.dataset.classes)  # verified, as stage raw does
         images = sorted((found.source[n], label) for n, label in found.images)  # the files as they are
         groups, official = {}, {}
     table = raw_dir / paths.RAW_FINGERPRINTS.name  # stage raw's, for a folder or CSV source
@@ -68,21 +68,20 @@ def from_raw(raw_dir: Path, params: dict[str, Any]) -> RealSet:
     )
 
 
-def build(params: dict[str, Any], real: RealSet) -> dict[str, Any]:
+def build(params: Params, real: RealSet) -> dict[str, Any]:
     """The whole plan: splits, per-class counts, targets, deficits, per-method quotas, estimates."""
-    classes = params["dataset"]["classes"]
-    count = params["count"]
-    limits = count["max_per_class"]
-    redraw = count["official_val"] == "redraw"
-    result = split.make(
-        real, classes, count["split"], count["seed"], count["near_duplicate_bits"], limits, redraw
-    )
+    classes = params.dataset.classes
+    count = params.count
+    limits = count.max_per_class
+    redraw = count.official_val == "redraw"
+    fractions = count.split.model_dump()  # {split: fraction}
+    result = split.make(real, classes, fractions, count.seed, count.near_duplicate_bits, limits, redraw)
     per_split = split.counts(real.images, result.assignment, classes)
     train = per_split["train"]
-    tgt = targets(train, count["target"]["strategy"], count["target"]["n"])
-    shares = params["synthesize"]["methods"]
+    tgt = targets(train, count.target.strategy, count.target.n)
+    shares = params.synthesize.methods
     quota = {c: allocate(tgt[c] - train[c], shares) for c in classes}
-    secs, dollars = count["seconds_per_image"], count["dollars_per_image"]
+    secs, dollars = count.seconds_per_image, count.dollars_per_image
     n_by_method = {m: sum(q[m] for q in quota.values()) for m in shares}
     return {
         "assignment": result.assignment,

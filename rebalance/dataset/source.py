@@ -6,11 +6,11 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from rebalance.config import Params, source_kind
 from rebalance.core.errors import RebalanceError
-from rebalance.core.schema import source_kind
 from rebalance.dataset import csv_read, csv_source, ingest, npz_source
+from rebalance.dataset.metadata import SourceDataset
 
 
 @dataclass
@@ -18,32 +18,32 @@ class Source:
     found: ingest.Scan  # the usable images (names in data/raw), skips, source paths, official split
     root: Path  # the folder the source paths are relative to
     metadata_csv: str | None  # the CSV of per-image metadata (a CSV source is its own), or None
-    dataset: dict[str, Any]  # params' dataset group with that CSV and its group column filled in
+    dataset: SourceDataset  # params' dataset group (a CSV source's: that CSV, its group column, raw.csv)
     extracted: bool = False  # the images are files under `root` written from an .npz (a temp folder
     # unless `out` was given), not the user's files
 
 
-def read(params: dict[str, Any], out: Path | None = None) -> Source:
+def read(params: Params, out: Path | None = None) -> Source:
     """Scan the source, every image decoded once to verify it. With `out` (stage raw's output
     folder) every usable image is written there by the worker that verifies it; an .npz is
     extracted there (to a temporary folder when `out` is None; the caller then reads the images
     from `root` and removes it)."""
-    dataset, raw = params["dataset"], params["raw"]
-    path, processes, window = Path(raw["source"]), params["compute"]["processes"], raw["window"]
-    kind = source_kind(raw["source"])
+    dataset, raw = params.dataset, params.raw
+    path, processes, window = Path(raw.source), params.compute.processes, raw.window
+    kind = source_kind(raw.source)
     if kind == "npz":
         folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="rebalance-npz-"))
-        found = npz_source.extract(path, dataset["classes"], folder, window, processes)
-        return Source(found, folder, None, dataset, extracted=True)
+        found = npz_source.extract(path, dataset.classes, folder, window, processes)
+        return Source(found, folder, None, SourceDataset.of(dataset), extracted=True)
     if kind == "csv":
-        columns = raw["csv"]
+        columns = raw.csv
         found = csv_source.scan(
-            path, dataset["classes"], dataset["group_by"], raw["on_bad_file"], processes, out, window,
-            columns, frame=raw["dicom_frame"],
+            path, dataset.classes, dataset.group_by, raw.on_bad_file, processes, out, window,
+            columns, frame=raw.dicom_frame,
         )  # fmt: skip
-        df = csv_read.read(path, dataset["group_by"], columns)
-        view = csv_source.dataset_view(dataset, raw["source"], df, columns)
-        return Source(found, path.parent, raw["source"], view)
+        df = csv_read.read(path, dataset.group_by, columns)
+        view = csv_source.dataset_view(dataset, raw.source, df, columns)
+        return Source(found, path.parent, raw.source, view)
     if path.is_file():  # not a table or .npz by its name: HDF5, a zip, an image, ...
         raise RebalanceError(
             f"{path}: a file raw.source cannot read; give a folder of class folders, a .csv/.tsv/.txt "
@@ -51,9 +51,9 @@ def read(params: dict[str, Any], out: Path | None = None) -> Source:
             "folder with train-metadata.csv, README 'Your own data')"
         )
     found = ingest.scan(
-        path, dataset["classes"], raw["on_bad_file"], True, processes, out, window, frame=raw["dicom_frame"]
+        path, dataset.classes, raw.on_bad_file, True, processes, out, window, frame=raw.dicom_frame
     )
-    return Source(found, path, dataset["metadata"], dataset)
+    return Source(found, path, dataset.metadata, SourceDataset.of(dataset))
 
 
 def files(src: Source) -> list[Path]:

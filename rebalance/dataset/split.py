@@ -20,8 +20,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rebalance.config.schema import SPLITS
 from rebalance.core.errors import RebalanceError
-from rebalance.core.schema import SPLITS
 from rebalance.dataset.duplicates import Fingerprint, describe, duplicate_pairs, groups
 
 MIN_PER_CLASS = 3

@@ -47,7 +47,7 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def class_weights(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """Inverse-frequency weights normalised to mean 1 (the W1 loss of seed 003)."""
+    """Inverse-frequency weights normalised to mean 1 (the W1 loss of the ISIC 2024 SD+LoRA study)."""
     counts = torch.bincount(labels, minlength=n_classes).float().clamp(min=1)
     w = counts.sum() / (n_classes * counts)
     return w / w.mean()

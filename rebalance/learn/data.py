@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
-from rebalance.core import images, paths
+from rebalance.core import paths
 from rebalance.core.device import CPU, Runtime
 from rebalance.core.images import load_array
 from rebalance.core.progress import progress
@@ -25,7 +25,8 @@ Span = tuple[str, int, int]  # a sample of a sharded release: (shard, byte offse
 
 class ImageSet(Dataset):
     """Files `folder/name` as uint8 3 x size x size tensors, decoded when asked for, brought to
-    the size by `fit` (dataset.fit). With `spans`, image i is the bytes spans[i] of a shard under `folder` (names[i] names it)."""
+    the size by `fit` (dataset.fit). With `spans`, image i is the bytes spans[i] of a shard under
+    `folder` (names[i] names it)."""
 
     def __init__(
         self, folder: str | Path, names: list[str], size: int, fit: str, spans: list[Span] | None = None

@@ -1,6 +1,7 @@
-"""What each classifier variant learns from (`train.variants`: `data`, or `balanced_<method>`):
-rows of the fused train split, oversampled where a variant must match `balanced`'s per-class
-counts, and the best-on-val checkpoint every variant is selected by."""
+"""What each classifier variant learns from (`train.variants`: its `data`, and its `method` for a
+per-generator variant balanced_<method>): rows of the fused train split, oversampled where a
+variant must match `balanced`'s per-class counts, and the best-on-val checkpoint every variant is
+selected by."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import pandas as pd
 import torch
 from dvclive import Live
 
+from rebalance.config.schema import TRAIN_DATA
 from rebalance.core.device import CPU, Runtime
 from rebalance.core.errors import RebalanceError
-from rebalance.core.schema import TRAIN_DATA
 from rebalance.learn import classifier as model_mod, metrics
 
 OVERSAMPLE_SEED = 0  # which real images of a class get one copy more (`real_oversampled`)

@@ -12,7 +12,8 @@ from typing import Any
 
 import yaml
 
-from rebalance.core import manifest, params as params_mod, paths
+from rebalance.config import SPLITS, Params
+from rebalance.core import manifest, paths
 from rebalance.core.tables import markdown_table
 from rebalance.dataset import plan
 from rebalance.registry import testset
@@ -39,7 +40,7 @@ def lock_out(root: Path, path: str) -> dict[str, Any]:
 
 def _fused_table(fused, classes: list[str]) -> str:
     rows = []
-    for s in (*params_mod.SPLITS, "total"):
+    for s in (*SPLITS, "total"):
         part = fused if s == "total" else fused[fused.split == s]
         n = [int((part.label == c).sum()) for c in classes]
         ratio = f"1:{max(n) / min(n):.2f}" if min(n) > 0 else "n/a"
@@ -52,9 +53,9 @@ def _origin_table(fused) -> str:
     rows = []
     for o in origins:
         part = fused[fused.origin == o]
-        rows.append([o, *[int((part.split == s).sum()) for s in params_mod.SPLITS], len(part)])
-    rows.append(["total", *[int((fused.split == s).sum()) for s in params_mod.SPLITS], len(fused)])
-    return markdown_table(["origin", *params_mod.SPLITS, "total"], rows)
+        rows.append([o, *[int((part.split == s).sum()) for s in SPLITS], len(part)])
+    rows.append(["total", *[int((fused.split == s).sum()) for s in SPLITS], len(fused)])
+    return markdown_table(["origin", *SPLITS, "total"], rows)
 
 
 def _metric_with_ci(evalm: dict[str, Any], key: str) -> str:
@@ -120,39 +121,38 @@ def _balance(counts: dict[str, Any], fused, classes: list[str]) -> list[str]:
     ]
 
 
-def _methods(params: dict[str, Any]) -> list[str]:
-    synth = params["synthesize"]["methods"]
-    flip = params["flip"]
-    count = params["count"]
+def _methods(params: Params) -> list[str]:
+    synth = params.synthesize.methods
+    flip = params.flip
+    count = params.count
     return [
         "",
         "## Methods",
         "",
         "- synthesis: "
         + ", ".join(f"`{m}` {share:.0%} of each class's deficit" for m, share in synth.items()),
-        "- horizontal flips: "
-        + ("on, splits " + ", ".join(flip.get("splits", [])) if flip["enabled"] else "off"),
-        f"- synthetic files in val/test: {'yes' if params['fuse'].get('synthetic_in_eval') else 'no'}",
+        "- horizontal flips: " + ("on, splits " + ", ".join(flip.splits) if flip.enabled else "off"),
+        f"- synthetic files in val/test: {'yes' if params.fuse.synthetic_in_eval else 'no'}",
         "- generator models: "
         + (
             "**external models allowed** (`synthesize.allow_external_model: true`): a generator without a "
             "record of its training images may have seen val/test images"
-            if params["synthesize"].get("allow_external_model")
+            if params.synthesize.allow_external_model
             else "only models with a record of their training images, none of them val/test"
         ),
-        f"- split: {', '.join(f'{s} {f:g}' for s, f in count['split'].items())}, "
-        f"seed {count['seed']}; target strategy `{count['target']['strategy']}`"
-        + (f" (n = {count['target']['n']})" if count["target"].get("n") else ""),
+        f"- split: {', '.join(f'{s} {f:g}' for s, f in count.split.model_dump().items())}, "
+        f"seed {count.seed}; target strategy `{count.target.strategy}`"
+        + (f" (n = {count.target.n})" if count.target.n else ""),
     ]
 
 
-def _headline(evalm: dict[str, Any], params: dict[str, Any], classes: list[str]) -> list[str]:
+def _headline(evalm: dict[str, Any], params: Params, classes: list[str]) -> list[str]:
     per_class = evalm.get("per_class") or {}
     return [
         "",
         "## Headline metrics (test split, real images)",
         "",
-        f"Variant `{evalm.get('variant', params['train'].get('headline'))}`: mean over seeds "
+        f"Variant `{evalm.get('variant', params.train.headline)}`: mean over seeds "
         f"{evalm.get('seeds', '?')} on {evalm.get('n_test', '?')} test images; 95% intervals from a "
         "class-stratified bootstrap of the seed-pooled predictions (probabilities averaged over seeds).",
         "",
@@ -185,7 +185,7 @@ def _provenance(fused) -> list[str]:
     ]
 
 
-def _review(params: dict[str, Any], fused) -> list[str]:
+def _review(params: Params, fused) -> list[str]:
     """Clinician review (reviews/<name>.csv) per class and method, and the reader study if run."""
     import json
 
@@ -247,7 +247,7 @@ def data_card(
     *,
     tag: str,
     message: str | None,
-    params: dict[str, Any],
+    params: Params,
     counts: dict[str, Any],
     evalm: dict[str, Any],
     fused,
@@ -262,7 +262,7 @@ def data_card(
 ) -> str:
     """The release's data card (markdown): what is in it, how it was made, how good it is."""
     name, version = tag.split("@", 1)
-    classes = params["dataset"]["classes"]
+    classes = params.dataset.classes
     lines = [
         f"# {name} {version}",
         "",

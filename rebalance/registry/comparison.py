@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rebalance.core import params as params_mod, paths
+from rebalance.config import SPLITS
+from rebalance.core import paths
 from rebalance.core.errors import RebalanceError
 from rebalance.core.tables import cell, markdown_table
 from rebalance.registry import git, testset
@@ -91,7 +92,7 @@ def _counts_view(m: dict[Path, Any]) -> dict[str, Any]:
     fused = m[paths.FUSED_COUNTS] or {}
     view |= {
         f"fused.{s}.{k}": sum(per.values())
-        for s in params_mod.SPLITS
+        for s in SPLITS
         if isinstance(fused.get(s), dict)
         for k, per in fused[s].items()
         if isinstance(per, dict)

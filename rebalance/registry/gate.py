@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rebalance.core import manifest, params as params_mod, paths
+from rebalance import config
+from rebalance.config import Params
+from rebalance.core import manifest, paths
 from rebalance.core.errors import RebalanceError
 from rebalance.core.hashing import sha256_bytes
 from rebalance.dataset import listing, shards
@@ -23,7 +25,7 @@ def check_up_to_date(repo) -> None:
     "always changed" (dvc.yaml): its listing of the source (data/source.json) must still be current."""
     root = Path(repo.root_dir)
     status = {name: s for name, s in repo.status().items() if s != ["always changed"]}
-    if not status and not listing.listing_current(params_mod.load(root / paths.PARAMS), root):
+    if not status and not listing.listing_current(config.load(root / paths.PARAMS), root):
         status = {"scan (the source folder changed)": []}
     if status:
         names = ", ".join(list(status)[:3]) + (", ..." if len(status) > 3 else "")
@@ -87,7 +89,7 @@ def _checksums_row(root: Path, fused) -> dict[str, Any]:
     }
 
 
-def _reviewed_row(root: Path, params: dict[str, Any], fused, minimum: float) -> dict[str, Any]:
+def _reviewed_row(root: Path, params: Params, fused, minimum: float) -> dict[str, Any]:
     from rebalance.review import decisions
 
     synthetic = fused[(fused.split == "train") & ~fused.origin.isin(["real", "flip"])]
@@ -99,18 +101,18 @@ def _reviewed_row(root: Path, params: dict[str, Any], fused, minimum: float) -> 
     }
 
 
-def gate(root: Path, params: dict[str, Any], evalm: dict[str, Any], fused) -> list[dict[str, Any]]:
+def gate(root: Path, params: Params, evalm: dict[str, Any], fused) -> list[dict[str, Any]]:
     """The release quality gate (`release.gate` in params): one row per check, `ok` True/False."""
-    cfg = params_mod.release_settings(params)["gate"]
-    rows = _min_metric_rows(cfg.get("min_metrics") or {}, evalm)
-    if cfg.get("max_imbalance") is not None:
-        rows.append(_imbalance_row(cfg["max_imbalance"], fused, params["dataset"]["classes"]))
-    if cfg.get("invariants", True):
-        rows.append(_invariants_row(fused, params["fuse"].get("synthetic_in_eval", False)))
-    if cfg.get("checksums", True):
+    cfg = params.release.gate
+    rows = _min_metric_rows(cfg.min_metrics, evalm)
+    if cfg.max_imbalance is not None:
+        rows.append(_imbalance_row(cfg.max_imbalance, fused, params.dataset.classes))
+    if cfg.invariants:
+        rows.append(_invariants_row(fused, params.fuse.synthetic_in_eval))
+    if cfg.checksums:
         rows.append(_checksums_row(root, fused))
-    if cfg.get("min_reviewed", 0) > 0:
-        rows.append(_reviewed_row(root, params, fused, cfg["min_reviewed"]))
+    if cfg.min_reviewed > 0:
+        rows.append(_reviewed_row(root, params, fused, cfg.min_reviewed))
     return rows
 
 

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rebalance.core import manifest, params as params_mod, paths
+from rebalance import config
+from rebalance.config import Params
+from rebalance.core import manifest, paths
 from rebalance.core.errors import RebalanceError
 from rebalance.registry import git, testset
 from rebalance.registry.card import card_path, data_card, lock_out
@@ -34,7 +36,7 @@ def _artifacts(repo) -> dict[str, tuple[str, str]]:
 
 
 def _card_and_gate(
-    root: Path, repo, params: dict[str, Any], tag: str, message: str | None, remote: str, test_set: dict
+    root: Path, repo, params: Params, tag: str, message: str | None, remote: str, test_set: dict
 ) -> tuple[str, list[dict[str, Any]]]:
     """Read the committed metrics and the fused manifest; the data card and the gate's rows."""
     counts = json.loads((root / paths.COUNTS).read_text())
@@ -98,18 +100,17 @@ def release(
 ) -> str:
     """Check, push, verify, document and tag one release; returns the tag."""
     root = Path(root).resolve()
-    params = params_mod.load(root / paths.PARAMS)
-    settings = params_mod.release_settings(params)
-    tag = git.tag_name(params["dataset"]["name"], version)
+    params = config.load(root / paths.PARAMS)
+    tag = git.tag_name(params.dataset.name, version)
     git.check_tag_free(root, tag)
     git.check_clean(root)
     repo = open_repo(root)
     with repo:
-        remote = choose_remote(repo, remote, settings["remote"])
+        remote = choose_remote(repo, remote, params.release.remote)
         check_no_tracked_secrets(repo)
         check_up_to_date(repo)
         check_metrics(root)
-        test_set = testset.check_frozen(root, params["dataset"]["name"], new_test_set)
+        test_set = testset.check_frozen(root, params.dataset.name, new_test_set)
         card, rows = _card_and_gate(root, repo, params, tag, message, remote, test_set)
         if dry_run:
             echo(card)

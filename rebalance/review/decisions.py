@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from rebalance.config import Params
 from rebalance.core.errors import RebalanceError
 
 FOLDER = Path("reviews")
@@ -27,9 +28,9 @@ COLUMNS = ["sha256", "path", "reviewer", "decision", "reason", "time"]
 DECISIONS = ("accept", "reject", "skip")
 
 
-def path_for(params: dict) -> Path:
+def path_for(params: Params) -> Path:
     """reviews/<dataset.name>.csv"""
-    return FOLDER / f"{params['dataset']['name']}.csv"
+    return FOLDER / f"{params.dataset.name}.csv"
 
 
 def append(path: Path, sha256: str, image: str, reviewer: str, decision: str, reason: str = "") -> dict:

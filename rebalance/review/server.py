@@ -19,6 +19,7 @@ import pandas as pd
 from flask import Flask, abort, jsonify, render_template, request, send_file
 from PIL import Image
 
+from rebalance.config import Params
 from rebalance.core import atomic, manifest, paths
 from rebalance.core.images import load_array
 from rebalance.dataset import shards
@@ -52,14 +53,14 @@ def edit_mask(made: np.ndarray, source: Path, fit: str) -> np.ndarray | None:
     return np.where((made != original).any(-1), 255, 0).astype(np.uint8)
 
 
-def create_app(root: Path, params: dict, token: str, mode: str = "review", reviewer: str = "") -> Flask:
+def create_app(root: Path, params: Params, token: str, mode: str = "review", reviewer: str = "") -> Flask:
     """The app for the built repository at `root` ("review" or "study" mode)."""
     root = Path(root)
     fused = manifest.read(root / paths.FUSED / manifest.FILENAME)
     synthetic = fused[(fused.split == "train") & ~fused.origin.isin(["real", "flip"])].reset_index(drop=True)
     reviews = root / decisions.path_for(params)
-    cfg = params["review"]["reader_study"]
-    items = study.sequence(fused, cfg["classes"], cfg["real"], cfg["synthetic"], cfg["seed"])
+    cfg = params.review.reader_study
+    items = study.sequence(fused, cfg.classes, cfg.real, cfg.synthetic, cfg.seed)
     by_path = {r.path: r for r in fused.itertuples()}
     app = Flask(__name__)
 
@@ -77,9 +78,9 @@ def create_app(root: Path, params: dict, token: str, mode: str = "review", revie
     @app.get("/")
     def index():
         page = "review.html" if mode == "review" else "study.html"  # templates/ beside this file
-        classes = params["dataset"]["classes"]
+        classes = params.dataset.classes
         return render_template(
-            page, token=token, reviewer=reviewer, classes=classes, title=params["dataset"]["name"]
+            page, token=token, reviewer=reviewer, classes=classes, title=params.dataset.name
         )
 
     @app.get("/api/items")
@@ -105,7 +106,7 @@ def create_app(root: Path, params: dict, token: str, mode: str = "review", revie
         if which == "source":
             return send_file(_png(load_array(source)), mimetype="image/png")
         if which == "mask":
-            mask = edit_mask(load_array(r.path, data=made), source, params["dataset"]["fit"])
+            mask = edit_mask(load_array(r.path, data=made), source, params.dataset.fit)
             return send_file(_png(mask), mimetype="image/png") if mask is not None else abort(404)
         abort(404)
 

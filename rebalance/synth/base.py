@@ -5,14 +5,17 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from rebalance.config.schema import Params
 
 
 @dataclass
 class Context:
-    params: dict[str, Any]  # the validated params (rebalance.core.params.load)
+    params: Params  # the validated params (rebalance.config.load)
     train_real: pd.DataFrame  # manifest rows of the train split's real images
     raw_dir: Path  # where train_real's paths live
     out_dir: Path  # data/synthesized (temporary while the stage runs)
@@ -29,7 +32,7 @@ class Context:
         if len(parts) >= 3 and isinstance(parts[2], int) and self.retries:
             k = self.retries.get(output_path(str(parts[1]), str(parts[0]), parts[2]), 0)
             retry = ("retry", k) if k else ()
-        return image_seed(self.params["dataset"]["name"], self.params["synthesize"]["seed"], *parts, *retry)
+        return image_seed(self.params.dataset.name, self.params.synthesize.seed, *parts, *retry)
 
 
 class Method(Protocol):
@@ -68,7 +71,7 @@ def output_size(ctx: Context, method_size: int | None) -> int:
     """Side of images a method makes from noise: its own output_size, else dataset.image_size, else
     the median side of the train images, at most MAX_MEDIAN_SIDE (a 32 px generator's image
     upsampled to a 3000 px photo's size holds no more detail, only bytes and seconds)."""
-    chosen = method_size or ctx.params["dataset"]["image_size"]
+    chosen = method_size or ctx.params.dataset.image_size
     if chosen:
         return int(chosen)
     return min(MAX_MEDIAN_SIDE, median_side([ctx.raw_dir / p for p in ctx.train_real.path]))

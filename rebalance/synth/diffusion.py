@@ -1,14 +1,15 @@
 """Synthesis method `diffusion`: class-conditional diffusion images, whole or locally regenerated.
 
 Backends (`synthesize.diffusion.backend`):
-- `unet` (default): the class-conditional UNet that stage `train_diffusion` trained on train-split
-  real images (models/diffusion), sampled with a fast solver (DDIM or DPM-Solver++) in batches.
+- `unet` (default): the class-conditional UNet that stage `train_generator@diffusion` trained on
+  train-split real images (models/generators/diffusion), sampled with a fast solver (DDIM or
+  DPM-Solver++) in batches.
   `mode: full` makes images from noise (`source`/`root` empty); `mode: local` regenerates only
   masked regions of a real train image of the same class, RePaint-style, and then restores every
   pixel outside the mask byte for byte (`source`/`root` = that image).
 - `sd` (`sd_inpaint` = `sd` with `sd.mode: inpaint`): a Stable Diffusion pipeline loaded from a
-  local folder (optional LoRA, e.g. the one stage sd_lora trains), prompted from per-image
-  attributes, in `sd.mode` inpaint, img2img or text2img (see rebalance/synth/diffusion_sd.py).
+  local folder (optional LoRA, e.g. the one stage train_generator@sd_lora trains), prompted from
+  per-image attributes, in `sd.mode` inpaint, img2img or text2img (see rebalance/synth/diffusion_sd.py).
 
 Generated images are made at the model's resolution and upsampled (bicubic) to the size of the
 dataset's train images. Every image is determined by its seed
@@ -21,7 +22,7 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -36,17 +37,20 @@ from rebalance.synth import diffusion_core as core, provenance, sources as sourc
 from rebalance.synth.base import Context, output_path, output_size as size_for
 from rebalance.synth.inpaint import blob_mask, compose, downsample_mask, resize
 
+if TYPE_CHECKING:
+    from rebalance.config.synth import Diffusion
+
 METHOD = "diffusion"
 LIBRARIES = ("torch", "diffusers", "numpy", "pillow")  # their numerics shape an image
 
 
-def evaluations_per_image(cfg: dict) -> int:
+def evaluations_per_image(cfg: Diffusion) -> int:
     """UNet evaluations per generated image (guidance doubles each step's batch; img2img runs
     only the last `strength` share of the steps)."""
-    steps = cfg["steps"]
-    if cfg.get("mode") == "img2img":
-        steps = max(1, round(steps * cfg["strength"]))
-    return steps * (2 if cfg["guidance"] != 1.0 else 1)
+    steps = cfg.steps
+    if cfg.mode == "img2img":
+        steps = max(1, round(steps * cfg.strength))
+    return steps * (2 if cfg.guidance != 1.0 else 1)
 
 
 class DiffusionSampler:
@@ -55,25 +59,25 @@ class DiffusionSampler:
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.cfg = ctx.params["synthesize"]["diffusion"]
-        self.classes = ctx.params["dataset"]["classes"]
+        self.cfg = ctx.params.synthesize.diffusion
+        self.classes = ctx.params.dataset.classes
         self._sources: dict[str, pd.DataFrame] = {}
-        self.runtime = device.runtime(ctx.params)
-        self.is_sd = self.cfg["backend"] in ("sd", "sd_inpaint")  # a local Stable Diffusion folder
+        self.runtime = device.runtime(ctx.params.compute)
+        self.is_sd = self.cfg.backend in ("sd", "sd_inpaint")  # a local Stable Diffusion folder
         self.generator = self._check_generator()
 
     def _check_generator(self) -> dict[str, Any]:
         """Refuse a model that saw val/test images (or an external one, unless allowed)."""
         held_out = self.ctx.held_out if self.ctx.held_out is not None else pd.DataFrame(columns=["sha256"])
-        allow = self.ctx.params["synthesize"]["allow_external_model"]
-        if self.cfg["backend"] == "unet":
+        allow = self.ctx.params.synthesize.allow_external_model
+        if self.cfg.backend == "unet":
             self.model  # noqa: B018 - a clear error first when the model was never trained
-            return provenance.check_generator(self.cfg["model_dir"], held_out, allow)
-        sd = self.cfg["sd"]
-        where = sd["model_dir"] or "(synthesize.diffusion.sd.model_dir)"
+            return provenance.check_generator(self.cfg.model_dir, held_out, allow)
+        sd = self.cfg.sd
+        where = sd.model_dir or "(synthesize.diffusion.sd.model_dir)"
         found = provenance.check_generator(where, held_out, allow)
-        if sd["lora"]:
-            lora = Path(sd["lora"])
+        if sd.lora:
+            lora = Path(sd.lora)
             found["lora"] = provenance.check_generator(
                 lora if lora.is_dir() else lora.parent, held_out, allow
             )
@@ -82,10 +86,10 @@ class DiffusionSampler:
     @functools.cached_property
     def model(self):
         """(unet, scheduler config, checkpoint hash) of the trained class-conditional UNet."""
-        folder = Path(self.cfg["model_dir"])
+        folder = Path(self.cfg.model_dir)
         if not (folder / core.WEIGHTS).exists():
             raise RebalanceError(
-                f"{folder}: no trained diffusion model; run `dvc repro train_diffusion` "
+                f"{folder}: no trained diffusion model; run `dvc repro train_generator@diffusion` "
                 "(or set synthesize.diffusion.model_dir)"
             )
         unet, config = core.load(folder)
@@ -95,7 +99,7 @@ class DiffusionSampler:
     def output_size(self) -> int:
         """Side of the generated images: synthesize.diffusion.output_size, else dataset.image_size,
         else the median longer side of the train images (mixed sizes: one square size)."""
-        return size_for(self.ctx, self.cfg["output_size"])
+        return size_for(self.ctx, self.cfg.output_size)
 
     @functools.cached_property
     def description(self) -> dict[str, Any]:
@@ -107,21 +111,21 @@ class DiffusionSampler:
             return {
                 "backend": "sd",
                 "mode": diffusion_sd.mode(cfg),
-                **({"mask": cfg["mask"]} if diffusion_sd.mode(cfg) == "inpaint" else {}),
-                **diffusion_sd.describe(cfg["sd"], diffusion_sd.mode(cfg)),
+                **({"mask": cfg.mask.model_dump()} if diffusion_sd.mode(cfg) == "inpaint" else {}),
+                **diffusion_sd.describe(cfg.sd, diffusion_sd.mode(cfg)),
                 "generator": self.generator,
             }
         return {
             "backend": "unet",
             "checkpoint": self.model[2],
-            "mode": cfg["mode"],
-            "scheduler": cfg["scheduler"],
-            "steps": cfg["steps"],
-            "guidance": cfg["guidance"],
+            "mode": cfg.mode,
+            "scheduler": cfg.scheduler,
+            "steps": cfg.steps,
+            "guidance": cfg.guidance,
             "unet_evals": evaluations_per_image(cfg),
             "generator": self.generator,
-            **({"mask": cfg["mask"]} if cfg["mode"] == "local" else {}),
-            **({"strength": cfg["strength"]} if cfg["mode"] == "img2img" else {}),
+            **({"mask": cfg.mask.model_dump()} if cfg.mode == "local" else {}),
+            **({"strength": cfg.strength} if cfg.mode == "img2img" else {}),
         }
 
     def sources(self, label: str) -> pd.DataFrame:
@@ -132,20 +136,21 @@ class DiffusionSampler:
             found = train[train.label == label]
             if found.empty:
                 raise RebalanceError(
-                    f"diffusion: mode {self.cfg['mode']} needs train images of {label!r} and there are none; "
+                    f"diffusion: mode {self.cfg.mode} needs train images of {label!r} and there are none; "
                     "use synthesize.diffusion.mode: full"
                 )
             seed = self.ctx.seed(label, METHOD)
             self._sources[label] = source_plan.plan(
-                found, self.ctx.raw_dir, self.cfg["clusters"], seed, spread=self.cfg["spread"]
-            )
+                found, self.ctx.raw_dir, self.cfg.clusters, seed, spread=self.cfg.spread,
+                fit=self.ctx.params.dataset.fit,
+            )  # fmt: skip
         return self._sources[label]
 
     @property
     def block_size(self) -> int:
         """Images sampled together (UNet: a batch of consecutive indices; SD: one at a time): how
         synthesis is shared out among processes (rebalance/core/ranks.py)."""
-        return 1 if self.is_sd else self.cfg["batch_size"]
+        return 1 if self.is_sd else self.cfg.batch_size
 
     def cache_key(self, label: str, index: int) -> str:
         """Everything that determines image `index` of `label`: reuse an existing file iff it matches.
@@ -161,10 +166,10 @@ class DiffusionSampler:
             "label": label,
             "seed": self.ctx.seed(label, METHOD, index),
             "size": self.output_size,
-            "block": [index // cfg["batch_size"], cfg["batch_size"]],
+            "block": [index // cfg.batch_size, cfg.batch_size],
             **self.description,
         }
-        if self.is_sd or cfg["mode"] in ("local", "img2img"):
+        if self.is_sd or cfg.mode in ("local", "img2img"):
             src = self.sources(label).iloc[index % len(self.sources(label))]
             key["source"] = [src.path, src.get("sha256", "")]
         if self.is_sd:
@@ -185,13 +190,13 @@ class DiffusionSampler:
         unet, config, _ = self.model
         if unet.config.num_class_embeds - 1 != len(classes):
             raise RebalanceError(
-                f"{cfg['model_dir']}: model has {unet.config.num_class_embeds - 1} classes but "
-                f"dataset.classes lists {len(classes)}; retrain it with `dvc repro train_diffusion`"
+                f"{cfg.model_dir}: model has {unet.config.num_class_embeds - 1} classes but "
+                f"dataset.classes lists {len(classes)}; retrain it with `dvc repro train_generator@diffusion`"
             )
         res = unet.config.sample_size
         size = self.output_size
-        local = cfg["mode"] == "local"
-        img2img = cfg["mode"] == "img2img"
+        local = cfg.mode == "local"
+        img2img = cfg.mode == "img2img"
         from_source = local or img2img  # each image starts from a train image of the class
         sources = self.sources(label) if from_source else None
         detail = self.description
@@ -199,34 +204,34 @@ class DiffusionSampler:
         # Fixed blocks of consecutive indices, so an image's batch never depends on how many are asked.
         blocks: dict[int, list[int]] = {}
         for index in indices:
-            blocks.setdefault(index // cfg["batch_size"], []).append(index)
+            blocks.setdefault(index // cfg.batch_size, []).append(index)
         for block in progress(blocks.values(), f"diffusion {label}", total=len(blocks), unit="batch"):
             seeds = [self.ctx.seed(label, METHOD, i) for i in block]
             known = masks = start = None
             if from_source:
                 srcs = [sources.iloc[i % len(sources)] for i in block]
-                originals = [load_array(ctx.raw_dir / s.path, size) for s in srcs]
+                originals = [load_array(ctx.raw_dir / s.path, size, ctx.params.dataset.fit) for s in srcs]
             if img2img:
                 start = torch.from_numpy(np.stack([resize(o, res) for o in originals]))
             if local:
                 full_masks = [
-                    blob_mask(np.random.default_rng(s), size, cfg["mask"]["blobs"], cfg["mask"]["fraction"])
+                    blob_mask(np.random.default_rng(s), size, cfg.mask.blobs, cfg.mask.fraction)
                     for s in seeds
                 ]
                 known = torch.from_numpy(np.stack([resize(o, res) for o in originals]))
                 masks = torch.from_numpy(np.stack([downsample_mask(m, res) for m in full_masks]))
-            scheduler = core.sampler(config, cfg["scheduler"])
+            scheduler = core.sampler(config, cfg.scheduler)
             out = core.sample(
                 unet,
                 scheduler,
                 [classes.index(label)] * len(block),
                 seeds,
-                steps=cfg["steps"],
-                guidance=cfg["guidance"],
+                steps=cfg.steps,
+                guidance=cfg.guidance,
                 known=known,
                 mask=masks,
                 start=start,
-                strength=cfg["strength"],
+                strength=cfg.strength,
                 runtime=self.runtime,
             ).numpy()
             for j, (index, seed) in enumerate(zip(block, seeds)):

@@ -3,7 +3,7 @@
 No stage IO here: callers hand in uint8 image tensors and get uint8 image tensors back, so the
 training stage, the synthesis method, the tests and the benchmark share one implementation.
 
-Choices (measured on a 2-core CPU, see the issue):
+Choices (measured on a 2-core CPU):
 - `UNet2DModel` with `num_class_embeds = n_classes + 1`; the extra index is the "no class" token
   used for label dropout during training, which makes classifier-free guidance available.
 - v-prediction with the cosine (`squaredcos_cap_v2`) schedule and an EMA of the weights: in a

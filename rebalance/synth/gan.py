@@ -1,4 +1,5 @@
-"""Synthesis method `gan`: images of a class from the class-conditional GAN of stage train_gan.
+"""Synthesis method `gan`: images of a class from the class-conditional GAN of stage
+train_generator@gan (synthesize.gan.model_dir: models/generators/gan by default).
 
 Each image is made from noise (`source`/`root` empty) at the GAN's resolution and upsampled
 (bicubic) to `synthesize.gan.output_size` (else dataset.image_size, else the median train image
@@ -31,33 +32,34 @@ LIBRARIES = ("torch", "numpy", "pillow")  # their numerics shape an image
 class GanSampler:
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.cfg = ctx.params["synthesize"]["gan"]
-        self.classes = ctx.params["dataset"]["classes"]
-        self.runtime = device.runtime(ctx.params)
+        self.cfg = ctx.params.synthesize.gan
+        self.classes = ctx.params.dataset.classes
+        self.runtime = device.runtime(ctx.params.compute)
         held_out = ctx.held_out if ctx.held_out is not None else pd.DataFrame(columns=["sha256"])
         self.model  # noqa: B018 - a clear error first when the model was never trained
-        allow = ctx.params["synthesize"]["allow_external_model"]
-        self.generator_record = provenance.check_generator(self.cfg["model_dir"], held_out, allow)
+        allow = ctx.params.synthesize.allow_external_model
+        self.generator_record = provenance.check_generator(self.cfg.model_dir, held_out, allow)
 
     @functools.cached_property
     def model(self) -> tuple[core.Generator, str]:
         """(generator, checkpoint hash)."""
-        folder = Path(self.cfg["model_dir"])
+        folder = Path(self.cfg.model_dir)
         if not (folder / core.WEIGHTS).exists():
             raise RebalanceError(
-                f"{folder}: no trained GAN; run `dvc repro train_gan` (or set synthesize.gan.model_dir)"
+                f"{folder}: no trained GAN; run `dvc repro train_generator@gan` "
+                "(or set synthesize.gan.model_dir)"
             )
         generator = core.load(folder)
         if generator.config["n_classes"] != len(self.classes):
             raise RebalanceError(
                 f"{folder}: GAN has {generator.config['n_classes']} classes but dataset.classes lists "
-                f"{len(self.classes)}; retrain it with `dvc repro train_gan`"
+                f"{len(self.classes)}; retrain it with `dvc repro train_generator@gan`"
             )
         return generator, core.checkpoint_hash(folder)
 
     @functools.cached_property
     def output_size(self) -> int:
-        return size_for(self.ctx, self.cfg["output_size"])
+        return size_for(self.ctx, self.cfg.output_size)
 
     @functools.cached_property
     def description(self) -> dict[str, Any]:
@@ -79,7 +81,7 @@ class GanSampler:
     def block_size(self) -> int:
         """Consecutive indices sampled as one batch (so an image's batch never depends on how many
         are asked for, or on how many processes share the work)."""
-        return self.cfg["batch_size"]
+        return self.cfg.batch_size
 
     def generate(self, label: str, indices: list[int]) -> list[dict[str, str]]:
         generator, size = self.model[0], self.output_size

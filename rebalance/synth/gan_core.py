@@ -4,9 +4,10 @@ spectral-norm projection discriminator and the hinge loss, which train stably on
 Generator: [z, class embedding] -> 4x4 -> (upsample, conv, batch norm, ReLU) x log2(res/4) ->
 tanh RGB. Discriminator: spectral-norm strided convs down to 4x4, sum pooling, a linear score plus
 the projection <embed(y), h> (Miyato & Koyama 2018). Adam (0, 0.9) for both; the generator's
-weights are averaged (EMA) and the average is what is saved. Batches, latents and flips are drawn
-on the CPU from the seed; sampling draws each image's latent from its own seed, in eval mode
-(batch norm on running statistics), so an image never depends on its batch.
+weights are averaged (diffusers' `EMAModel`, as the diffusion UNet's) and the average is what is
+saved. Batches, latents and flips are drawn on the CPU from the seed; sampling draws each image's
+latent from its own seed, in eval mode (batch norm on running statistics), so an image never
+depends on its batch.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from diffusers.training_utils import EMAModel
 from torch import nn
 from torch.nn.utils import spectral_norm
 from torch.utils.data import Dataset
@@ -96,6 +98,11 @@ def train(
     """Train against a fresh discriminator; return (the EMA generator, a summary). `images`: a
     Dataset of 3 x H x W uint8 at the generator's resolution (streamed or in memory).
 
+    The EMA is diffusers' `EMAModel` over the generator's weights: after optimizer step t its
+    decay is min(ema_decay, (1 + t) / (10 + t)) (EMAModel's default warmup; the first step copies
+    the weights). The returned generator is a copy holding the averaged weights and the trained
+    generator's BatchNorm statistics; `generator` itself keeps the last weights.
+
     Among processes launched by accelerate (`world`): data-parallel. Every process draws the
     global batch's random numbers (indices, flips, latents) from the seed and takes its part
     (`world.slice`); the gradients of both networks are averaged over the processes
@@ -108,7 +115,9 @@ def train(
     torch.manual_seed(seed)
     disc = Discriminator(cfg["resolution"], cfg["n_classes"], channels).to(device)
     generator.to(device).train()
-    average = copy.deepcopy(generator).eval()
+    # foreach: one kernel per update on a GPU instead of a Python loop over every parameter (the
+    # CPU keeps the loop)
+    ema = EMAModel(generator.parameters(), decay=ema_decay, foreach=device.type == "cuda")
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.0, 0.9))
     opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=(0.0, 0.9))
     batches = [torch.randint(0, len(images), (batch_size,), generator=gen).tolist() for _ in range(steps)]
@@ -137,12 +146,10 @@ def train(
         loss_g.float().backward()
         world.average_gradients(generator.parameters())
         opt_g.step()
-        with torch.no_grad():
-            for a, p in zip(average.parameters(), generator.parameters()):
-                a.lerp_(p, 1 - ema_decay)
-            for a, b in zip(average.buffers(), generator.buffers()):
-                a.copy_(b)
+        ema.step(generator.parameters())
         d_loss, g_loss = 0.98 * d_loss + 0.02 * loss_d.item(), 0.98 * g_loss + 0.02 * loss_g.item()
+    average = copy.deepcopy(generator).eval()  # the trained generator's BatchNorm statistics
+    ema.copy_to(average.parameters())
     world.average_buffers(average)  # BatchNorm statistics: each process saw its part of the batches
     seconds = time.perf_counter() - start
     summary = {

@@ -55,8 +55,8 @@ class LesionEditor:
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.cfg = ctx.params["synthesize"]["lesion_edit"]
-        self.classes = ctx.params["dataset"]["classes"]
+        self.cfg = ctx.params.synthesize.lesion_edit
+        self.classes = ctx.params.dataset.classes
         bins = lesion_bins(ctx.params)
         if bins is None:
             raise RebalanceError(
@@ -71,7 +71,7 @@ class LesionEditor:
         """Source candidates of `label` (lower grades) in spread order, with cluster ids."""
         if label not in self._candidates:
             grade = self.classes.index(label)
-            lower_or_equal = self.cfg["sources"] == "lower_or_equal" or grade == 0
+            lower_or_equal = self.cfg.sources == "lower_or_equal" or grade == 0
             allowed = self.classes[: grade + 1] if lower_or_equal else self.classes[:grade]
             pool = self.ctx.train_real[self.ctx.train_real.label.isin(allowed)]
             if pool.empty:
@@ -81,25 +81,26 @@ class LesionEditor:
                 )
             seed = self.ctx.seed(label, METHOD, "sources")
             self._candidates[label] = sources.plan(
-                pool, self.ctx.raw_dir, self.cfg["clusters"], seed, self._features, self.cfg["spread"]
-            )
+                pool, self.ctx.raw_dir, self.cfg.clusters, seed, self._features, self.cfg.spread,
+                fit=self.ctx.params.dataset.fit,
+            )  # fmt: skip
         return self._candidates[label]
 
     @functools.cached_property
     def bank_images(self) -> pd.DataFrame:
         """The train images the lesion bank is cut from."""
-        grades = self.cfg["bank_grades"] or self.classes[len(self.classes) // 2 :]
+        grades = self.cfg.bank_grades or self.classes[len(self.classes) // 2 :]
         seed = self.ctx.seed(METHOD, "bank")
-        return bank.bank_images(self.ctx.train_real, grades, self.cfg["bank_images"], seed)
+        return bank.bank_images(self.ctx.train_real, grades, self.cfg.bank_images, seed)
 
     @functools.cached_property
     def bank(self) -> list[bank.Entry]:
         seed = self.ctx.seed(METHOD, "bank")
-        entries = bank.build(self.bank_images, self.ctx.raw_dir, self.cfg["bank_per_image"], seed)
+        entries = bank.build(self.bank_images, self.ctx.raw_dir, self.cfg.bank_per_image, seed)
         if not entries:
             raise RebalanceError(
                 "lesion_edit: the lesion bank is empty (no isolated lesions found in train images "
-                f"of grades {self.cfg['bank_grades'] or 'upper half'}); "
+                f"of grades {self.cfg.bank_grades or 'upper half'}); "
                 "check synthesize.lesion_edit.bank_grades"
             )
         return entries
@@ -117,7 +118,7 @@ class LesionEditor:
         parts = {
             "code": code_hash(__name__),  # this module and every project module it imports
             "versions": LIBRARIES,
-            "cfg": self.cfg,
+            "cfg": self.cfg.model_dump(),  # synthesize.lesion_edit
             "bin": [lo, None if math.isinf(hi) else hi],
             "seed": self.ctx.seed(label, METHOD, index),
             "source": [planned.path, planned.sha256],
@@ -130,7 +131,7 @@ class LesionEditor:
         """Edit a lower-grade source into `label` for each index (next sources if one fails)."""
         if not indices:
             return []
-        cands, tries, n_sources = self.candidates(label), self.cfg["max_tries"], self.cfg["max_sources"]
+        cands, tries, n_sources = self.candidates(label), self.cfg.max_tries, self.cfg.max_sources
         rows = []
         for index in progress(indices, f"lesion_edit {label}"):
             result, used = None, 0
@@ -172,8 +173,8 @@ class LesionEditor:
 
     def _source_order(self, index: int, n: int) -> list[int]:
         """Candidate positions for image `index`: `max_sources` spread over the list, then the rest."""
-        stride = max(1, n // self.cfg["max_sources"])
-        spread = [(index + k * stride) % n for k in range(self.cfg["max_sources"])]
+        stride = max(1, n // self.cfg.max_sources)
+        spread = [(index + k * stride) % n for k in range(self.cfg.max_sources)]
         return list(dict.fromkeys(spread + [(index + j) % n for j in range(n)]))
 
     def _attempt(self, label: str, index: int, src, attempt: int):
@@ -202,8 +203,11 @@ class LesionEditor:
         return out, detail
 
 
-def sample_grid(rows: list[dict], raw_dir, out_dir, classes: list[str], per_class: int = 4) -> np.ndarray:
-    """Sources beside their edits: per target grade, `per_class` pairs in a row."""
+def sample_grid(
+    rows: list[dict], raw_dir, out_dir, classes: list[str], per_class: int = 4, *, fit: str = "stretch"
+) -> np.ndarray:
+    """Sources beside their edits: per target grade, `per_class` pairs in a row, each image
+    brought to 128 x 128 by `fit` (dataset.fit)."""
     tiles = []
     for label in classes:
         mine = sorted(
@@ -213,7 +217,9 @@ def sample_grid(rows: list[dict], raw_dir, out_dir, classes: list[str], per_clas
             continue
         pick = [mine[int(i)] for i in np.linspace(0, len(mine) - 1, min(per_class, len(mine)))]
         pairs = [
-            np.concatenate([load_array(raw_dir / r["source"], 128), load_array(out_dir / r["path"], 128)], 1)
+            np.concatenate(
+                [load_array(raw_dir / r["source"], 128, fit), load_array(out_dir / r["path"], 128, fit)], 1
+            )
             for r in pick
         ]
         pairs += [np.zeros_like(pairs[0])] * (per_class - len(pairs))

@@ -1,13 +1,15 @@
 """The lesion overlay of an ACNEDIT-style edit: blend bank lesions into one image, seamlessly.
 
-Pure functions of an image, its detector analysis and the lesion bank (no files, no params
-loading): `target_range` picks the lesion counts to aim for inside a grade's bin, `edit_image`
-Poisson-blends lesions in log-RGB at free skin pixels, inpaints the seams and matches grain.
+Pure functions of an image, its detector analysis, the lesion bank and the settings of the
+`synthesize.lesion_edit` group (no files, no params loading): `target_range` picks the lesion
+counts to aim for inside a grade's bin, `edit_image` Poisson-blends lesions in log-RGB at free skin
+pixels, inpaints the seams and matches grain.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -15,14 +17,17 @@ from scipy import ndimage as ndi
 
 from rebalance.synth import bank, blend, detector
 
+if TYPE_CHECKING:
+    from rebalance.config.synth import LesionEdit
+
 SPACING = 0.75  # blended disks may overlap in their outer quarter (skin, not lesion)
 
 
-def target_range(bin_: tuple[int, float], current: int, cfg: dict) -> tuple[int, int] | None:
+def target_range(bin_: tuple[int, float], current: int, cfg: LesionEdit) -> tuple[int, int] | None:
     """Counts to aim for from `current`: inside the bin (margin from its ends), above current."""
     lo = int(bin_[0])
-    hi = lo + cfg["open_bin_span"] - 1 if math.isinf(bin_[1]) else int(bin_[1])
-    m = int(cfg["bin_margin"] * (hi - lo))
+    hi = lo + cfg.open_bin_span - 1 if math.isinf(bin_[1]) else int(bin_[1])
+    m = int(cfg.bin_margin * (hi - lo))
     for a, b in ((lo + m, hi - m), (lo, hi)):
         a = max(a, current + 1)
         if a <= b:
@@ -36,15 +41,15 @@ def edit_image(
     n_add: int,
     entries: list[bank.Entry],
     rng: np.random.Generator,
-    cfg: dict,
+    cfg: LesionEdit,
 ) -> tuple[np.ndarray, list[list[int]]]:
     """Blend `n_add` bank lesions into `image`; return (result, disks [y, x, radius] of the edit).
 
     Every pixel outside the union of the returned disks equals the input's.
     """
     h, w, _ = image.shape
-    ring = int(cfg["ring"])
-    skin = ndi.binary_erosion(found.skin, iterations=int(cfg["edge_margin"]))
+    ring = int(cfg.ring)
+    skin = ndi.binary_erosion(found.skin, iterations=int(cfg.edge_margin))
     ys, xs = np.nonzero(skin)
     canvas = image.astype(np.float32)
     ty = found.peaks[:, 0].astype(float)
@@ -59,7 +64,7 @@ def edit_image(
         ok = (y >= pad) & (x >= pad) & (y < h - pad) & (x < w - pad)
         if len(ty):
             d = np.hypot(y[:, None] - ty[None, :], x[:, None] - tx[None, :])
-            ok &= np.all(d >= SPACING * (entry.radius + tr[None, :]) + cfg["gap"], axis=1)
+            ok &= np.all(d >= SPACING * (entry.radius + tr[None, :]) + cfg.gap, axis=1)
         if not ok.any():
             continue
         j = int(np.argmax(ok))

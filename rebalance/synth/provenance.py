@@ -56,6 +56,6 @@ def check_generator(folder: str | Path, held_out: pd.DataFrame, allow_external: 
         first = leaked.iloc[0]
         raise RebalanceError(
             f"{folder}: generator was trained on {len(leaked)} val/test image(s), e.g. {first.path} "
-            f"({first.split}); retrain it on the train split (`dvc repro train_diffusion`)"
+            f"({first.split}); retrain it on the train split (`dvc repro train_generator`)"
         )
     return {"model": str(folder), "external": False, "training_manifest": record["manifest_sha256"]}

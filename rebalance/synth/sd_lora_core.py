@@ -37,7 +37,7 @@ def load_base(model_dir: str):
 
     if not model_dir or not Path(model_dir).is_dir():
         raise RebalanceError(
-            f"{model_dir}: sd_lora.model_dir must be a local StableDiffusionPipeline folder "
+            f"{model_dir}: generators.sd_lora.model_dir must be a local StableDiffusionPipeline folder "
             "(saved with save_pretrained; nothing is downloaded)"
         )
     try:
@@ -69,11 +69,13 @@ def train(
     resolution: int,
     batch_size: int,
     seed: int,
+    fit: str,
     runtime: Runtime = CPU,
     log: Callable[[str], None] = print,
     world: ranks.World = ranks.ALONE,
 ) -> dict:
-    """Add LoRA adapters to pipe.unet (and pipe.text_encoder in phase 2) and train them in place.
+    """Add LoRA adapters to pipe.unet (and pipe.text_encoder in phase 2) and train them in place,
+    on the images `files` brought to resolution x resolution by `fit` (dataset.fit).
 
     Among processes launched by accelerate (`world`): data-parallel. Every process draws the
     global batch's random numbers (images, noise, timesteps) from the seed, takes its part
@@ -90,7 +92,7 @@ def train(
     unet.add_adapter(
         LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=UNET_TARGETS)
     )
-    pixels = torch.from_numpy(np.stack([load_array(f, resolution) for f in files])).permute(0, 3, 1, 2)
+    pixels = torch.from_numpy(np.stack([load_array(f, resolution, fit) for f in files])).permute(0, 3, 1, 2)
     ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length,
                     truncation=True, return_tensors="pt").input_ids  # fmt: skip
     summary: dict = {"images": len(files), "rank": rank}

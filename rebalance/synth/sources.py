@@ -28,14 +28,17 @@ def features(image: np.ndarray) -> np.ndarray:
     return np.concatenate([lab.mean(0), lab.std(0), [(lab[:, 0] < 60).mean(), hp.std()]])
 
 
-def cluster(paths: list[str], raw_dir: Path, k: int, seed: int, memo: dict | None = None) -> np.ndarray:
-    """KMeans cluster id per image (k clamped to the number of images); `memo` caches features."""
+def cluster(
+    paths: list[str], raw_dir: Path, k: int, seed: int, memo: dict | None = None, *, fit: str
+) -> np.ndarray:
+    """KMeans cluster id per image (k clamped to the number of images), on features of each image
+    brought to 32 x 32 by `fit` (dataset.fit); `memo` caches features."""
     if len(paths) == 0:
         return np.zeros(0, dtype=int)
     memo = {} if memo is None else memo
     for p in paths:
         if p not in memo:
-            memo[p] = features(load_array(raw_dir / p, 32))
+            memo[p] = features(load_array(raw_dir / p, 32, fit))
     x = np.stack([memo[p] for p in paths])
     x = (x - x.mean(0)) / (x.std(0) + 1e-6)
     k = max(1, min(k, len(paths)))
@@ -67,9 +70,12 @@ def plan(
     seed: int,
     memo: dict | None = None,
     spread: str = "proportional",
+    *,
+    fit: str,
 ) -> pd.DataFrame:
-    """Candidates (sorted by path) in spread order, with a `cluster` column."""
+    """Candidates (sorted by path) in spread order, with a `cluster` column (clustered on images
+    brought to a square by `fit`, dataset.fit)."""
     candidates = candidates.sort_values("path").reset_index(drop=True)
-    ids = cluster(list(candidates.path), raw_dir, k, seed, memo)
+    ids = cluster(list(candidates.path), raw_dir, k, seed, memo, fit=fit)
     out = candidates.assign(cluster=ids)
     return out.iloc[spread_order(ids, seed, spread)].reset_index(drop=True)
