@@ -67,7 +67,7 @@ def main() -> None:
         model_mod.save(net, paths.classifier(variant, seed), classes, cfg.image_size, cfg.width, cfg.backbone)
         print(
             f"train@{variant} seed {seed}: {len(x)} images, best val balanced accuracy {best.score:.3f} "
-            f"at step {best.best_step} of {cfg['steps']}"
+            f"at step {best.best_step} of {cfg.steps}"
             + (f" ({world.size} processes)" if world.size > 1 else "")
         )
 
