@@ -76,12 +76,13 @@ REPLACED_WHOLE = {"methods", "variants", "generators"}
 
 
 def deep_update(base: dict, updates: dict) -> dict:
-    """`updates` merged into params `base`; then the per-generator variants of methods no longer
-    in synthesize.methods are dropped, as a user changing methods drops them."""
+    """`updates` merged into params `base`; then, when `base` names synthesize.methods, the
+    per-generator variants of methods no longer among them are dropped, as a user changing methods
+    drops them."""
     _merge(base, updates)
-    methods = base.get("synthesize", {}).get("methods", {})
-    variants = base.get("train", {}).get("variants", {})
-    for name in [n for n, v in variants.items() if v.get("method") not in (None, *methods)]:
+    methods = base.get("synthesize", {}).get("methods")
+    variants = base.get("train", {}).get("variants", {}) if methods is not None else {}
+    for name in [n for n, v in variants.items() if v.get("method") not in (None, *methods or ())]:
         del variants[name]
     return base
 
