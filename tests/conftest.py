@@ -82,7 +82,7 @@ def deep_update(base: dict, updates: dict) -> dict:
     _merge(base, updates)
     methods = base.get("synthesize", {}).get("methods")
     variants = base.get("train", {}).get("variants", {}) if methods is not None else {}
-    for name in [n for n, v in variants.items() if v.get("method") not in (None, *methods or ())]:
+    for name in [n for n, v in variants.items() if v.get("method") not in (None, *(methods or ()))]:
         del variants[name]
     return base
 
