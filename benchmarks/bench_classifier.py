@@ -16,7 +16,7 @@ random uint8 images (N x 3 x S x S, 4 classes), in this one process with the sam
 Each is warmed up first (--warmup steps on a throw-away model), then timed --repeats times,
 alternating which goes first; the fastest run of each is kept (on a shared machine other processes
 only ever add time; every run's seconds are in the JSON). images/s = steps x batch size / seconds. Prints
-project/bare (the bar: >= 0.9).
+project/bare (the target: >= 0.9).
 
     python benchmarks/bench_classifier.py [--steps 60] [--batch-size 64] [--backbone small_cnn]
         [--workers 0] [--device cpu] [--precision auto] [--out benchmarks/results/bench_classifier.json]

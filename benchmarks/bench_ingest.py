@@ -9,7 +9,7 @@ flip, fuse) and times raw, flip and fuse, each as a whole process, start-up and 
 
     pipeline images/s = N / (t_raw + t_flip + t_fuse)
 
-(also printed, outside the bar: the same with stage count's time added, since count's duplicate
+(also printed, outside the target: the same with stage count's time added, since count's duplicate
 check reads the fingerprints raw computes: what a user waits for between source and release)
 
 (raw reads, decodes, fingerprints and copies every image in one pass; flip mirrors the train split,
@@ -17,7 +17,7 @@ about 70%, to PNG, fingerprints it and packs it into tar shards; fuse links the 
 the flips and checks for leaks). The ceiling, in this same
 run and on the same files: a multiprocessing.Pool over every core (os.sched_getaffinity) doing, per
 source image, PIL open + load + FLIP_LEFT_RIGHT + PNG encode (compress_level=6) to a temp folder:
-ceiling images/s = N / its wall time. Prints pipeline/ceiling (the bar: >= 0.8). Per-stage
+ceiling images/s = N / its wall time. Prints pipeline/ceiling (the target: >= 0.8). Per-stage
 process start-up is a fixed cost that a larger --n amortises. The ceiling and the three timed stages
 run --repeats times (outputs replaced) and the fastest time of each is kept: on a shared machine
 other processes only ever add time. The ratio depends on --size: the ceiling's work (PNG encoding)

@@ -13,7 +13,7 @@ The peak RSS of a stage is its "Maximum resident set size": that of the largest 
 the stage (the stage's own process or one of its pool / DataLoader workers, whichever peaked
 highest; Linux reports the max over waited-for descendants), not the sum of processes alive at once.
 DVC itself (hashing, caching) is not measured. Prints the per-stage table for both sizes and
-max-RSS(large) / max-RSS(small) over the stages (the bar: <= 1.5). Every torch stage starts
+max-RSS(large) / max-RSS(small) over the stages (the target: <= 1.5). Every torch stage starts
 at ~0.7-1 GiB (torch, diffusers, timm imported), so small sizes only show that floor. With the
 50/30/15/5 % classes the target `max` makes synthesize generate as many images as the source has
 train images (~35k at --large 50000): that stage dominates the run time.
