@@ -94,6 +94,8 @@ def plan_cmd(params_path: str, fmt: str) -> None:
     click.echo(
         f"\nTo generate: {est['images']} images, estimated {est['seconds']:.0f} s, ${est['dollars']:.2f}\n"
     )
+    for warning in plan.ratio_warnings(counts, params.count.max_synthetic_ratio):
+        click.echo(f"warning: {warning}\n")
     click.echo("Real images per split\n")
     click.echo(plan.split_table(counts))
     click.echo("\n" + plan.split_notes(counts))

@@ -14,13 +14,13 @@ from pathlib import Path
 
 from rebalance.core import atomic
 from rebalance.core.tables import markdown_table
-from rebalance.learn import report
+from rebalance.learn import report, verdict
 from rebalance.learn.report import delta_text
 
 
 def evidence(root: Path) -> str:
-    """The headline variant against each baseline, and each generator against the matched
-    control: delta [95% paired bootstrap interval], raw p and Holm-adjusted p."""
+    """The generated verdict, then the headline variant against each baseline and each generator
+    against the matched control: delta [95% interval], raw p and Holm-adjusted p."""
     summary = json.loads((root / "metrics/summary.json").read_text())
     ev = json.loads((root / "metrics/eval.json").read_text())
     head, variants = summary["headline"], summary["variants"]
@@ -37,13 +37,14 @@ def evidence(root: Path) -> str:
             rows.append([f"{variant} vs {base}", *(delta_text(paired[base][m]) for m in metrics)])
     lo, hi = ev["ci95"]["balanced_accuracy"]
     lines = [
+        verdict.markdown(summary),
         f"Headline `{head}`: balanced accuracy {ev['balanced_accuracy']:.3f} (mean of {len(ev['seeds'])} "
         f"seeds; pooled {ev['pooled']['balanced_accuracy']:.3f} [{lo:.3f}, {hi:.3f}]) on {ev['n_test']} "
         "real test images.",
         "",
         markdown_table(["comparison", *metrics], rows),
         "",
-        f"p: two-sided paired bootstrap; Holm: adjusted over all {summary.get('holm_family', 0)} "
+        f"p: two-sided, two-level paired bootstrap; Holm: adjusted over all {summary.get('holm_family', 0)} "
         "differences in `metrics/summary.json`."
         + (f" Not measured (no test image): {', '.join(sorted(missing))}." if missing else ""),
     ]

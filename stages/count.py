@@ -47,9 +47,9 @@ def main() -> None:
     limits = params.count.max_per_class
     for label, n in counts["sampled_out"].items():
         print(f"count.max_per_class: {n} {label} images left out (at most {limits[label]} kept)")
-    for line in plan.drawn_lines(counts):
+    for line in plan.drawn_lines(counts) + plan.quota_lines(counts):
         print(line)
-    for warning in counts["warnings"]:
+    for warning in counts["warnings"] + plan.ratio_warnings(counts, params.count.max_synthetic_ratio):
         print(f"warning: {warning}")
     print(
         f"count: {len(rows)} real images, {counts['split_method']} split, "

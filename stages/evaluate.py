@@ -1,12 +1,14 @@
-"""Stage evaluate: every trained variant on the real-only test split; the evidence, table, plots.
+"""Stage evaluate: every trained variant on the real-only test split; the evidence, verdict, plots.
 
-Each variant's seeds are pooled by averaging their softmax probabilities per test image, then
-taking the argmax (`report.POOLING`). On those pooled predictions: 95% class-stratified bootstrap
-intervals per variant, and for every variant against each baseline present (`report.BASELINES`:
-real_oversampled, real, real_weighted) a paired class-stratified bootstrap of the difference on
-the same resampled test images (`learn.metrics`; `evaluate.bootstrap` resamples, fixed seed).
-metrics/eval.json: the headline variant's metrics, the mean over seeds (what the release gate
-judges), each seed's under `per_seed`, the pooled interval under `ci95`.
+Each variant's seeds are pooled (the mean of their softmax probabilities per test image, then
+argmax). Intervals come from a two-level bootstrap over training seeds and test images within each
+true class; every variant is compared with each baseline present (`report.BASELINES`) on the same
+resamples; p-values are Holm-adjusted over the family (rebalance/learn/evidence.py says how, and
+why recall intervals are widened to Wilson/Newcombe). metrics/summary.json holds it all with the
+generated verdict (rebalance/learn/verdict.py), which leads metrics/summary.md; the forest plot and
+the per-class recall plot go to metrics/plots/. metrics/eval.json: the headline variant's metrics,
+the mean over seeds (what the release gate judges), each seed's under `per_seed`, the pooled
+prediction's interval under `ci95`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ from rebalance.core import atomic, device, manifest, paths
 from rebalance.core.errors import RebalanceError, run_main
 from rebalance.core.hashing import sha256_text
 from rebalance.core.progress import progress
-from rebalance.learn import classifier as model_mod, metrics as scoring, report as summary, variants
+from rebalance.learn import (
+    classifier as model_mod,
+    evidence,
+    evidence_plots,
+    metrics as scoring,
+    report as summary,
+    variants,
+    verdict,
+)
 from rebalance.learn.data import fused_set
 
 
@@ -53,44 +63,40 @@ def main() -> None:
     minority = [c for c in classes if counts["target"][c] > counts["splits"]["train"][c]]
 
     n_boot = params.evaluate.bootstrap
-    table, confusion, roc, pr, samples = {}, {}, {}, {}, {}
+    measured = [c for i, c in enumerate(classes) if (y == i).any()]
+    unmeasured = [c for c in minority if c not in measured]  # no test image: no recall, no difference
+    compared = [*(f"recall_{c}" for c in minority if c in measured), *evidence.HEADLINE]
+    found, table, confusion, roc, pr = {}, {}, {}, {}, {}
     for variant in progress(params.train.variants, "evaluate", unit="variant"):
         probas = []
         for seed in cfg.seeds:
             net, _ = model_mod.load(paths.classifier(variant, seed))
             probas.append(model_mod.predict_proba(net, x, params.evaluate.batch_size, runtime))
+        v = found[variant] = evidence.Variant(y, np.stack(probas), classes, n_boot)
         per_seed = [scoring.evaluate(y, p, classes, ordinal) for p in probas]
-        pooled = np.mean(probas, axis=0)  # pooled over seeds (report.POOLING)
-        pred = pooled.argmax(1)
-        samples[variant] = scoring.bootstrap_samples(y, pred, classes, minority, n_boot)
+        keep = [f"recall_{c}" for c in measured] + list(evidence.HEADLINE)
         table[variant] = {
-            "mean_std": summary.aggregate(per_seed, minority),
-            "pooled": scoring.point_metrics(y, pred, classes, minority),
-            "ci95": {name: scoring.interval(v) for name, v in samples[variant].items()},
+            "study": params.train.variants[variant].study,
+            "mean_std": summary.aggregate(per_seed, [c for c in minority if c in measured]),
+            "pooled": {k: v.point[k] for k in keep},
+            "ci95": {k: v.ci95[k] for k in keep},
             "per_seed": {f"seed{s}": m for s, m in zip(cfg.seeds, per_seed)},
         }
-        confusion[variant] = scoring.confusion_rows(y, pred, classes)
-        roc[variant], pr[variant] = scoring.curve_rows(y, pooled, classes)
+        confusion[variant] = scoring.confusion_rows(y, v.pred, classes)
+        roc[variant], pr[variant] = scoring.curve_rows(y, v.probas.mean(0), classes)
     baselines = [b for b in summary.BASELINES if b in table]
     for variant, t in table.items():
-        t["paired"] = {
-            base: scoring.paired(samples[variant], samples[base], t["pooled"], table[base]["pooled"])
-            for base in baselines
-            if base != variant
-        }
-    unmeasured = [c for c in minority if not (y == classes.index(c)).any()]  # no test image: no recall
-    for t in table.values():
-        for c in unmeasured:
-            for part in (t["ci95"], t["pooled"], t["mean_std"], *t["paired"].values()):
-                part.pop(f"recall_{c}", None)
-    family = summary.holm(table)
+        t["paired"] = {b: found[variant].minus(found[b], compared) for b in baselines if b != variant}
+    family = evidence.holm(table)
+    h = found[cfg.headline]
+    detectable = {m: evidence.minimal_detectable(h.se[m], h.se[m]) for m in compared}
 
     head = cfg.headline
     atomic.write_json(
         paths.EVAL,
         summary.mean_over_seeds(list(table[head]["per_seed"].values()))
         | {"variant": head, "seeds": cfg.seeds, "n_test": len(y), "test_set": test_set}
-        | {"pooling": summary.POOLING, "pooled": table[head]["pooled"], "ci95": table[head]["ci95"]}
+        | {"pooling": evidence.POOLING, "pooled": table[head]["pooled"], "ci95": table[head]["ci95"]}
         | {"per_seed": table[head]["per_seed"]},
     )
     result = {
@@ -100,30 +106,30 @@ def main() -> None:
         "n_test": len(y),
         "test_set": test_set,
         "seeds": cfg.seeds,
-        "pooling": summary.POOLING,
-        "bootstrap": {
-            "resamples": n_boot,
-            "seed": scoring.BOOTSTRAP_SEED,
-            "stratified_by": "true class",
-            "p": summary.P_FORMULA,
-        },
+        "pooling": evidence.POOLING,
+        "bootstrap": {"resamples": n_boot, "seed": evidence.BOOTSTRAP_SEED} | evidence.METHOD,
         "baselines": baselines,
         "holm_family": family,  # every variant-baseline-metric difference; p_holm beside each p
         "not_measured": unmeasured,
+        # the smallest true difference a comparison with the headline variant finds (80% power)
+        "minimal_detectable_difference": detectable,
         "train_composition": {  # what each variant trained on: {variant: {class: {origin: rows}}}
             v: variants.composition(variants.training_rows(fused, s.data, s.method))
             for v, s in params.train.variants.items()
         },
         "variants": {
-            v: {k: t[k] for k in ("mean_std", "pooled", "ci95", "paired")} for v, t in table.items()
+            v: {k: t[k] for k in ("study", "mean_std", "pooled", "ci95", "paired")} for v, t in table.items()
         },
     }
+    result["verdict"] = verdict.answers(result)
     atomic.write_json(paths.SUMMARY, result)
     md = summary.markdown(result)
     atomic.write_text(paths.SUMMARY_MD, md)
     write_csv_dir(paths.PLOTS / "confusion", confusion)
     write_csv_dir(paths.PLOTS / "roc", roc)
     write_csv_dir(paths.PLOTS / "pr", pr)
+    evidence_plots.forest(result, paths.PLOTS / "evidence.png")
+    evidence_plots.recall_by_variant(result, classes, paths.PLOTS / "recall_by_variant.png")
     print(md)
 
 

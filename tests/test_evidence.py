@@ -92,13 +92,36 @@ def test_every_variant_has_paired_differences_against_every_baseline(build, requ
                 assert -1 <= lo <= hi <= 1 and 0 < d["p"] <= 1
                 assert d["delta"] == pytest.approx(v["pooled"][m] - summary["variants"][base]["pooled"][m])
     md = (repo / "metrics/summary.md").read_text()
-    assert md.startswith(f"`{summary['headline']}` vs `real_oversampled`")  # the answer leads
+    assert md.startswith("## Verdict\n\n- Did the synthetic images beat the matched control? **")  # leads
     for base in baselines:
-        for m in (*recalls, "balanced_accuracy"):
-            assert f"- {summary['headline']} vs {base}: {m} " in md
+        assert f"| {summary['headline']} | {base} |" in md
     for c in unmeasured:
         assert f"recall_{c}" not in md and f"Not measured: {c}" in md
-    assert "pooled over seeds" in md
+    assert "two-level bootstrap" in md
+
+
+@pytest.mark.parametrize("build", ["evidence", "built_repo"])
+def test_small_samples_get_honest_intervals_adjusted_p_and_a_detectable_difference(build, request):
+    repo = request.getfixturevalue(build)
+    summary = json.loads((repo / "metrics/summary.json").read_text())
+    test = manifest.read(repo / "data/fused/manifest.csv").query("split == 'test'")
+    n_test = test.label.value_counts().to_dict()
+    seeds = len(summary["seeds"])
+    for v in summary["variants"].values():
+        for c, n in n_test.items():  # never [x, x] for a class with fewer than 30 test images
+            lo, hi = v["ci95"][f"recall_{c}"]
+            assert n >= 30 or lo < hi
+        for diffs in v["paired"].values():
+            for name, d in diffs.items():
+                assert 0 < d["p"] <= d["p_holm"] <= 1 and d["mdd"] > 0 and len(d["per_seed"]) == seeds
+                if name.startswith("recall_") and n_test[name.removeprefix("recall_")] < 30:
+                    assert d["ci95"][0] < d["ci95"][1]
+    assert set(summary["minimal_detectable_difference"]) >= {"balanced_accuracy", "macro_f1"}
+    asked = [(a["variant"], a["baseline"]) for a in summary["verdict"]]
+    assert (summary["headline"], "real_oversampled") == asked[0]
+    assert len(asked) == 2 + len(summary["generators"])  # the control, the weighted loss, each generator
+    for png in ("evidence.png", "recall_by_variant.png"):
+        assert (repo / "metrics/plots" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_eval_json_is_the_headline_mean_over_seeds(evidence):

@@ -75,11 +75,13 @@ def stderr_lines(proc: subprocess.CompletedProcess) -> list[str]:
     return [line for line in proc.stderr.strip().splitlines() if not PROGRESS.match(line)]
 
 
-def run_pipeline(ds: Dataset, work: Path) -> tuple[subprocess.CompletedProcess, object]:
+def run_pipeline(
+    ds: Dataset, work: Path, updates: dict | None = None
+) -> tuple[subprocess.CompletedProcess, object]:
     src = work / "source"
     written = write(ds, src)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params = deep_update(params, TINY)
+    params = deep_update(deep_update(params, TINY), updates or {})
     params["train"]["variants"] = VARIANTS
     params["synthesize"]["methods"] = {"diffusion": 1.0}
     params["dataset"] |= {"name": "fuzz", "classes": ds.classes, "lesion_bins": None}
@@ -152,12 +154,19 @@ def test_any_dataset_a_user_brings_ends_well(ds: Dataset):
 
 def test_shrunk_strips_so_alike_that_val_is_empty(tmp_path):
     """Six 1 x 24 px strips, all near-duplicates of each other, so one split holds them all: stage
-    train crashed on the empty val split (argmax of an empty sequence); count now refuses."""
+    train crashed on the empty val split (argmax of an empty sequence); count now refuses (with
+    count.min_test_per_class, already because the class is one split unit)."""
     strip = ImageSpec((1, 24), "L", "dcm")
     ds = Dataset(
         classes=["mild", "moderate acne"], images={"mild": [strip] * 3, "moderate acne": [strip] * 3}
     )
-    proc, _ = run_pipeline(ds, tmp_path)
+    proc, _ = run_pipeline(ds, tmp_path / "quota")
+    assert stderr_lines(proc) == [
+        "error: class mild has 3 image(s) in 1 split unit(s) (duplicates and groups stay in one split); "
+        "count.min_test_per_class 2 needs at least 5 (2 val, 2 test, 1 train): add images, or lower "
+        "count.min_test_per_class"
+    ]
+    proc, _ = run_pipeline(ds, tmp_path / "none", {"count": {"min_test_per_class": 0}})
     assert stderr_lines(proc) == [
         "error: the val split is empty (6 images in all, hash split); add images, or raise count.split.val"
     ]

@@ -211,8 +211,11 @@ def test_a_group_never_spans_two_splits(tmp_path):
     split = assignment(work)
     per_patient = pd.DataFrame({"p": patient, "s": split}).groupby("p").s.nunique()
     assert (per_patient == 1).all() and len(set(split.values())) > 1
-    # a patient's split depends on its id only: dropping other patients moves nobody
-    keep = [n for n in names if patient[n] in {"p1", "p2", "p3", "p4", "p5"}]
+    # a patient's split depends on its id only: dropping other patients moves nobody (two val and
+    # two test patients kept: every class keeps its count.min_test_per_class quota)
+    by_split = {s: sorted({patient[n] for n in names if split[n] == s}) for s in ("val", "test")}
+    chosen = {"p1", "p2", "p3", *by_split["val"][:2], *by_split["test"][:2]}
+    keep = [n for n in names if patient[n] in chosen]
     for n in set(names) - set(keep):
         (src / n).unlink()
     pd.DataFrame({"path": keep, "patient_id": [patient[n] for n in keep]}).to_csv(csv, index=False)

@@ -61,6 +61,18 @@ MISTAKES = [
         "train.variants.odd.method",
         "needs data: balanced",
     ),
+    (  # a control that would differ from the headline in augmentation, not only in synthetic images
+        {
+            "train": {
+                "variants": {
+                    "balanced": {"data": "balanced", "augment": True},
+                    "real_oversampled": {"data": "real_oversampled"},
+                }
+            }
+        },
+        "train.variants.real_oversampled.augment",
+        "must equal balanced's (True): the matched control differs",
+    ),
     (  # an X-ray folder with the demo's methods: refused before any stage works, not in synthesize
         {"dataset": {"classes": ["a", "b"], "lesion_bins": None}, "raw": {"source": "xrays"}},
         "synthesize.methods.lesion_edit",

@@ -99,23 +99,35 @@ def test_second_repro_does_nothing(built_repo):
 
 
 def test_split_is_the_hash_of_each_images_content(built_repo):
-    """The CONTRACT rule: split = f(count.seed, identity), recomputed here from the raw images' own
-    decoded pixels in a few lines of plain Python (the demo has no duplicates or groups)."""
+    """The CONTRACT rule: split = f(count.seed, identity), then a class short of
+    count.min_test_per_class test (then val) images takes its train images of lowest u; recomputed
+    here from the raw images' own decoded pixels in a few lines of plain Python (the demo has no
+    duplicates or groups)."""
     params = yaml.safe_load((built_repo / "params.yaml").read_text())
     seed, fractions = params["count"]["seed"], params["count"]["split"]
+    minimum = params["count"].get("min_test_per_class", 2)
     counts = json.loads((built_repo / "metrics/counts.json").read_text())
     assert counts["split_method"] == "hash" and counts["duplicates"] == []
-    empty = [(c, s) for s in ("val", "test") for c, n in counts["splits"][s].items() if n == 0]
-    assert len(counts["warnings"]) == len(empty)  # a class without val or test images is a warning
+    assert counts["warnings"] == []  # every class has val and test images
     counted = manifest.read(built_repo / "data/counted/manifest.csv")
     assert len(counted) == sum(counts["raw"].values())
-    for path, given in zip(counted.path, counted.split):
+    expected, key = {}, {}
+    for path in counted.path:
         im = Image.open(built_repo / "data/raw" / path).convert("RGB")
         pixels = hashlib.sha256(f"{im.width}x{im.height}\n".encode() + im.tobytes()).hexdigest()
         digest = hashlib.sha256(f"{seed}\npixels:{pixels}".encode()).digest()
-        u = int.from_bytes(digest[:8], "big") / 2**64
+        key[path] = u = int.from_bytes(digest[:8], "big") / 2**64
         cut_val = fractions["train"] + fractions["val"]
-        assert given == ("train" if u < fractions["train"] else "val" if u < cut_val else "test"), path
+        expected[path] = "train" if u < fractions["train"] else "val" if u < cut_val else "test"
+    label = dict(zip(counted.path, counted.label))
+    for c in counts["raw"]:  # the quota
+        for s in ("test", "val"):
+            train = sorted((key[p], p) for p in expected if label[p] == c and expected[p] == "train")
+            while sum(expected[p] == s for p in expected if label[p] == c) < minimum:
+                expected[train.pop(0)[1]] = s
+    assert dict(zip(counted.path, counted.split)) == expected
+    for c in counts["raw"]:
+        assert min(counts["splits"][s][c] for s in ("val", "test")) >= minimum, c
 
 
 def test_no_file_has_a_duplicate_in_another_split(built_repo):

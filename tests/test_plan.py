@@ -53,10 +53,12 @@ def test_plan_table_for_a_known_folder(folder_params, tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["plan", "--params", str(folder_params)])
     assert result.exit_code == 0, result.output
     lines = [line.replace(" ", "") for line in result.output.splitlines()]
-    # class | original (train) | to generate | <each method> | total
+    # class | original (train) | to generate | <each method> | total | synthetic per real
     for c in SIZES:
         gen = counts["generated"][c]
-        row = [c, train[c], sum(gen.values()), *gen.values(), counts["target"][c]]
+        ratio = f"{sum(gen.values()) / train[c]:.2f}"
+        assert counts["synthetic_ratio"][c] == round(sum(gen.values()) / train[c], 2)
+        row = [c, train[c], sum(gen.values()), *gen.values(), counts["target"][c], ratio]
         assert "|" + "|".join(map(str, row)) + "|" in lines
     # per-split table: split | images | a | b | c | max:min
     test = counts["splits"]["test"]

@@ -292,7 +292,9 @@ def test_isic_metadata_as_downloaded_by_params_alone(tmp_path):
     pd.DataFrame(rows).to_csv(root / "train-metadata.csv", index=False)
     columns = {"path": "isic_id", "label": "target", "path_format": "train-image/image/{}.jpg"}
     updates = {"raw": {"csv": columns}, "dataset": {"group_by": "patient_id"}}
+    # 4 malignant patients: count.min_test_per_class 1 (the default 2 needs 5 whole patients)
     updates["count"] = {"max_per_class": {"benign": 24}, "target": {"strategy": "max"}}
+    updates["count"]["min_test_per_class"] = 1
     work = workdir(tmp_path, root / "train-metadata.csv", ["benign", "malignant"], updates)
     stage(work, "raw")
     stage(work, "count")

@@ -188,10 +188,11 @@ def test_gate_dry_run_and_tracked_credentials(builds: dict, tmp_path: Path):
         "## Provenance",
         "| origin ",
         "## Release gate",
-        "## Variants",
+        "### Verdict",
         "ImageOps.exif_transpose",  # how to read the real photos the release ships byte for byte
     ):
         assert needle in card
+    assert card.index("## Evidence") < card.index("## Methods")  # the generated verdict leads
     assert tags(reg) == [] and run(["git", "rev-parse", "HEAD"], reg).stdout == head
     assert not (tmp_path / "home" / ".cache" / "rebalance").exists()  # dry run pushes nothing
 

@@ -24,7 +24,11 @@ def lora(tmp_path_factory):
     root = tmp_path_factory.mktemp("lora")
     base = tiny_sd_pipeline(root / "t2i", inpaint=False)
     make_folder(root / "src", {"common": 9, "rare": 4})
-    updates = {"generators": generators(base), "count": {"target": {"strategy": "max"}}}
+    # 4 rare images: too few for the default val/test quota (5)
+    updates = {
+        "generators": generators(base),
+        "count": {"target": {"strategy": "max"}, "min_test_per_class": 0},
+    }
     work = workdir(root, root / "src", ["common", "rare"], updates)
     for name in ("raw", "count", "train_sd_lora"):
         stage(work, name)

@@ -153,6 +153,7 @@ def test_every_method_has_a_per_generator_variant_and_a_variant_needs_its_method
     made = {k: v.method for k, v in p.train.variants.items() if v.method}
     assert made == {"balanced_lesion_edit": "lesion_edit", "balanced_diffusion": "diffusion"}
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["train"]["variants"]["balanced_gan"] = {"data": "balanced", "method": "gan"}  # gan makes no image
+    gan = {"data": "balanced", "method": "gan", "augment": True}  # gan makes no image
+    raw["train"]["variants"]["balanced_gan"] = gan
     with pytest.raises(config.ParamsError, match="train.variants.balanced_gan.method"):
         config.validate(raw)

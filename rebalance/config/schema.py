@@ -169,6 +169,14 @@ class Count(Group):
     # An official val: keep it, or merge it into train and draw val anew as for a source without
     # one (redraw: Kermany's chest_xray ships 16 val images, too few to pick a checkpoint on)
     official_val: Literal["keep", "redraw"] = "keep"
+    # Every class gets at least this many val and test images (a class never goes unmeasured): a
+    # class short of them takes its train units (an image with its duplicates and group) with the
+    # lowest hash into test, then val; one that has fewer than 2n+1 units is an error. Splits a
+    # source brings stay as given (only the ones drawn from its train are filled); 0: off.
+    min_test_per_class: int = Field(2, ge=0)
+    # Gains from synthetic images level off around 10 synthetic per real image (Sagers et al.
+    # 2023): `rebalance plan` and the release warn for a class planned above this ratio.
+    max_synthetic_ratio: float = Field(10.0, gt=0)
     seconds_per_image: dict[str, Annotated[float, Field(ge=0)]] = {}  # plan estimates, per method
     dollars_per_image: dict[str, Annotated[float, Field(ge=0)]] = {}
 
@@ -220,24 +228,25 @@ class Variant(Group):
     # data balanced only: real + this method's images (and flips), that method's images repeated
     # (seeded) to balanced's per-class counts: the per-generator rows (balanced_<method>)
     method: str | None = None
+    # the variant's name in the ISIC 2024 SD+LoRA study (B0, A1, W1, S2, S2w), shown beside its own
+    study: str | None = None
 
 
 def _default_variants() -> dict[str, Variant]:
     return {
-        "real": Variant(data="real"),
-        "real_aug": Variant(data="real", augment=True),
-        "real_weighted": Variant(data="real", weighted=True),
-        "balanced": Variant(data="balanced"),
-        "balanced_weighted": Variant(data="balanced", weighted=True),
-        "balanced_noflip": Variant(data="balanced_noflip"),
-        # the control: real images duplicated to balanced's per-class counts, no synthetic image
-        "real_oversampled": Variant(data="real_oversampled"),
+        "real": Variant(data="real", study="B0"),
+        "real_aug": Variant(data="real", augment=True, study="A1"),
+        "real_weighted": Variant(data="real", augment=True, weighted=True, study="W1"),
+        "balanced": Variant(data="balanced", augment=True, study="S2"),
+        "balanced_weighted": Variant(data="balanced", augment=True, weighted=True, study="S2w"),
+        # the control: balanced with duplicated real images in place of its synthetic ones
+        "real_oversampled": Variant(data="real_oversampled", augment=True),
     }
 
 
 class Train(DataParallel):
     headline: str = "balanced"  # the variant behind metrics/eval.json
-    seeds: list[int] = Field([0, 1], min_length=1)
+    seeds: list[int] = Field([0, 1, 2], min_length=1)  # seed noise enters every interval
     image_size: int = Field(64, ge=16)
     steps: PositiveInt = 120  # optimizer steps, equal for every variant
     eval_every: PositiveInt = 20  # val checkpoint choice every N optimizer steps (and the last)
@@ -262,12 +271,23 @@ class Train(DataParallel):
             "train.headline",
             f"must name a variant ({', '.join(self.variants)})",
         )
+        control = self.variants.get("real_oversampled")  # differs only in synthetic images from ...
+        compared = [self.headline, *(n for n, v in self.variants.items() if v.method)]
+        for name in compared if control is not None else []:
+            v = self.variants[name]
+            for key in ("augment", "weighted") if v.data == "balanced" else ():
+                need(
+                    getattr(v, key) == getattr(control, key),
+                    f"train.variants.real_oversampled.{key}",
+                    f"must equal {name}'s ({getattr(v, key)}): the matched control differs from the "
+                    "variants compared with it only in synthetic images",
+                )
         return self
 
 
 class Evaluate(Group):
     batch_size: PositiveInt = 256
-    bootstrap: PositiveInt = 1000  # resamples for the 95% intervals
+    bootstrap: PositiveInt = 10000  # two-level resamples; the smallest p is 2 / (bootstrap + 1)
     ordinal: bool | None = None  # grade MAE and QWK; null: when dataset.lesion_bins is set
 
 

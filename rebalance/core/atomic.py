@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -38,6 +39,13 @@ def write_bytes(path: str | Path, data: bytes) -> None:
 
 def write_text(path: str | Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
+
+
+def write_figure(path: str | Path, fig) -> None:
+    """A matplotlib figure as a PNG without a timestamp or version in its metadata (same bytes each run)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, metadata={"Software": None})
+    write_bytes(path, buf.getvalue())
 
 
 def write_json(path: str | Path, obj: object) -> None:

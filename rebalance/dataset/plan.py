@@ -75,7 +75,8 @@ def build(params: Params, real: RealSet) -> dict[str, Any]:
     limits = count.max_per_class
     redraw = count.official_val == "redraw"
     fractions = count.split.model_dump()  # {split: fraction}
-    result = split.make(real, classes, fractions, count.seed, count.near_duplicate_bits, limits, redraw)
+    bits, min_test = count.near_duplicate_bits, count.min_test_per_class
+    result = split.make(real, classes, fractions, count.seed, bits, limits, redraw, min_test)
     per_split = split.counts(real.images, result.assignment, classes)
     train = per_split["train"]
     tgt = targets(train, count.target.strategy, count.target.n)
@@ -90,6 +91,8 @@ def build(params: Params, real: RealSet) -> dict[str, Any]:
         "splits": per_split,
         "target": tgt,
         "generated": quota,
+        # synthetic images planned per real train image, per class (count.max_synthetic_ratio warns)
+        "synthetic_ratio": synthetic_ratio(train, quota),
         "estimate": {
             "images": sum(n_by_method.values()),
             "seconds": round(sum(n * secs.get(m, 0.0) for m, n in n_by_method.items()), 1),
@@ -104,6 +107,7 @@ def build(params: Params, real: RealSet) -> dict[str, Any]:
         "dropped": result.dropped,  # official split: val/test copies of earlier-split images, left out
         "sampled_out": result.sampled_out,  # count.max_per_class: images of a class left out, per class
         "drawn_from_train": result.drawn,  # official split without val/test: images drawn from its train
+        "topped_up": result.topped_up,  # count.min_test_per_class: {class: {split: images moved there}}
         "val_merged": sum(s == "val" and n not in result.dropped for n, s in real.official.items()) * redraw,
         # patients (dataset.group_by, group_pattern or a CSV's `group` column), each in one split
         "groups": {"groups": len(set(real.groups.values())), "images": len(real.groups)},
@@ -113,9 +117,29 @@ def build(params: Params, real: RealSet) -> dict[str, Any]:
 
 def counts_json(plan: dict[str, Any]) -> dict[str, Any]:
     """The CONTRACT's metrics/counts.json view of a plan (plus how the split was made)."""
-    keys = ("raw", "splits", "target", "generated", "estimate", "split_method", "split_identity")
-    keys += ("duplicates", "dropped", "sampled_out", "drawn_from_train", "val_merged", "groups", "warnings")
+    keys = ("raw", "splits", "target", "generated", "synthetic_ratio", "estimate", "split_method")
+    keys += ("split_identity", "duplicates", "dropped", "sampled_out", "drawn_from_train", "topped_up")
+    keys += ("val_merged", "groups", "warnings")
     return {k: plan[k] for k in keys}
+
+
+def synthetic_ratio(train: dict[str, int], generated: dict[str, dict[str, int]]) -> dict[str, float | None]:
+    """Synthetic images planned per real train image, per class (rounded to 2 places)."""
+    return {c: round(sum(gen.values()) / train[c], 2) if train[c] else None for c, gen in generated.items()}
+
+
+def ratio_warnings(counts: dict[str, Any], limit: float) -> list[str]:
+    """A line for each class planned above `limit` synthetic images per real train image
+    (count.max_synthetic_ratio); a warning, not a refusal."""
+    train = counts["splits"]["train"]
+    ratios = synthetic_ratio(train, counts["generated"])  # counts.json written before it had the key too
+    return [
+        f"class {c}: {r:.2f} synthetic images per real train image ({sum(counts['generated'][c].values())} "
+        f"to generate, {train[c]} real), above count.max_synthetic_ratio {limit:g}; gains from synthetic "
+        "images level off near 10:1 (Sagers et al. 2023): add real images or lower count.target"
+        for c, r in ratios.items()
+        if r is not None and r > limit
+    ]
 
 
 def targets(train_counts: dict[str, int], strategy: str, n: int | None = None) -> dict[str, int]:
@@ -140,7 +164,8 @@ def allocate(total: int, shares: dict[str, float]) -> dict[str, int]:
 
 
 def balance_table(counts: dict[str, Any]) -> str:
-    """Seed 000's table, on the train split: original / to generate (per method) / total."""
+    """Seed 000's table, on the train split: original / to generate (per method) / total, and the
+    synthetic images per real one."""
     methods = list(next(iter(counts["generated"].values())).keys())
     rows = []
     for c, target in counts["target"].items():
@@ -149,7 +174,10 @@ def balance_table(counts: dict[str, Any]) -> str:
         rows.append([c, original, sum(gen.values()), *[gen[m] for m in methods], target])
     tot = [sum(r[i] for r in rows) for i in range(1, len(rows[0]))]
     rows.append(["total", *tot])
-    return markdown_table(["class", "original", "to generate", *methods, "total"], rows, pad=True)
+    for r in rows:
+        r.append(f"{r[2] / r[1]:.2f}" if r[1] else "n/a")
+    header = ["class", "original", "to generate", *methods, "total", "synthetic per real"]
+    return markdown_table(header, rows, pad=True)
 
 
 def split_table(counts: dict[str, Any]) -> str:
@@ -181,7 +209,7 @@ def split_notes(counts: dict[str, Any]) -> str:
     if counts["duplicates"]:
         n = sum(len(g) for g in counts["duplicates"])
         lines.append(f"Duplicates: {n} images in {len(counts['duplicates'])} groups, each kept in one split.")
-    lines += group_lines(counts) + sampled_lines(counts)
+    lines += group_lines(counts) + sampled_lines(counts) + quota_lines(counts)
     lines += [f"warning: {w}" for w in counts["warnings"]]
     return "\n".join(lines)
 
@@ -206,6 +234,16 @@ def drawn_lines(counts: dict[str, Any]) -> list[str]:
         f"Drawn: {why[s]}; {n} of its train images drawn into {s} (count.split's proportions, by a hash "
         "of each identity; its own splits are kept as given)."
         for s, n in counts.get("drawn_from_train", {}).items()
+    ]
+
+
+def quota_lines(counts: dict[str, Any]) -> list[str]:
+    """The classes count.min_test_per_class gave train images to val or test (none before it existed)."""
+    return [
+        f"Quota: class {label} had too few {' and '.join(moved)} images for count.min_test_per_class; "
+        + ", ".join(f"{n} moved into {s}" for s, n in moved.items())
+        + " (from its train, lowest split hash first)."
+        for label, moved in counts.get("topped_up", {}).items()
     ]
 
 

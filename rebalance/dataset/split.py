@@ -6,11 +6,14 @@ are joined (union-find); a joined set's identity is the smallest identity among 
 split is a function of that identity and `count.seed` only: u = sha256(seed, identity) read as a
 number in [0, 1), against the cumulative `count.split` fractions. Adding or removing an image
 therefore never moves another one (unless it is that image's duplicate or shares its group).
-Per-class counts are close to, not exactly, the fractions. A source that brings its own split
+Per-class counts are close to, not exactly, the fractions; a class left with fewer than
+`count.min_test_per_class` val or test images then takes its train sets with the lowest u into
+them (`fill_quota`: a class that already has them keeps its draw). A source that brings its own split
 (split folders, a `split` column, an .npz) is used as is; a group across its splits is then an
 error, and of an exact or near-duplicate pair across its splits the copy in the later split
 (val before test) is left out (`Result.dropped`, reported): the official split stays exact for
-every image kept, and no val/test image has a copy in train.
+every image kept (the quota fills only the splits drawn from its train), and no val/test image
+has a copy in train.
 """
 
 from __future__ import annotations
@@ -53,6 +56,9 @@ class Result:
     drawn: dict[str, int] = field(
         default_factory=dict
     )  # official split without val/test: drawn from its train
+    topped_up: dict[str, dict[str, int]] = field(
+        default_factory=dict
+    )  # class -> {split: images moved there by count.min_test_per_class}
 
 
 def unit(seed: int, identity: str) -> float:
@@ -78,9 +84,11 @@ def make(
     bits: int,
     max_per_class: dict[str, int] | None = None,
     redraw_val: bool = False,
+    min_test: int = 0,
 ) -> Result:
     """The split (module doc); with `max_per_class`, at most that many images of a class kept;
-    with `redraw_val` an official val is merged into train and val drawn anew (count.official_val)."""
+    with `redraw_val` an official val is merged into train and val drawn anew (count.official_val);
+    with `min_test` every class at least that many val and test images (count.min_test_per_class)."""
     unknown = sorted(set(max_per_class or {}) - set(classes))
     if unknown:
         raise RebalanceError(f"count.max_per_class: {unknown[0]!r} is not in dataset.classes; fix the key")
@@ -134,9 +142,15 @@ def make(
             f"first: {next(iter(dropped))} ({next(iter(dropped.values()))})"
         )
     sampled_out = keep_at_most(assignment, identity, real.images, max_per_class or {}, seed)
+    filled = SPLITS if method == "hash" else ("train", *drawn) if drawn else ()
+    topped_up = fill_quota(assignment, identity, real.images, classes, min_test, seed, filled)
+    for moved in topped_up.values():  # an official split's missing split: the quota's images are drawn too
+        for s, n in moved.items():
+            if s in drawn:
+                drawn[s] += n
     kept = RealSet([im for im in real.images if im[0] in assignment], real.root)
     warnings += _class_warnings(kept, assignment, classes, method, seed)
-    return Result(assignment, identity, method, dup_groups, warnings, dropped, sampled_out, drawn)
+    return Result(assignment, identity, method, dup_groups, warnings, dropped, sampled_out, drawn, topped_up)
 
 
 def draw_missing(
@@ -189,6 +203,75 @@ def keep_at_most(
                     del assignment[name]
         out[label] = sum(len(v) for v in sets.values()) - kept
     return out
+
+
+def fill_quota(
+    assignment: dict[str, str],
+    identity: dict[str, str],
+    images: list[tuple[str, str]],
+    classes: list[str],
+    minimum: int,
+    seed: int,
+    splits: tuple[str, ...] = SPLITS,
+) -> dict[str, dict[str, int]]:
+    """At least `minimum` images of every class in test and in val, and one in train
+    (count.min_test_per_class), among `splits`: the splits the hash drew (an official split's own
+    val or test stays as given). A class short in a split takes, lowest sha256(seed, identity)
+    first, whole identity sets (an image with its duplicates and group members) from its train,
+    never the last one; then from a split with more than it needs. A class that has its quota
+    keeps its draw, and the moves depend only on identities and the seed, so adding images moves
+    no image of a class that had enough. Too few sets (2 * minimum + 1 for a hash split) is an
+    error. Changes `assignment`; returns {class: {split: images moved there}}."""
+    if not minimum or not splits:
+        return {}
+    members: dict[str, list[str]] = {}
+    for name in assignment:
+        members.setdefault(identity[name], []).append(name)
+    label = {n: c for n, c in images if n in assignment}
+    need = {s: 1 if s == "train" else minimum for s in splits}
+    moved: dict[str, dict[str, int]] = {}
+    for c in classes:
+        mine = [n for n, lab in label.items() if lab == c]
+        sets = {identity[n] for n in mine if assignment[n] in need}
+        if len(sets) < sum(need.values()):
+            raise RebalanceError(_quota_error(c, len(mine), len(sets), minimum, splits))
+        have = {s: sum(assignment[n] == s for n in mine) for s in need}
+        short = [s for s in ("test", "val", "train") if s in need and have[s] < need[s]]
+        sets = sorted(sets, key=lambda i: unit(seed, i)) if short else []
+        for s in short:
+            for sources in (("train",), tuple(need)):  # train first; then a split with some to spare
+                for key in sets:
+                    if have[s] >= need[s]:
+                        break
+                    src = assignment[members[key][0]]
+                    n = sum(label[m] == c for m in members[key])
+                    if src == s or src not in sources or have[src] - n < need[src]:
+                        continue
+                    if src != "train" and any(label[m] != c for m in members[key]):
+                        continue  # another class's val or test image: not taken from it
+                    for m in members[key]:
+                        assignment[m] = s
+                    have[src] -= n
+                    have[s] += n
+                    moved.setdefault(c, {}).setdefault(s, 0)
+                    moved[c][s] += n
+    return moved
+
+
+def _quota_error(c: str, n: int, units: int, minimum: int, splits: tuple[str, ...]) -> str:
+    """count.min_test_per_class asks more of class `c` than its `units` identity sets can give."""
+    drawn = [s for s in ("val", "test") if s in splits]
+    if splits == SPLITS:
+        has = f"class {c} has {n} image(s)"
+        if units < n:
+            has += f" in {units} split unit(s) (duplicates and groups stay in one split)"
+    else:
+        has = f"class {c} has {units} split unit(s) in the source's train to draw {' and '.join(drawn)} from"
+    parts = ", ".join(f"{minimum} {s}" for s in drawn)
+    return (
+        f"{has}; count.min_test_per_class {minimum} needs at least {minimum * len(drawn) + 1} "
+        f"({parts}, 1 train): add images, or lower count.min_test_per_class"
+    )
 
 
 def _own_identity(real: RealSet, i: int) -> str:

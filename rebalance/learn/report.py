@@ -1,11 +1,13 @@
-"""The evidence: the headline variant against each baseline, and the variants x metrics table
-(the ISIC 2024 SD+LoRA study's B0/W1/S2 table), as JSON and Markdown."""
+"""The summary's presentation: the variants x metrics table (the ISIC 2024 SD+LoRA study's
+B0/A1/W1/S2/S2w table) and every paired difference, as Markdown after the generated verdict."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from rebalance.core.tables import markdown_table
+from rebalance.learn import verdict
+from rebalance.learn.evidence import HEADLINE, P_FORMULA, POOLING
 
 COLUMNS = ("balanced_accuracy", "macro_f1", "accuracy", "macro_auroc", "macro_auprc", "qwk", "grade_mae")
 
@@ -48,21 +50,6 @@ BASELINES = {  # the variants every other one is compared with, in the order the
     "real": "the real images alone: does balancing help at all?",
     "real_weighted": "a class-weighted loss on the real images: does balancing beat reweighting?",
 }
-P_FORMULA = "p = min(1, 2 * min((1 + #{d <= 0}) / (B + 1), (1 + #{d >= 0}) / (B + 1)))"
-POOLING = "mean of the seeds' softmax probabilities per test image, then argmax"
-
-
-def holm(variants: dict[str, dict]) -> int:
-    """Holm's adjustment (statsmodels) over the family of every paired difference (each variant
-    minus each baseline, each metric): writes `p_holm` beside each `p`; returns the family's size."""
-    from statsmodels.stats.multitest import multipletests
-
-    family = [d for v in variants.values() for diffs in v.get("paired", {}).values() for d in diffs.values()]
-    if family:
-        adjusted = multipletests([d["p"] for d in family], method="holm")[1]
-        for d, p in zip(family, adjusted):
-            d["p_holm"] = float(p)
-    return len(family)
 
 
 def delta_text(d: dict) -> str:
@@ -71,50 +58,10 @@ def delta_text(d: dict) -> str:
     return f"{d['delta']:+.3f} [{lo:+.3f}, {hi:+.3f}], p = {d['p']:.2g}{held}"
 
 
-def _not_measured(summary: dict) -> list[str]:
-    missing = summary.get("not_measured", [])
-    if not missing:
-        return []
-    names = ", ".join(missing)
-    return [
-        f"Not measured: {names}: no real test image, so no recall and no difference is reported for "
-        "it (a value there would measure nothing).",
-        "",
-    ]
-
-
-def _answer(summary: dict, metrics: list[str]) -> list[str]:
-    head = summary["headline"]
-    paired = summary["variants"][head].get("paired", {})
-    if not paired:
-        return [
-            f"No baseline variant ({', '.join(BASELINES)}) besides `{head}` was trained: nothing to compare.",
-            "",
-        ]
-    lines = []
-    for base, diffs in paired.items():
-        lines += [f"`{head}` vs `{base}` ({BASELINES[base]})", ""]
-        lines += [f"- {head} vs {base}: {m} {delta_text(diffs[m])}" for m in metrics if m in diffs]
-        lines.append("")
-    return lines
-
-
-def _generators(summary: dict, metrics: list[str]) -> list[str]:
-    """Which generator helped: each balanced_<method> (real + that method's images only) against
-    the first baseline trained, on the same paired statistics."""
-    generators = summary.get("generators") or {}
-    lines = []
-    for method, variant in generators.items():
-        paired = summary["variants"].get(variant, {}).get("paired", {})
-        base = next((b for b in BASELINES if b in paired), None)
-        if base is None:
-            continue
-        if not lines:
-            lines = ["Which generator helped (real + one method's images, balanced's per-class counts):", ""]
-        diffs = paired[base]
-        deltas = "; ".join(f"{m} {delta_text(diffs[m])}" for m in metrics if m in diffs)
-        lines.append(f"- `{method}` (`{variant}` vs `{base}`): {deltas}")
-    return lines + [""] if lines else []
+def label(name: str, summary: dict) -> str:
+    """A variant's name, with the ISIC 2024 SD+LoRA study's name for it where params give one."""
+    study = summary["variants"][name].get("study")
+    return f"{name} ({study})" if study else name
 
 
 def variants_table(summary: dict) -> str:
@@ -132,45 +79,42 @@ def variants_table(summary: dict) -> str:
                 lo, hi = r["ci95"][c]
                 cell += f" · {r['pooled'][c]:.3f} [{lo:.3f}, {hi:.3f}]"
             cells.append(cell)
-        table.append([name, *cells])
+        table.append([label(name, summary), *cells])
     return markdown_table(["variant", *cols], table)
 
 
 def markdown(summary: dict) -> str:
-    """summary.json as Markdown: the answer first (the headline variant minus each baseline, per
-    minority class and for balanced accuracy), how seeds are pooled and p computed, the variants x
-    metrics table, then every variant's paired differences."""
-    minority, variants = summary["minority"], summary["variants"]
-    recalls = [f"recall_{c}" for c in minority if c not in summary.get("not_measured", [])]
+    """summary.json as Markdown: the generated verdict first, how the intervals are computed, the
+    variants x metrics table, then every variant's paired differences."""
+    recalls = [f"recall_{c}" for c in summary["minority"] if c not in summary.get("not_measured", [])]
     n_seeds, n_test, n_boot = len(summary["seeds"]), summary["n_test"], summary["bootstrap"]["resamples"]
-    n_family = summary.get("holm_family", 0)
     lines = [
-        *_answer(summary, [*recalls, "balanced_accuracy"]),
-        *_generators(summary, [*recalls, "balanced_accuracy"]),
-        f"Predictions pooled over seeds: each variant's {n_seeds} seed(s), {POOLING}; every difference "
-        f"is pooled predictions minus pooled predictions on the same {n_test} real test images. "
-        f"[95% paired bootstrap interval], {n_boot} resamples drawn within each true class (class "
-        f"counts fixed); two-sided {P_FORMULA} over the B resampled differences d; (Holm: p adjusted "
-        f"by Holm's method over the family of all {n_family} differences in summary.json).",
+        "## Verdict",
         "",
-        *_not_measured(summary),
-        f"Test set: {n_test} real images, identical for every variant. Values: mean ± std over "
-        f"{n_seeds} seed(s) · pooled predictions [95% class-stratified bootstrap interval] where "
-        f"computed. Headline model: `{summary['headline']}`.",
+        verdict.markdown(summary),
+        "## How it is measured",
         "",
+        f"Every variant is scored on the same {n_test} real test images. Each variant trained "
+        f"{n_seeds} seed(s); its prediction is the {POOLING}. [95% interval]: {n_boot} two-level "
+        "bootstrap resamples (training seeds with replacement, then test images within each true "
+        "class); a recall's interval is widened to the Wilson (one variant) or Newcombe paired (a "
+        f"difference) interval where those are wider. Two-sided {P_FORMULA} over the B resampled "
+        f"differences d; Holm: p adjusted over the family of all {summary.get('holm_family', 0)} "
+        "differences in summary.json. Values in the table: mean ± std over seeds · pooled "
+        f"[95% interval]. Headline model: `{summary['headline']}`.",
+        "",
+        variants_table(summary),
     ]
-    lines.append(variants_table(summary))
     pairs = [
-        [name, base, *(delta_text(diffs[m]) for m in [*recalls, "balanced_accuracy", "macro_f1"])]
-        for name, r in variants.items()
+        [label(name, summary), base, *(delta_text(diffs[m]) for m in [*recalls, *HEADLINE[:2]] if m in diffs)]
+        for name, r in summary["variants"].items()
         for base, diffs in r.get("paired", {}).items()
     ]
     if pairs:
         lines += [
             "",
-            "Paired differences, every variant minus each baseline (pooled predictions): "
-            "delta [95% interval], p.",
+            "Paired differences, every variant minus each baseline: delta [95% interval], p (Holm).",
             "",
-            markdown_table(["variant", "baseline", *recalls, "balanced_accuracy", "macro_f1"], pairs),
+            markdown_table(["variant", "baseline", *recalls, *HEADLINE[:2]], pairs),
         ]
     return "\n".join(lines) + "\n"

@@ -6,6 +6,7 @@ the release table, class balance, methods, headline metrics, variants, provenanc
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from rebalance.config import SPLITS, Params
 from rebalance.core import manifest, paths
 from rebalance.core.tables import markdown_table
 from rebalance.dataset import plan
+from rebalance.learn.metrics import measured
 from rebalance.registry import testset
 from rebalance.registry.remote import safe_url
 
@@ -95,25 +97,24 @@ def _release_table(
     )
 
 
-def _balance(counts: dict[str, Any], fused, classes: list[str]) -> list[str]:
+def _balance(counts: dict[str, Any], fused, classes: list[str], max_ratio: float) -> list[str]:
+    notes = plan.group_lines(counts) + plan.drawn_lines(counts) + plan.sampled_lines(counts)
+    notes += plan.quota_lines(counts)
     return [
         "",
         "## Class balance (train split)",
         "",
         "Original: real train images. Generated: images the synthesis methods add to reach the target. "
         "Total: the target per class (horizontal flips, if enabled, then double the train split). "
-        "Val and test hold real images only.",
+        "Synthetic per real: generated / original. Val and test hold real images only.",
         "",
         plan.balance_table(counts),
+        *[line for w in plan.ratio_warnings(counts, max_ratio) for line in ("", f"Warning: {w}.")],
         "",
         "## Real images per split",
         "",
         plan.split_table(counts),
-        *[
-            line
-            for note in plan.group_lines(counts) + plan.drawn_lines(counts) + plan.sampled_lines(counts)
-            for line in ("", note)
-        ],
+        *[line for note in notes for line in ("", note)],
         "",
         f"## Published files per split (`{paths.FUSED.as_posix()}`)",
         "",
@@ -154,19 +155,23 @@ def _headline(evalm: dict[str, Any], params: Params, classes: list[str]) -> list
         "",
         f"Variant `{evalm.get('variant', params.train.headline)}`: mean over seeds "
         f"{evalm.get('seeds', '?')} on {evalm.get('n_test', '?')} test images; 95% intervals from a "
-        "class-stratified bootstrap of the seed-pooled predictions (probabilities averaged over seeds).",
+        "two-level bootstrap (training seeds, then test images within each true class) of the "
+        "seed-pooled predictions (probabilities averaged over seeds).",
         "",
         markdown_table(["metric", "value"], [[k, _metric_with_ci(evalm, k)] for k in HEADLINE]),
         "",
         markdown_table(
             ["class", *PER_CLASS],
-            [[c, *[per_class.get(c, {}).get(k) for k in PER_CLASS]] for c in classes],
+            [[c, *[measured(per_class).get(c, {}).get(k) for k in PER_CLASS]] for c in classes],
         ),
     ]
 
 
-def _variants(summary_md: str | None) -> list[str]:
-    return ["", "## Variants", "", summary_md.strip()] if summary_md else []
+def _evidence(summary_md: str | None) -> list[str]:
+    """metrics/summary.md (the generated verdict, then the variants), its headings one level down."""
+    if not summary_md:
+        return []
+    return ["", "## Evidence", "", re.sub(r"^(#+) ", r"#\1 ", summary_md.strip(), flags=re.M)]
 
 
 def _provenance(fused) -> list[str]:
@@ -269,11 +274,11 @@ def data_card(
         message or f"Release {version} of the balanced dataset `{name}`.",
         "",
         _release_table(tag, commit, remote, remote_url, artifacts, fused_out, len(fused)),
-        *_balance(counts, fused, classes),
+        *_evidence(summary_md),
+        *_balance(counts, fused, classes, params.count.max_synthetic_ratio),
         *_methods(params),
         *(testset.card_lines(test_set) if test_set else []),
         *_headline(evalm, params, classes),
-        *_variants(summary_md),
         *_provenance(fused),
         *_review(params, fused),
         *_gate(gate_rows),

@@ -14,6 +14,7 @@ from rebalance.config import SPLITS
 from rebalance.core import paths
 from rebalance.core.errors import RebalanceError
 from rebalance.core.tables import cell, markdown_table
+from rebalance.learn.metrics import measured
 from rebalance.registry import git, testset
 from rebalance.registry.remote import open_repo
 
@@ -110,7 +111,7 @@ def _overall(m: dict[Path, Any]) -> dict[str, Any]:
 
 
 def _per_class(m: dict[Path, Any]) -> dict[str, Any]:
-    return _flatten(m[paths.EVAL].get("per_class") or {})
+    return _flatten(measured(m[paths.EVAL].get("per_class") or {}))
 
 
 def _variants(m: dict[Path, Any]) -> dict[str, Any]:

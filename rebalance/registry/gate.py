@@ -1,7 +1,8 @@
 """What a release must pass: an up-to-date pipeline, committed metrics, and the quality gate.
 
 The gate (`release.gate` in params) gives one row per check, `{"check", "value", "ok"}`; the data
-card shows every row, and `require_pass` refuses the release on the first failed one.
+card shows every row, and `require_pass` refuses the release on the first failed one. `warnings`
+are lines the release prints without refusing it (a class planned above count.max_synthetic_ratio).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from rebalance.config import Params
 from rebalance.core import manifest, paths
 from rebalance.core.errors import RebalanceError
 from rebalance.core.hashing import sha256_bytes
-from rebalance.dataset import listing, shards
+from rebalance.dataset import listing, plan, shards
 from rebalance.registry import git
 
 REQUIRED_METRICS = (paths.COUNTS, paths.EVAL)
@@ -114,6 +115,12 @@ def gate(root: Path, params: Params, evalm: dict[str, Any], fused) -> list[dict[
     if cfg.min_reviewed > 0:
         rows.append(_reviewed_row(root, params, fused, cfg.min_reviewed))
     return rows
+
+
+def warnings(params: Params, counts: dict[str, Any]) -> list[str]:
+    """What the release reports but does not refuse: each class planned above
+    count.max_synthetic_ratio synthetic images per real train image (metrics/counts.json)."""
+    return plan.ratio_warnings(counts, params.count.max_synthetic_ratio)
 
 
 def require_pass(rows: list[dict[str, Any]]) -> None:

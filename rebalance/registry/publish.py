@@ -18,7 +18,7 @@ from rebalance.core import manifest, paths
 from rebalance.core.errors import RebalanceError
 from rebalance.registry import git, testset
 from rebalance.registry.card import card_path, data_card, lock_out
-from rebalance.registry.gate import check_metrics, check_up_to_date, gate, require_pass
+from rebalance.registry.gate import check_metrics, check_up_to_date, gate, require_pass, warnings
 from rebalance.registry.remote import (
     check_no_tracked_secrets,
     choose_remote,
@@ -114,6 +114,8 @@ def release(
         card, rows = _card_and_gate(root, repo, params, tag, message, remote, test_set)
         if dry_run:
             echo(card)
+        for line in warnings(params, json.loads((root / paths.COUNTS).read_text())):
+            echo(f"warning: {line}")
         require_pass(rows)
         if dry_run:
             echo(

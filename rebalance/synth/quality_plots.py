@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 
 from rebalance.core import atomic
-
-
-def save_figure(fig, path: Path) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, metadata={"Software": None})
-    atomic.write_bytes(path, buf.getvalue())
-
 
 TSNE_PER_GROUP = 1000  # points drawn per group (real/<class>, <method>/<class>): a readable map, bounded time
 
@@ -65,7 +57,7 @@ def tsne_plot(
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
-    save_figure(fig, path)
+    atomic.write_figure(path, fig)
     plt.close(fig)
 
 
@@ -85,5 +77,5 @@ def grid_plot(label: str, blocks: dict[str, np.ndarray], n: int, path: Path) -> 
         axes[r][0].set_title(name, fontsize=8, loc="left")
     fig.suptitle(f"{label}: real train images and synthetic ones, by method", fontsize=9)
     fig.tight_layout()
-    save_figure(fig, path)
+    atomic.write_figure(path, fig)
     plt.close(fig)
