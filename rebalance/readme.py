@@ -57,7 +57,24 @@ def variants(root: Path) -> str:
     return report.variants_table(summary)
 
 
-BLOCKS = {"evidence": evidence, "variants": variants}
+def synthesis(root: Path) -> str:
+    """Per method and class, how the synthetic images measure against real ones
+    (metrics/synthesis_quality.json); real val images are the reference row."""
+    quality = json.loads((root / "metrics/synthesis_quality.json").read_text())
+    keys = ["intended_class_rate", "real_vs_synthetic_auc", "frechet", "precision", "recall"]
+    keys += ["density", "coverage", "near_copies_of_val_test"]
+    rows = [
+        [method, label, *(m.get(k) for k in keys)]
+        for method, per_class in quality["per_method"].items()
+        for label, m in per_class.items()
+    ]
+    return markdown_table(["images", "class", *keys], rows) + (
+        "\n\nIntended-class rate: the share a classifier trained on real train images "
+        f"(real val accuracy {quality['classifier']['real_val_accuracy']}) assigns to the intended class."
+    )
+
+
+BLOCKS = {"evidence": evidence, "variants": variants, "synthesis": synthesis}
 _BLOCK = re.compile(r"(<!-- generated:(\w+) -->\n)(.*?)(<!-- /generated:\2 -->)", re.S)
 
 

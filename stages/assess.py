@@ -1,10 +1,10 @@
 """Stage assess: offline quality of the synthetic train images, per class and method.
 
 Trains a small CNN on the real train split (its penultimate layer is the feature space, see
-rebalance/synth/quality.py), then writes metrics/synthesis_quality.json (precision/recall, Fréchet
-distance, real-vs-synthetic AUC, near-copies, intended-class rate; real val images as the
-reference a perfect generator would match) and `dvc plots` images under metrics/plots/synthesis/:
-a t-SNE map of real vs synthetic and one sample grid per class.
+rebalance/synth/quality.py), then writes metrics/synthesis_quality.json (precision/recall,
+density/coverage, Fréchet distance, real-vs-synthetic AUC, near-copies, intended-class rate; real
+val images as the reference a perfect generator would match) and `dvc plots` images under
+metrics/plots/synthesis/: a t-SNE map of real vs synthetic and one sample grid per class.
 """
 
 from __future__ import annotations
@@ -100,6 +100,7 @@ def main() -> None:
             real_f = f_train[(train.label == label).to_numpy()]
             s_real, s_fake = (quality.sample(len(x), cap, cfg.seed) for x in (real_f, f))
             precision, recall = quality.precision_recall(real_f[s_real], f[s_fake], cfg.k)
+            density, coverage = quality.density_coverage(real_f[s_real], f[s_fake], cfg.k)
             auc = quality.real_vs_synthetic_auc(real_f[s_real], f[s_fake], cfg.seed)
             own_source = np.array([train_index.get(src, -1) for src in sel.source])  # its own source
             hashes = quality.pack(quality.phash_files(sources, f"phash {name}/{label}", processes))
@@ -115,6 +116,8 @@ def main() -> None:
                 "intended_class_rate": r4((predicted == classes.index(label)).mean()),
                 "precision": r4(precision),
                 "recall": r4(recall),
+                "density": r4(density),
+                "coverage": r4(coverage),
                 "frechet": r4(quality.frechet_distance(real_f, f)),
                 "real_vs_synthetic_auc": r4(auc),
                 "phash_min_bits_mean": r4(closest.mean()),

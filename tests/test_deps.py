@@ -111,3 +111,15 @@ def test_every_trained_generator_has_its_stage_script_and_core_module():
     for name in Generators.model_fields:
         assert (REPO / f"stages/train_{name}.py").is_file()
         assert (REPO / f"rebalance/synth/{name}_core.py").is_file()
+
+
+def test_bytecode_beside_the_code_is_no_change_to_a_stage(tmp_path):
+    """Python writes __pycache__ into the code folders the stages depend on: DVC must not count it,
+    or every run would find every stage's code changed."""
+    from dvc.repo import Repo
+
+    ignore = Repo(str(REPO)).dvcignore
+    for folder in ("rebalance/config", "rebalance/core", "stages"):
+        pyc = REPO / folder / "__pycache__" / "x.cpython-311.pyc"
+        assert ignore.is_ignored_file(str(pyc)), folder
+    assert not ignore.is_ignored_file(str(REPO / "rebalance/config/schema.py"))

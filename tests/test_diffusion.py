@@ -267,6 +267,30 @@ def test_quality_metrics_separate_identical_from_disjoint_sets():
     assert p > 0.7 and r > 0.7
 
 
+def brute_density_coverage(real, fake, k):
+    """Naeem et al. 2020 from the full distance matrices (scipy), as their reference code computes it."""
+    from scipy.spatial.distance import cdist
+
+    real_real = cdist(real, real)
+    radii = np.sort(real_real, axis=1)[:, k]  # column 0 is the point itself
+    inside = cdist(real, fake) <= radii[:, None]  # real ball i holds fake j
+    return inside.sum() / (k * len(fake)), inside.any(1).mean()
+
+
+def test_density_and_coverage_equal_the_reference_and_read_as_the_paper_says():
+    rng = np.random.default_rng(3)
+    a = rng.normal(0, 1, (150, 6))
+    for fake in (rng.normal(0, 1, (120, 6)), rng.normal(0.5, 0.5, (90, 6)), a[:40] + 0.01):
+        got = quality.density_coverage(a, fake, 5)
+        assert got == pytest.approx(brute_density_coverage(a, fake, 5), abs=1e-9)
+    same = quality.density_coverage(a, rng.normal(0, 1, (150, 6)), 5)
+    assert 0.7 < same[0] < 1.3 and same[1] > 0.8  # a second sample of the real distribution
+    crowded = quality.density_coverage(a, np.repeat(a[:3], 50, axis=0), 5)
+    assert crowded[1] < 0.1  # a few modes, copied: the coverage says so (recall on outliers may not)
+    far = quality.density_coverage(a, rng.normal(6, 1, (150, 6)), 5)
+    assert far == (0.0, 0.0)
+
+
 def test_memorisation_check_finds_near_copies():
     rng = np.random.default_rng(1)
     real = rng.integers(0, 255, (5, 64, 64, 3), dtype=np.uint8)

@@ -18,7 +18,7 @@ def test_the_readmes_generated_blocks_match_the_committed_metrics():
 
 
 def test_a_changed_metric_makes_the_readme_stale(tmp_path):
-    for name in ("summary.json", "eval.json"):
+    for name in ("summary.json", "eval.json", "synthesis_quality.json"):
         (tmp_path / "metrics").mkdir(exist_ok=True)
         shutil.copy(REPO / "metrics" / name, tmp_path / "metrics" / name)
     text = (REPO / "README.md").read_text()

@@ -84,6 +84,33 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[fl
     return precision, recall
 
 
+def _balls_holding(points: np.ndarray, centres: np.ndarray, radii_sq: np.ndarray) -> np.ndarray:
+    """For each point, how many balls (centre, radius) hold it (chunked over the points)."""
+    c_sq = (centres * centres).sum(1)
+    out = np.empty(len(points), np.int64)
+    step = _rows(len(centres))
+    for i in range(0, len(points), step):
+        part = points[i : i + step]
+        d = (part * part).sum(1)[:, None] + c_sq[None, :] - 2 * part @ centres.T
+        out[i : i + len(part)] = (d <= radii_sq[None, :]).sum(1)
+    return out
+
+
+def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
+    """Density and coverage (Naeem et al. 2020) with the k-NN balls of the real points: density, the
+    mean number of real balls holding a synthetic point, divided by k (about 1 when synthetic points
+    are spread as the real ones, above 1 where they crowd real modes); coverage, the share of real
+    balls holding at least one synthetic point (robust to outliers, unlike recall)."""
+    if len(real) < 2 or len(fake) < 1:
+        return float("nan"), float("nan")
+    real, fake = real.astype(np.float64), fake.astype(np.float64)
+    k = min(k, len(real) - 1)
+    radii_sq = knn_radii(real, k) ** 2
+    density = float(_balls_holding(fake, real, radii_sq).mean() / k)
+    coverage = float((_nearest_sq(real, fake, 1) <= radii_sq).mean())
+    return density, coverage
+
+
 def frechet_distance(a: np.ndarray, b: np.ndarray, eps: float = 1e-6) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets."""
     if len(a) < 2 or len(b) < 2:
