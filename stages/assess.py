@@ -1,16 +1,18 @@
 """Stage assess: offline quality of the synthetic train images, per class and method.
 
-Trains a small CNN on the real train split (its penultimate layer is the feature space, see
-rebalance/synth/quality.py), then writes metrics/synthesis_quality.json (precision/recall,
-density/coverage, Fréchet distance, real-vs-synthetic AUC, near-copies, intended-class rate; real
-val images as the reference a perfect generator would match) and `dvc plots` images under
+In the feature space of the judge (stage judge: a small CNN trained on the real train split, its
+penultimate layer and colour statistics, rebalance/synth/quality.py) writes
+metrics/synthesis_quality.json (precision/recall, density/coverage, Fréchet distance,
+real-vs-synthetic AUC, near-copies, intended-class rate; real val images as the reference a
+perfect generator would match; the filter's counts) and `dvc plots` images under
 metrics/plots/synthesis/: a t-SNE map of real vs synthetic and one sample grid per class.
 """
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
-import torch
 
 from rebalance import config
 from rebalance.core import atomic, device, manifest, paths
@@ -18,9 +20,9 @@ from rebalance.core.errors import run_main
 from rebalance.core.images import load_array, load_stack
 from rebalance.core.progress import progress
 from rebalance.dataset import duplicates, shards
-from rebalance.learn import classifier as model_mod
-from rebalance.learn.data import fused_set, image_set
+from rebalance.learn.data import fused_set
 from rebalance.synth import quality
+from rebalance.synth.judge import Judge
 from rebalance.synth.quality_plots import grid_plot, tsne_plot
 
 GRID_PX = 96  # sample-grid tiles (images of any size are resized to it)
@@ -52,23 +54,8 @@ def main() -> None:
     runtime = device.runtime(params.compute)
     processes = params.compute.processes
     budget = params.compute.in_memory_mb
-    x_train = image_set(paths.RAW, list(train.path), size, fit, budget)  # streamed when large
-    y_train = torch.tensor([classes.index(c) for c in train.label])
-    torch.manual_seed(cfg.seed)
-    net = model_mod.SmallCNN(len(classes), cfg.width)
-    steps = cfg.epochs * -(-len(x_train) // cfg.batch_size)
-    model_mod.fit(
-        net,
-        x_train,
-        y_train,
-        steps=steps,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        weight_decay=1e-4,
-        seed=cfg.seed,
-        runtime=runtime,
-    )
-    space = quality.FeatureSpace(net, x_train, runtime)
+    judge = Judge.load(paths.JUDGE, runtime)  # stage judge's classifier, trained on real train only
+    space = judge.space
     f_train = space.train
     train_index = {p: i for i, p in enumerate(train.path)}
     prints = duplicates.read_table(paths.FINGERPRINTS)  # stage count's: no real image decoded again
@@ -84,7 +71,9 @@ def main() -> None:
 
     report: dict = {
         "feature_space": "SmallCNN penultimate + colour mean/std, z-scored on real train",
-        "classifier": {"image_size": size, "epochs": cfg.epochs},
+        # the judge the filter kept images by: rates of filtered methods are of the kept images
+        "classifier": {"image_size": size, "epochs": cfg.epochs, "judge": paths.JUDGE.as_posix()},
+        "filter": json.loads(paths.FILTER.read_text()) if paths.FILTER.exists() else None,
         "max_images": cap,  # precision/recall, AUC and mean hash distance: a seeded sample of each set
         "per_method": {},
     }

@@ -11,6 +11,11 @@ regenerated. An image a reviewer rejected (reviews/<dataset.name>.csv) changes i
 so the slot is regenerated. Everything else is generated, files no longer planned disappear,
 and the new folder replaces the old one atomically. Also writes the lesion-edit sample grid.
 
+Curated (rebalance/synth/curate.py): the judge (stage judge) scores every new image, and the
+filter (`synthesize.filter`) sends a rejected slot back with the next sub-seed, up to max_tries,
+then leaves it empty; the scores go into each row's `detail`, the counts to metrics/filter.json,
+kept beside rejected images to metrics/plots/filter/<method>_<class>.png.
+
 Many processes (`synthesize.processes`, or started by `accelerate launch -m stages.synthesize`):
 each generates its share of every class's images (whole batches, rebalance/core/ranks.py) into a
 part folder; the first process links the reused files, waits, then merges the parts into the
@@ -29,10 +34,12 @@ from rebalance import config
 from rebalance.core import atomic, device, manifest, paths, ranks
 from rebalance.core.errors import run_main
 from rebalance.core.images import save_png
-from rebalance.dataset import shards
+from rebalance.dataset import duplicates, shards
 from rebalance.review import decisions
 from rebalance.synth import methods as synth_methods
 from rebalance.synth.base import Context, Method
+from rebalance.synth.curate import Curator, contact_sheet
+from rebalance.synth.judge import Judge
 from rebalance.synth.reuse import fill, previous_rows
 
 
@@ -58,6 +65,13 @@ def main() -> None:
             held_out=held_out,
             retries=retries,
         )
+        prints = duplicates.read_table(paths.FINGERPRINTS)  # stage count's perceptual hashes
+        judge = Judge.load(paths.JUDGE, device.runtime(params.compute))
+        train_hashes = {p: prints[p][1].phash for p in sorted(train_real.path)}
+        curator = Curator(judge, paths.JUDGE, params.synthesize.filter, params.assess.near_copy_bits,
+                          train_hashes, ctx)  # fmt: skip
+        for path, tries in curator.tries_before(old).items():  # the last run's kept sub-seeds
+            ctx.retries[path] = ctx.retries.get(path, 0) + tries
         methods: dict[str, Method] = {}  # each prepared once, when first needed
         for label, per_method in quota.items():
             for name, n in per_method.items():
@@ -75,9 +89,36 @@ def main() -> None:
             return
         world.wait()
         rows += merge_parts(world, out)
+        rows = curate(curator, methods, quota, rows, out)
         grid = lesion_edit_grid(rows, out, params.dataset.classes, params.dataset.fit)
         manifest.write(pack(rows, out), out / manifest.FILENAME)
     save_png(grid, paths.LESION_EDIT_GRID)
+
+
+def curate(
+    curator: Curator, methods: dict[str, Method], quota: dict, rows: list[dict], out: Path
+) -> list[dict]:
+    """Every method's images of every class through the judge and the filter (the first process,
+    after the merge); metrics/filter.json and one contact sheet per method and class."""
+    kept, report = [], {}
+    with atomic.output_dir(paths.PLOTS / "filter") as sheets:
+        for label, per_method in quota.items():
+            for name, n in per_method.items():
+                if n <= 0:
+                    continue
+                mine = [r for r in rows if r["label"] == label and r["origin"] == name]
+                rows_kept, outcome = curator.curate(methods[name], name, label, n, mine, out)
+                kept += rows_kept
+                report.setdefault(name, {})[label] = outcome.report()
+                contact_sheet(label, name, outcome, sheets / f"{name}_{label}.png")
+                print(f"synthesize: filter {label}/{name}: {outcome.report()}")
+    cfg = curator.cfg
+    atomic.write_json(
+        paths.FILTER,
+        {"filter": cfg.model_dump() if cfg else None, "near_copy_bits": curator.near_bits}
+        | {"judge_real_val_accuracy": curator.judge.meta.get("real_val_accuracy"), "per_method": report},
+    )
+    return kept
 
 
 def pack(rows: list[dict], out: Path):

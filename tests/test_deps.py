@@ -19,7 +19,7 @@ from rebalance.config.synth import Generators
 from rebalance.core.code import closure
 
 ENTRY_POINTS = (
-    "scan", "raw", "count", "detect", "train_diffusion", "train_gan", "train_sd_lora", "synthesize",
+    "scan", "raw", "count", "detect", "train_diffusion", "train_gan", "train_sd_lora", "judge", "synthesize",
     "assess", "flip", "fuse", "train", "evaluate",
 )  # fmt: skip
 FOREACH_KEYS = {  # a family's every member (generators: each that params may name)

@@ -89,7 +89,7 @@ GROUP_PATHS = [
     ["synthesize", "diffusion", "mask"], ["synthesize", "diffusion", "sd"], ["generators"],
     ["generators", "diffusion"],
     ["assess"], ["flip"], ["fuse"], ["train"], ["train", "variants", "real"], ["evaluate"],
-    ["release"], ["release", "gate"],
+    ["release"], ["release", "gate"], ["release", "gate", "synthetic"], ["synthesize", "filter"],
 ]  # fmt: skip
 
 

@@ -291,12 +291,23 @@ class Evaluate(Group):
     ordinal: bool | None = None  # grade MAE and QWK; null: when dataset.lesion_bins is set
 
 
+class SyntheticGate(Group):
+    """Quality of the kept synthetic images, per method and class (metrics/synthesis_quality.json,
+    metrics/filter.json), each against the real val images' reference row."""
+
+    min_intended_ratio: float = Field(0.5, ge=0)  # intended-class rate >= this x the real val images'
+    max_empty_share: float = Field(0.1, ge=0, le=1)  # slots the filter left empty
+    max_realism_auc: float | None = Field(None, ge=0.5, le=1)  # real-vs-synthetic AUC; null: reported only
+    near_copies: int = Field(0, ge=0)  # near-copies of train, val or test images allowed
+
+
 class Gate(Group):
     min_metrics: dict[str, float] = {"balanced_accuracy": 0.6}  # metrics/eval.json key -> minimum
     max_imbalance: float | None = Field(2.0, ge=1)  # largest / smallest train class; null skips
     invariants: bool = True  # CONTRACT invariants hold on data/fused/manifest.csv
     checksums: bool = True  # every data/fused file matches its manifest sha256
     min_reviewed: float = Field(0.0, ge=0, le=1)  # share of synthetic train images a reviewer accepted
+    synthetic: SyntheticGate | None = SyntheticGate()  # null skips the synthetic-quality checks
 
 
 class ReaderStudy(Group):

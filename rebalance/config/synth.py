@@ -87,6 +87,23 @@ class Gan(Group):
     output_size: PositiveInt | None = None  # null: dataset.image_size, else median train side (<= 512)
 
 
+class Filter(Group):
+    """Which generated images are kept, judged against the real val images of their class by the
+    judge (stage judge, rebalance/synth/judge.py). A rejected image's slot is generated again with
+    a new sub-seed, up to max_tries times, then left empty (metrics/filter.json)."""
+
+    # reject an image whose judge probability of its class is below this percentile of the real
+    # val images' (10: less like its class than 90% of real images are) and below 0.5
+    min_class_percentile: float = Field(10, ge=0, le=100)
+    # reject an image farther from its class's real train images (judge features) than this
+    # percentile of the real val images are (99: farther than all but 1% of them)
+    max_distance_percentile: float = Field(99, ge=0, le=100)
+    # reject a near-copy of a real train image other than its own source (perceptual hash within
+    # assess.near_copy_bits bits): memorised, not generated
+    reject_near_copies: bool = True
+    max_tries: int = Field(4, ge=0)  # new sub-seeds per slot before it is left empty
+
+
 class Synthesize(Group):
     seed: int = 0  # part of every generated image's seed
     # A generator without a training_set.json record (an SD folder or LoRA from elsewhere) may have
@@ -99,6 +116,7 @@ class Synthesize(Group):
     lesion_edit: LesionEdit = LesionEdit()
     diffusion: Diffusion = Diffusion()
     gan: Gan = Gan()
+    filter: Filter | None = Filter()  # null keeps every generated image
 
     @model_validator(mode="after")
     def _shares(self):

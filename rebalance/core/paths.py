@@ -24,6 +24,7 @@ GENERATORS = MODELS / "generators"  # one folder per trained generator (stage tr
 DIFFUSION_MODEL = GENERATORS / "diffusion"
 GAN_MODEL = GENERATORS / "gan"
 SD_LORA = GENERATORS / "sd_lora"
+JUDGE = MODELS / "judge"  # the classifier on real train images that scores every synthetic image
 
 METRICS = Path("metrics")
 RAW_REPORT = METRICS / "raw.json"
@@ -33,6 +34,8 @@ DIFFUSION_TRAIN = METRICS / "diffusion_train.json"
 GAN_TRAIN = METRICS / "gan_train.json"
 SD_LORA_TRAIN = METRICS / "sd_lora_train.json"
 SYNTHESIS_QUALITY = METRICS / "synthesis_quality.json"
+JUDGE_METRICS = METRICS / "judge.json"
+FILTER = METRICS / "filter.json"  # the synthesis filter: kept, rejected and empty slots per class and method
 FUSED_COUNTS = METRICS / "fused.json"
 TEST_SET = METRICS / "test_set.json"  # the test set's identity: hash and file list (frozen across releases)
 EVAL = METRICS / "eval.json"

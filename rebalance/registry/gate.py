@@ -7,6 +7,7 @@ are lines the release prints without refusing it (a class planned above count.ma
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,43 @@ def _reviewed_row(root: Path, params: Params, fused, minimum: float) -> dict[str
     }
 
 
+def synthetic_rows(cfg, quality: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Per method and class, the kept images against `release.gate.synthetic`: intended-class rate
+    (beside the real val images' reference), slots left empty, near-copies, realism AUC when set."""
+    if not quality:
+        return [
+            {
+                "check": "synthetic quality measured (metrics/synthesis_quality.json)",
+                "value": None,
+                "ok": False,
+            }
+        ]
+    reference = quality["per_method"].get("real_val", {})
+    emptied = ((quality.get("filter") or {}).get("per_method")) or {}
+    rows = []
+    for method, per_class in quality["per_method"].items():
+        if method == "real_val":
+            continue
+        for label, m in per_class.items():
+            ref = (reference.get(label) or {}).get("intended_class_rate")
+            rate, where = m.get("intended_class_rate"), f"{method}/{label}"
+            if ref is not None:
+                need = round(cfg.min_intended_ratio * ref, 4)
+                check = f"{where} intended-class rate >= {cfg.min_intended_ratio} x real val's {ref}"
+                rows.append({"check": check, "value": rate, "ok": rate is not None and rate >= need})
+            empty = (emptied.get(method) or {}).get(label, {}).get("empty_share", 0.0)
+            rows.append({"check": f"{where} slots left empty <= {cfg.max_empty_share:.0%}",
+                         "value": f"{empty:.0%}", "ok": empty <= cfg.max_empty_share})  # fmt: skip
+            copies = m.get("near_copies", 0) + m.get("near_copies_of_val_test", 0)
+            rows.append({"check": f"{where} near-copies of real images <= {cfg.near_copies}",
+                         "value": copies, "ok": copies <= cfg.near_copies})  # fmt: skip
+            if cfg.max_realism_auc is not None:
+                auc = m.get("real_vs_synthetic_auc")
+                rows.append({"check": f"{where} real-vs-synthetic AUC <= {cfg.max_realism_auc}",
+                             "value": auc, "ok": auc is not None and auc <= cfg.max_realism_auc})  # fmt: skip
+    return rows
+
+
 def gate(root: Path, params: Params, evalm: dict[str, Any], fused) -> list[dict[str, Any]]:
     """The release quality gate (`release.gate` in params): one row per check, `ok` True/False."""
     cfg = params.release.gate
@@ -114,6 +152,9 @@ def gate(root: Path, params: Params, evalm: dict[str, Any], fused) -> list[dict[
         rows.append(_checksums_row(root, fused))
     if cfg.min_reviewed > 0:
         rows.append(_reviewed_row(root, params, fused, cfg.min_reviewed))
+    if cfg.synthetic is not None and (~fused.origin.isin(["real", "flip"])).any():
+        quality = root / paths.SYNTHESIS_QUALITY
+        rows += synthetic_rows(cfg.synthetic, json.loads(quality.read_text()) if quality.is_file() else None)
     return rows
 
 

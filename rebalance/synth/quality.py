@@ -245,8 +245,8 @@ def colour_stats(images: np.ndarray) -> np.ndarray:
 @torch.no_grad()
 def describe(model, images: Dataset, runtime: Runtime = CPU, batch_size: int = 256):
     """One streamed pass over `images` (3 x H x W uint8 each, rebalance/learn/data.py): the small
-    CNN's penultimate features (after global average pooling), colour mean/std and the predicted
-    class of every image, as numpy arrays."""
+    CNN's penultimate features (after global average pooling), colour mean/std and the class
+    probabilities of every image, as numpy arrays."""
     from rebalance.learn.classifier import to_input
 
     model.to(runtime.device).eval()
@@ -257,11 +257,11 @@ def describe(model, images: Dataset, runtime: Runtime = CPU, batch_size: int = 2
             pooled = pool(model.features(to_input(xb.to(runtime.device, non_blocking=True))))
             logits = classify(pooled)
         feats.append(pooled.float().cpu().numpy())
-        preds.append(logits.float().argmax(1).cpu().numpy())
+        preds.append(logits.float().softmax(1).cpu().numpy())
         colours.append(colour_stats(xb.permute(0, 2, 3, 1).numpy()))
     if not feats:
-        width = model.head[-1].in_features
-        return np.zeros((0, width), np.float32), np.zeros((0, 6), np.float32), np.zeros(0, int)
+        width, n = model.head[-1].in_features, model.head[-1].out_features
+        return np.zeros((0, width), np.float32), np.zeros((0, 6), np.float32), np.zeros((0, n), np.float32)
     return np.concatenate(feats), np.concatenate(colours), np.concatenate(preds)
 
 
@@ -271,9 +271,17 @@ class FeatureSpace:
 
     def __init__(self, model, real_train: Dataset, runtime: Runtime = CPU):
         self.model, self.runtime = model, runtime
-        cnn, colour, self.train_predictions = describe(model, real_train, runtime)
+        cnn, colour, probs = describe(model, real_train, runtime)
+        self.train_predictions = probs.argmax(1)
         self.stats = [(b.mean(0), b.std(0) + 1e-6) for b in (cnn, colour)]
         self.train = self._scaled(cnn, colour)
+
+    @classmethod
+    def restore(cls, model, stats: list, train: np.ndarray, runtime: Runtime = CPU) -> FeatureSpace:
+        """A saved space (its scaling and real train features), without decoding real images again."""
+        space = cls.__new__(cls)
+        space.model, space.runtime, space.stats, space.train = model, runtime, stats, train
+        return space
 
     def _scaled(self, cnn: np.ndarray, colour: np.ndarray) -> np.ndarray:
         blocks = zip((cnn, colour), self.stats)
@@ -281,5 +289,10 @@ class FeatureSpace:
 
     def __call__(self, images: Dataset) -> tuple[np.ndarray, np.ndarray]:
         """(features, predicted class) of every image."""
-        cnn, colour, predicted = describe(self.model, images, self.runtime)
-        return self._scaled(cnn, colour), predicted
+        features, probs = self.judge(images)
+        return features, probs.argmax(1)
+
+    def judge(self, images: Dataset) -> tuple[np.ndarray, np.ndarray]:
+        """(features, class probabilities) of every image."""
+        cnn, colour, probs = describe(self.model, images, self.runtime)
+        return self._scaled(cnn, colour), probs
