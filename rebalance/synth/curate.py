@@ -208,15 +208,23 @@ def contact_sheet(label: str, method: str, outcome: Outcome, path: Path) -> None
     from rebalance.core import atomic
 
     rows = [("kept", [(im, "") for im in outcome.kept_images]), ("rejected", outcome.rejected_images)]
-    fig, axes = plt.subplots(2, SHEET, figsize=(1.3 * SHEET, 3.0), squeeze=False)
+    fig, axes = plt.subplots(2, SHEET, figsize=(1.3 * SHEET, 3.2), squeeze=False)
     for r, (name, images) in enumerate(rows):
         for c in range(SHEET):
             ax = axes[r][c]
             ax.axis("off")
             if c < len(images):
                 ax.imshow(images[c][0])
-                if images[c][1]:
-                    ax.set_title(WHY[images[c][1]], fontsize=7)
+                if images[c][1]:  # the reason, under the rejected image
+                    ax.text(
+                        0.5,
+                        -0.04,
+                        WHY[images[c][1]],
+                        transform=ax.transAxes,
+                        ha="center",
+                        va="top",
+                        fontsize=7,
+                    )
         axes[r][0].text(-0.1, 0.5, name, transform=axes[r][0].transAxes, ha="right", va="center", fontsize=8)
     o = outcome
     fig.suptitle(
