@@ -122,6 +122,37 @@ def _balance(counts: dict[str, Any], fused, classes: list[str], max_ratio: float
     ]
 
 
+def _kept(report: dict[str, Any] | None) -> list[str]:
+    """What the synthesis filter kept of the planned images (metrics/filter.json), per class and method."""
+    if not report or not report.get("per_method"):
+        return []
+    rows = [
+        [label, method, o["planned"], o["kept"], o["regenerated"], o["empty"],
+         ", ".join(f"{k} {v}" for k, v in o["rejections"].items()) or "none"]
+        for method, per_class in sorted(report["per_method"].items())
+        for label, o in sorted(per_class.items())
+    ]  # fmt: skip
+    cfg = report.get("filter")
+    how = (
+        "every image judged, none rejected (synthesize.filter: null)"
+        if cfg is None
+        else f"rejected below the {cfg['min_class_percentile']:g}th percentile of the real val images' judge "
+        f"probability (and 0.5), beyond their {cfg['max_distance_percentile']:g}th distance percentile"
+        + (", or copying a train image" if cfg["reject_near_copies"] else "")
+        + f"; a rejected slot is generated again up to {cfg['max_tries']} times, then left empty"
+    )
+    return [
+        "",
+        "## Synthetic images kept",
+        "",
+        f"The judge (a classifier trained on real train images only) scored every generated image: {how}.",
+        "",
+        markdown_table(
+            ["class", "method", "planned", "kept", "after new seeds", "empty", "rejections"], rows
+        ),
+    ]
+
+
 def _methods(params: Params) -> list[str]:
     synth = params.synthesize.methods
     flip = params.flip
@@ -264,6 +295,7 @@ def data_card(
     artifacts: dict[str, tuple[str, str]],
     fused_out: dict[str, Any],
     test_set: dict[str, Any] | None = None,
+    kept: dict[str, Any] | None = None,
 ) -> str:
     """The release's data card (markdown): what is in it, how it was made, how good it is."""
     name, version = tag.split("@", 1)
@@ -276,6 +308,7 @@ def data_card(
         _release_table(tag, commit, remote, remote_url, artifacts, fused_out, len(fused)),
         *_evidence(summary_md),
         *_balance(counts, fused, classes, params.count.max_synthetic_ratio),
+        *_kept(kept),
         *_methods(params),
         *(testset.card_lines(test_set) if test_set else []),
         *_headline(evalm, params, classes),

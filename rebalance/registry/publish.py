@@ -60,6 +60,7 @@ def _card_and_gate(
         artifacts=artifacts,
         fused_out=lock_out(root, paths.FUSED.as_posix()),
         test_set=test_set,
+        kept=json.loads((root / paths.FILTER).read_text()) if (root / paths.FILTER).is_file() else None,
     )
     return card, rows
 
