@@ -256,9 +256,12 @@ def _review(params: Params, fused) -> list[str]:
     return lines
 
 
-def _gate(gate_rows: list[dict[str, Any]]) -> list[str]:
+def _gate(gate_rows: list[dict[str, Any]], synthetic_checked: bool) -> list[str]:
     rows = [[r["check"], r["value"], "pass" if r["ok"] else "FAIL"] for r in gate_rows]
-    return ["", "## Release gate", "", markdown_table(["check", "value", "result"], rows)]
+    off = [] if synthetic_checked else [
+        "", "The synthetic images' quality was not checked (`release.gate.synthetic: null`)."
+    ]  # fmt: skip
+    return ["", "## Release gate", "", markdown_table(["check", "value", "result"], rows), *off]
 
 
 def _use_it(tag: str) -> list[str]:
@@ -314,7 +317,7 @@ def data_card(
         *_headline(evalm, params, classes),
         *_provenance(fused),
         *_review(params, fused),
-        *_gate(gate_rows),
+        *_gate(gate_rows, params.release.gate.synthetic is not None),
         *_use_it(tag),
     ]
     return "\n".join(lines)
