@@ -145,3 +145,12 @@ def test_a_slot_that_never_passes_is_left_empty_and_counted(tmp_path):
     assert output_path("planted", "red", 2) not in {r["path"] for r in kept}
     assert not (tmp_path / "out" / output_path("planted", "red", 2)).exists()
     assert outcome.report()["empty_share"] == 0.125
+
+
+def test_a_missing_judge_is_a_one_line_error_naming_the_stage(tmp_path):
+    import pytest
+
+    from rebalance.core.errors import RebalanceError
+
+    with pytest.raises(RebalanceError, match=r"judge\.pt missing: run stage judge first"):
+        Judge.load(tmp_path / "models/judge")

@@ -63,7 +63,7 @@ TINY = {
     "compute": {"threads": 1, "processes": 1, "workers": 0},
 }  # fmt: skip
 STAGES = [
-    "scan", "raw", "count", "detect", "train_diffusion", "synthesize", "assess",
+    "scan", "raw", "count", "detect", "train_diffusion", "judge", "synthesize", "assess",
     "flip", "fuse", "train:real", "train:balanced", "train:balanced_diffusion", "evaluate",
 ]  # fmt: skip
 NAMES_A_FILE_OR_KEY = re.compile(r"(/|\b[a-z_]+\.[a-z_]+\b)")

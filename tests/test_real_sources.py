@@ -26,7 +26,7 @@ SMALL = TINY | {
         "headline": "balanced",
     },
     "evaluate": {"bootstrap": 20},
-    "synthesize": {"methods": {"diffusion": 1.0}, "diffusion": {"steps": 2, "mode": "local"}},
+    "synthesize": {"methods": {"diffusion": 1.0}, "diffusion": {"steps": 2, "mode": "local"}, "filter": None},
     "count": {"target": {"strategy": "max"}},
     "compute": {"workers": 0, "threads": 1},  # (replaces TINY's compute whole)
 }
@@ -431,7 +431,7 @@ def test_flips_of_photographs_can_stay_jpeg(tmp_path):
         "count": {"target": {"strategy": "fixed", "n": 1}},
     }
     work = workdir(tmp_path, src, ["a", "b"], updates)
-    for name in ("raw", "count", "synthesize", "flip", "fuse"):
+    for name in ("raw", "count", "judge", "synthesize", "flip", "fuse"):
         stage(work, name)
     man = pd.read_csv(work / "data/fused/manifest.csv", dtype=str, keep_default_na=False)
     flips = man[man.origin == "flip"]

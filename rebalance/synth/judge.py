@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 
 from rebalance.core import atomic
 from rebalance.core.device import CPU, Runtime
+from rebalance.core.errors import RebalanceError
 from rebalance.synth import quality
 
 K = 5  # neighbours of the feature distance
@@ -121,6 +122,10 @@ class Judge:
     def load(cls, folder: Path, runtime: Runtime = CPU) -> Judge:
         from rebalance.learn.backbones import SmallCNN
 
+        if not (folder / FILE).is_file():
+            raise RebalanceError(
+                f"{(folder / FILE).as_posix()} missing: run stage judge first (`dvc repro judge`)"
+            )
         state = torch.load(folder / FILE, map_location="cpu", weights_only=True)
         net = SmallCNN(len(state["classes"]), state["width"])
         net.load_state_dict(state["state_dict"])
