@@ -55,14 +55,19 @@ def _nearest_sq(a: np.ndarray, b: np.ndarray, k: int, skip_self: bool = False) -
 
 
 def _covered(points: np.ndarray, centres: np.ndarray, radii_sq: np.ndarray) -> np.ndarray:
-    """For each point, whether it lies in any ball (centre, radius) (chunked over the points)."""
+    """For each point, whether it lies in any ball (centre, radius)."""
+    return _balls_holding(points, centres, radii_sq) > 0
+
+
+def _balls_holding(points: np.ndarray, centres: np.ndarray, radii_sq: np.ndarray) -> np.ndarray:
+    """For each point, how many balls (centre, radius) hold it (chunked over the points)."""
     c_sq = (centres * centres).sum(1)
-    out = np.empty(len(points), bool)
+    out = np.empty(len(points), np.int64)
     step = _rows(len(centres))
     for i in range(0, len(points), step):
         part = points[i : i + step]
         d = (part * part).sum(1)[:, None] + c_sq[None, :] - 2 * part @ centres.T
-        out[i : i + len(part)] = (d <= radii_sq[None, :]).any(1)
+        out[i : i + len(part)] = (d <= radii_sq[None, :]).sum(1)
     return out
 
 
@@ -82,18 +87,6 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[fl
     precision = float(_covered(fake, real, knn_radii(real, k) ** 2).mean())
     recall = float(_covered(real, fake, knn_radii(fake, k) ** 2).mean())
     return precision, recall
-
-
-def _balls_holding(points: np.ndarray, centres: np.ndarray, radii_sq: np.ndarray) -> np.ndarray:
-    """For each point, how many balls (centre, radius) hold it (chunked over the points)."""
-    c_sq = (centres * centres).sum(1)
-    out = np.empty(len(points), np.int64)
-    step = _rows(len(centres))
-    for i in range(0, len(points), step):
-        part = points[i : i + step]
-        d = (part * part).sum(1)[:, None] + c_sq[None, :] - 2 * part @ centres.T
-        out[i : i + len(part)] = (d <= radii_sq[None, :]).sum(1)
-    return out
 
 
 def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
