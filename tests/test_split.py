@@ -114,7 +114,8 @@ def test_same_pixels_under_two_labels():
 
 
 def test_max_per_class_keeps_whole_groups_and_stays_stable():
-    """Seed 003's sampled majority class: count.max_per_class keeps at most n images of a class,
+    """The ISIC 2024 SD+LoRA study's sampled majority class:
+    count.max_per_class keeps at most n images of a class,
     never splits a group or a duplicate set, leaves other classes alone, and adding images keeps
     the images already kept (unless the added ones take their place in the seeded order)."""
     real = real_set({"a": 200, "b": 20})
