@@ -81,7 +81,11 @@ format_option = click.option(
 @format_option
 def plan_cmd(params_path: str, fmt: str) -> None:
     """Per-class counts and the balancing plan, computed on the train split."""
-    params = config.load(params_path)
+    echo_plan(config.load(params_path), fmt)
+
+
+def echo_plan(params: config.Params, fmt: str = "md") -> None:
+    """Print the plan of `params` (`rebalance plan`, and `rebalance init` for the params it proposes)."""
     counts = plan.counts_json(plan.build(params, plan.real_images(params)))
     if fmt == "json":
         click.echo(json.dumps(counts, indent=2))
@@ -99,6 +103,64 @@ def plan_cmd(params_path: str, fmt: str) -> None:
     click.echo("Real images per split\n")
     click.echo(plan.split_table(counts))
     click.echo("\n" + plan.split_notes(counts))
+
+
+@main.command("init")
+@repo_option
+@click.argument("source")
+@click.option(
+    "--merge", "merges", multiple=True, metavar="FILE",
+    help="A params overlay merged after the detected keys (repeatable, in order): examples/params/*.yaml.",
+)  # fmt: skip
+@click.option("--force", is_flag=True, help="Overwrite an existing params file that differs.")
+@click.option("--dry-run", is_flag=True, help="Print the summary, the diff and the plan; write nothing.")
+@click.option("--params", "params_path", default="params.yaml", show_default=True, help="Parameters file.")
+@click.option("--no-plan", is_flag=True, help="Skip the plan (it reads and verifies every image).")
+def init_cmd(
+    source: str, merges: tuple[str, ...], force: bool, dry_run: bool, params_path: str, no_plan: bool
+) -> None:
+    """Inspect SOURCE (class folders, split folders, a CSV or image list, a MedMNIST .npz) and
+    write the params.yaml that reads it: classes, split, groups, columns, methods that fit.
+
+    SOURCE and each --merge FILE are relative to the repository (-C). The summary and a diff
+    against the params file come first; an existing file that differs is replaced only with --force."""
+    from pathlib import Path
+
+    from rebalance import init
+    from rebalance.core import atomic
+
+    proposal = init.build(source, params_path, merges)
+    click.echo(init.summary(proposal.found) + "\n")
+    for note in proposal.notes:
+        click.echo(f"note: {note}")
+    old_name = params_path if proposal.current is not None else proposal.base_name
+    diff = init.render_diff(
+        proposal.current or proposal.base, proposal.params, old_name, f"{params_path} (new)"
+    )
+    exists = Path(params_path).exists()
+    if exists and proposal.current == proposal.params:
+        click.echo(f"{params_path} already holds these values; nothing to write")
+    else:
+        click.echo(f"Changes to {old_name} (its values; comments are not kept):")
+        click.echo(diff or "(no change in values)")
+        if dry_run:
+            click.echo(f"dry run: {params_path} not written")
+        elif exists and not force:
+            raise RebalanceError(f"{params_path} exists; rerun with --force to write it")
+        else:
+            atomic.write_text(params_path, init.header(source, merges) + init.render(proposal.params))
+            click.echo(f"wrote {params_path}")
+    if no_plan:
+        click.echo("\nNext: `rebalance plan` (the balancing plan), then `dvc repro`.")
+        return
+    click.echo("")
+    try:
+        echo_plan(proposal.model)
+    except RebalanceError as err:
+        written = "" if dry_run else f"{params_path} holds these params; "
+        raise RebalanceError(
+            f"the plan of these params fails: {err} ({written}fix it, then `rebalance plan`)"
+        ) from None
 
 
 @main.command()

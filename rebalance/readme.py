@@ -12,6 +12,7 @@ import re
 import sys
 from pathlib import Path
 
+from rebalance import figures
 from rebalance.core import atomic
 from rebalance.core.tables import markdown_table
 from rebalance.learn import report, verdict
@@ -74,7 +75,57 @@ def synthesis(root: Path) -> str:
     )
 
 
-BLOCKS = {"evidence": evidence, "variants": variants, "synthesis": synthesis}
+def gate(root: Path) -> str:
+    """The release gate's synthetic-quality rows on the committed build (`release.gate.synthetic`
+    against metrics/synthesis_quality.json): the checks that fail, or that all pass."""
+    from rebalance import config
+    from rebalance.registry.gate import synthetic_rows
+
+    cfg = config.load(root / "params.yaml").release.gate.synthetic
+    if cfg is None:
+        return "`release.gate.synthetic` is off in params.yaml."
+    rows = synthetic_rows(cfg, json.loads((root / "metrics/synthesis_quality.json").read_text()))
+    failed = [[r["check"], r["value"]] for r in rows if not r["ok"]]
+    if not failed:
+        return f"All {len(rows)} synthetic-quality checks of the release gate pass."
+    return f"{len(failed)} of {len(rows)} synthetic-quality checks of the release gate fail:\n\n" + (
+        markdown_table(["check", "value"], failed)
+    )
+
+
+def dag(root: Path) -> str:
+    """The stage graph of dvc.yaml (`dvc dag --md`) as a Mermaid flowchart: each foreach family of
+    more than one stage (train@<variant>) drawn as one node, edges implied by longer paths left out."""
+    import subprocess
+
+    out = subprocess.run(["dvc", "dag", "--md"], cwd=root, capture_output=True, text=True, check=True).stdout
+    names = dict(re.findall(r'(node\d+)\["([^"]+)"\]', out))
+    prefix = {node: name.split("@")[0] for node, name in names.items()}
+    size = {p: list(prefix.values()).count(p) for p in prefix.values()}
+    label = {n: f"{prefix[n]} ×{size[prefix[n]]}" if size[prefix[n]] > 1 else names[n] for n in names}
+    edges = {(label[a], label[b]) for a, b in re.findall(r"(node\d+)-->(node\d+)", out)}
+    after = {a: {b for x, b in edges if x == a} for a in set(label.values())}
+
+    def reachable(a: str) -> set[str]:
+        seen, todo = set(), [a]
+        while todo:
+            for nxt in after[todo.pop()] - seen:
+                seen.add(nxt)
+                todo.append(nxt)
+        return seen
+
+    def implied(a: str, b: str) -> bool:  # b reached from a through another stage
+        return any(b in reachable(c) for c in after[a] - {b})
+
+    kept = sorted(e for e in edges if not implied(*e))
+    ids = {name: f"s{i}" for i, name in enumerate(sorted(set(label.values())))}
+    lines = ["```mermaid", "flowchart LR"]
+    lines += [f'  {i}["{name}"]' for name, i in ids.items()]
+    lines += [f"  {ids[a]} --> {ids[b]}" for a, b in kept]
+    return "\n".join([*lines, "```"])
+
+
+BLOCKS = {"evidence": evidence, "variants": variants, "synthesis": synthesis, "gate": gate, "dag": dag}
 _BLOCK = re.compile(r"(<!-- generated:(\w+) -->\n)(.*?)(<!-- /generated:\2 -->)", re.S)
 
 
@@ -91,6 +142,8 @@ def main() -> None:
     if new != text:
         atomic.write_text(readme, new)
     print(f"{readme}: {'rewritten' if new != text else 'up to date'}")
+    for path in figures.draw(root):
+        print(f"{path}: drawn")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Stage detect: measure the lesion detector against the true counts (the demo's, or a `lesions`
 column of the source's table, as ACNE04's lists hold).
 
-Writes metrics/detector.json: count MAE, bias and grade agreement on the train split (the bar the
+Writes metrics/detector.json: count MAE, bias and grade agreement on the train split (what the
 lesion-edit method relies on) and, as a held-out check, on val. Sources without true counts
 (no data/raw/labels.csv, or no integer `lesions` column in it) or datasets without lesion grading
 get a note instead.

@@ -164,8 +164,8 @@ def allocate(total: int, shares: dict[str, float]) -> dict[str, int]:
 
 
 def balance_table(counts: dict[str, Any]) -> str:
-    """Seed 000's table, on the train split: original / to generate (per method) / total, and the
-    synthetic images per real one."""
+    """The ACNEDIT ACNE04 supplement's table, on the train split: original / to generate (per
+    method) / total, and the synthetic images per real one."""
     methods = list(next(iter(counts["generated"].values())).keys())
     rows = []
     for c, target in counts["target"].items():
@@ -181,7 +181,8 @@ def balance_table(counts: dict[str, Any]) -> str:
 
 
 def split_table(counts: dict[str, Any]) -> str:
-    """Seed 004's table: real images per split and class, with totals and imbalance ratio."""
+    """The PneumoniaMNIST DCGAN study's table: real images per split and class, with totals and
+    imbalance ratio."""
     classes = list(counts["raw"])
     rows = []
     for s in (*SPLITS, "total"):
