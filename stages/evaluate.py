@@ -86,7 +86,11 @@ def main() -> None:
         roc[variant], pr[variant] = scoring.curve_rows(y, v.probas.mean(0), classes)
     baselines = [b for b in summary.BASELINES if b in table]
     for variant, t in table.items():
-        t["paired"] = {b: found[variant].minus(found[b], compared) for b in baselines if b != variant}
+        t["paired"] = {
+            b: found[variant].minus(found[b], compared)
+            for b in baselines
+            if summary.compares(variant, b, cfg.headline)
+        }
     family = evidence.holm(table)
     h = found[cfg.headline]
     detectable = {m: evidence.minimal_detectable(h.se[m], h.se[m]) for m in compared}
@@ -114,7 +118,7 @@ def main() -> None:
         # the smallest true difference a comparison with the headline variant finds (80% power)
         "minimal_detectable_difference": detectable,
         "train_composition": {  # what each variant trained on: {variant: {class: {origin: rows}}}
-            v: variants.composition(variants.training_rows(fused, s.data, s.method))
+            v: variants.composition(variants.variant_rows(fused, s, params.flip))
             for v, s in params.train.variants.items()
         },
         "variants": {

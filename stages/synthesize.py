@@ -14,7 +14,10 @@ and the new folder replaces the old one atomically. Also writes the lesion-edit 
 Curated (rebalance/synth/curate.py): the judge (stage judge) scores every new image, and the
 filter (`synthesize.filter`) sends a rejected slot back with the next sub-seed, up to max_tries,
 then leaves it empty; the scores go into each row's `detail`, the counts to metrics/filter.json,
-kept beside rejected images to metrics/plots/filter/<method>_<class>.png.
+kept beside rejected images to metrics/plots/filter/<method>_<class>.png. A slot's rejected first
+try is packed into data/synthesized/shards/unfiltered-*.tar; unfiltered.csv lists every planned
+slot's first try (those tars, or the kept image where it passed at once): the release without
+the filter, for the `balanced_unfiltered` variant.
 
 Many processes (`synthesize.processes`, or started by `accelerate launch -m stages.synthesize`):
 each generates its share of every class's images (whole batches, rebalance/core/ranks.py) into a
@@ -28,7 +31,10 @@ import contextlib
 import json
 import shutil
 import sys
+from functools import partial
 from pathlib import Path
+
+import pandas as pd
 
 from rebalance import config
 from rebalance.core import atomic, device, manifest, paths, ranks
@@ -38,9 +44,9 @@ from rebalance.dataset import duplicates, shards
 from rebalance.review import decisions
 from rebalance.synth import methods as synth_methods
 from rebalance.synth.base import Context, Method
-from rebalance.synth.curate import Curator, contact_sheet
+from rebalance.synth.curate import UNFILTERED, Curator, contact_sheet
 from rebalance.synth.judge import Judge
-from rebalance.synth.reuse import fill, previous_rows
+from rebalance.synth.reuse import fill, previous_rows, take_over
 
 
 def main() -> None:
@@ -53,6 +59,7 @@ def main() -> None:
     quota = json.loads(paths.PLAN.read_text())["generated"]
     train_real = real[real.split == "train"].reset_index(drop=True)
     old = previous_rows(paths.SYNTHESIZED)
+    old_first = previous_rows(paths.SYNTHESIZED, paths.UNFILTERED_MANIFEST)  # rejected first tries
     rows: list[dict] = []
     with atomic.output_dir(paths.SYNTHESIZED) if world.main else own_part(world) as out:
         held_out = real[real.split != "train"].reset_index(drop=True)
@@ -70,7 +77,7 @@ def main() -> None:
         train_hashes = {p: prints[p][1].phash for p in sorted(train_real.path)}
         curator = Curator(judge, paths.JUDGE, params.synthesize.filter, params.assess.near_copy_bits,
                           train_hashes, ctx)  # fmt: skip
-        for path, tries in curator.tries_before(old).items():  # the last run's kept sub-seeds
+        for path, tries in curator.tries_before(old, set(old_first)).items():  # the last run's kept sub-seeds
             ctx.retries[path] = ctx.retries.get(path, 0) + tries
         methods: dict[str, Method] = {}  # each prepared once, when first needed
         for label, per_method in quota.items():
@@ -89,26 +96,32 @@ def main() -> None:
             return
         world.wait()
         rows += merge_parts(world, out)
-        rows = curate(curator, methods, quota, rows, out)
+        rows, first = curate(curator, methods, quota, rows, out, partial(restore_first, old_first))
         grid = lesion_edit_grid(rows, out, params.dataset.classes, params.dataset.fit)
-        manifest.write(pack(rows, out), out / manifest.FILENAME)
+        kept = pack(rows, out, "synth")
+        manifest.write(kept, out / manifest.FILENAME)
+        at_once = kept[[json.loads(d or "{}").get("judge", {}).get("tries", 0) == 0 for d in kept.detail]]
+        unfiltered = pd.concat([at_once, pack(first, out, "unfiltered", out / UNFILTERED)])
+        manifest.write(unfiltered.sort_values("path").reset_index(drop=True), out / paths.UNFILTERED_MANIFEST)
     save_png(grid, paths.LESION_EDIT_GRID)
 
 
 def curate(
-    curator: Curator, methods: dict[str, Method], quota: dict, rows: list[dict], out: Path
-) -> list[dict]:
+    curator: Curator, methods: dict[str, Method], quota: dict, rows: list[dict], out: Path, restore
+) -> tuple[list[dict], list[dict]]:
     """Every method's images of every class through the judge and the filter (the first process,
-    after the merge); metrics/filter.json and one contact sheet per method and class."""
-    kept, report = [], {}
+    after the merge); metrics/filter.json and one contact sheet per method and class.
+    (kept rows, rows of the rejected first tries in out/unfiltered/)."""
+    kept, first, report = [], [], {}
     with atomic.output_dir(paths.PLOTS / "filter") as sheets:
         for label, per_method in quota.items():
             for name, n in per_method.items():
                 if n <= 0:
                     continue
                 mine = [r for r in rows if r["label"] == label and r["origin"] == name]
-                rows_kept, outcome = curator.curate(methods[name], name, label, n, mine, out)
+                rows_kept, outcome = curator.curate(methods[name], name, label, n, mine, out, restore)
                 kept += rows_kept
+                first += outcome.first.values()
                 report.setdefault(name, {})[label] = outcome.report()
                 contact_sheet(label, name, outcome, sheets / f"{name}_{label}.png")
                 print(f"synthesize: filter {label}/{name}: {outcome.report()}")
@@ -118,22 +131,32 @@ def curate(
         {"filter": cfg.model_dump() if cfg else None, "near_copy_bits": curator.near_bits}
         | {"judge_real_val_accuracy": curator.judge.meta.get("real_val_accuracy"), "per_method": report},
     )
-    return kept
+    return kept, first
 
 
-def pack(rows: list[dict], out: Path):
-    """The generated files under `out`, in path order, into out/shards/synth-*.tar (the same rows
-    give the same tar bytes); the files go. The rows with each image's shard, offset and size."""
-    with shards.Writer(out, "synth", shards.SHARD_MB) as packed:
+def pack(rows: list[dict], out: Path, name: str, files: Path | None = None) -> pd.DataFrame:
+    """The files of `rows` under `files` (default `out`), in path order, into
+    out/shards/<name>-*.tar (the same rows give the same tar bytes); the files go. The rows with
+    each image's shard, offset and size."""
+    files = files or out
+    with shards.Writer(out, name, shards.SHARD_MB) as packed:
         for r in sorted(rows, key=lambda r: r["path"]):
-            packed.add({c: r[c] for c in manifest.COLUMNS}, (out / r["path"]).read_bytes())
+            packed.add({c: r[c] for c in manifest.COLUMNS}, (files / r["path"]).read_bytes())
     for r in rows:
-        (out / r["path"]).unlink()
+        (files / r["path"]).unlink()
     emptied = {p for r in rows for p in Path(r["path"]).parents if p != Path(".")}
     for folder in sorted(emptied, key=lambda p: len(p.parts), reverse=True):
         with contextlib.suppress(OSError):  # a folder holding anything else stays
-            (out / folder).rmdir()
+            (files / folder).rmdir()
+    if files != out:
+        with contextlib.suppress(OSError):
+            files.rmdir()
     return shards.table(packed.rows)
+
+
+def restore_first(old_first: dict[str, dict], path: str, dst: Path) -> dict | None:
+    """The last run's rejected first try of slot `path` put at `dst`; its row (None: not kept)."""
+    return take_over(old_first[path], paths.SYNTHESIZED, dst) if path in old_first else None
 
 
 PART_ROWS = "rows.json"

@@ -2,12 +2,14 @@
 
 Variants (params `train.variants`) choose the training data (`real`: real images only;
 `balanced`: real + synthetic + flips; `balanced_noflip`: without the flips; `real_oversampled`:
-real images duplicated to `balanced`'s per-class counts, the control), online augmentation and a
-class-weighted loss. Every variant trains for the same number of optimizer steps, so a bigger
-training set does not also buy more compute, and picks its best checkpoint on val among the same
-optimizer steps (every `train.eval_every` and the last), so a bigger training set does not get
-fewer checkpoint choices either. Each seed in `train.seeds` trains one model; DVCLive logs the
-training loss and validation metrics at those steps (DVCLive step = optimizer step).
+real images duplicated to `balanced`'s per-class counts, the control; `balanced_unfiltered`:
+`balanced` with every planned slot's first try, as without the filter, read from
+data/synthesized), online augmentation and a class-weighted loss. Every variant trains for
+the same number of optimizer steps, so a bigger training set does not also buy more compute,
+and picks its best checkpoint on val among the same optimizer steps (every `train.eval_every`
+and the last), so a bigger training set does not get fewer checkpoint choices either. Each seed
+in `train.seeds` trains one model; DVCLive logs the training loss and validation metrics at
+those steps (DVCLive step = optimizer step).
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from rebalance import config
 from rebalance.core import device, manifest, paths, ranks
 from rebalance.core.errors import run_main
 from rebalance.learn import backbones, classifier as model_mod
-from rebalance.learn.data import fused_set
-from rebalance.learn.variants import BestOnVal, training_rows
+from rebalance.learn.data import fused_set, training_set
+from rebalance.learn.variants import BestOnVal, variant_rows
 
 
 def main() -> None:
@@ -36,10 +38,10 @@ def main() -> None:
     runtime = device.runtime(params.compute)
     world = ranks.World.current(cpu=runtime.device.type == "cpu")
     fused = manifest.read(paths.FUSED / manifest.FILENAME)
-    train_rows = training_rows(fused, spec.data, spec.method)
+    train_rows = variant_rows(fused, spec, params.flip)
     val_rows = model_mod.split_rows(fused, "val", ["real"])
     budget = params.compute.in_memory_mb  # small sets decoded once, large ones streamed
-    x = fused_set(train_rows, cfg.image_size, params.dataset.fit, budget)
+    x = training_set(train_rows, cfg.image_size, params.dataset.fit, budget)
     y = torch.tensor([classes.index(c) for c in train_rows.label])
     if spec.shuffle_labels:  # a guard rail: such a model must score at chance
         y = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(1234))]

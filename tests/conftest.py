@@ -49,6 +49,8 @@ TINY = {
             # one row per generator of the default methods
             "balanced_lesion_edit": {"data": "balanced", "method": "lesion_edit"},
             "balanced_diffusion": {"data": "balanced", "method": "diffusion"},
+            # curation's control: every slot's first try (the filter is off here: balanced's images)
+            "balanced_unfiltered": {"data": "balanced_unfiltered", "augment": False, "weighted": False},
         },
     },
     "evaluate": {"bootstrap": 50},

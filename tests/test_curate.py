@@ -133,9 +133,37 @@ def test_wrong_class_and_copied_images_are_rejected_and_their_slots_regenerated(
     contact_sheet("red", "planted", outcome, tmp_path / "sheet.png")
     assert (tmp_path / "sheet.png").read_bytes()[:4] == b"\x89PNG"
 
-    again, _ = curated(tmp_path, raw, tmp_path / "again")  # the same run: the same bytes kept
+    # the rejected first tries are kept aside, as they were made: the release without the filter
+    assert set(outcome.first) == {output_path("planted", "red", s) for s in (1, 4, 6)}
+    for path, row in outcome.first.items():
+        aside = tmp_path / "out" / "unfiltered" / path
+        assert hashlib.sha256(aside.read_bytes()).hexdigest() == row["sha256"] != by_path(kept)[path]
+        assert json.loads(row["detail"])["judge"]["tries"] == 0
+    assert redness(tmp_path / "out/unfiltered" / output_path("planted", "red", 1)) < -50  # a blue image
+    copied = tmp_path / "out/unfiltered" / output_path("planted", "red", 6)
+    assert np.array_equal(np.asarray(Image.open(copied)), np.asarray(Image.open(raw / "red/train3.png")))
+
+    again, second = curated(tmp_path, raw, tmp_path / "again")  # the same run: the same bytes kept
     assert [r["sha256"] for r in again] == [r["sha256"] for r in kept]
     assert [r["detail"] for r in again] == [r["detail"] for r in kept]
+    assert {p: r["sha256"] for p, r in second.first.items()} == {
+        p: r["sha256"] for p, r in outcome.first.items()
+    }
+
+
+def by_path(rows: list[dict]) -> dict[str, str]:
+    return {r["path"]: r["sha256"] for r in rows}
+
+
+def test_a_reused_slot_keeps_its_first_try_or_starts_again_without_it(tmp_path):
+    raw = train_judge(tmp_path)
+    kept, outcome = curated(tmp_path, raw, tmp_path / "out")
+    old = {r["path"]: r for r in kept}
+    ctx = Context(params=make_params({}), train_real=None, raw_dir=raw, out_dir=raw, retries={})
+    curator = Curator(Judge.load(tmp_path / "judge"), tmp_path / "judge", Filter(max_tries=3), 4, {}, ctx)
+    regenerated = {p for p, r in old.items() if json.loads(r["detail"])["judge"]["tries"] > 0}
+    assert set(curator.tries_before(old, set(outcome.first))) == regenerated
+    assert curator.tries_before(old, set()) == {}  # without the first tries: every slot from its first seed
 
 
 def test_a_slot_that_never_passes_is_left_empty_and_counted(tmp_path):

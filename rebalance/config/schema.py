@@ -45,7 +45,8 @@ def official_split(name: str) -> str | None:
     return SPLIT_NAMES.get(name.strip().lower())
 
 
-TRAIN_DATA = ("real", "balanced", "balanced_noflip", "real_oversampled")  # what a classifier variant sees
+# what a classifier variant sees
+TRAIN_DATA = ("real", "balanced", "balanced_noflip", "real_oversampled", "balanced_unfiltered")
 
 # ---- dataset, raw, count ---------------------------------------------------------------------
 
@@ -221,7 +222,8 @@ class Fuse(Group):
 
 
 class Variant(Group):
-    data: Literal["real", "balanced", "balanced_noflip", "real_oversampled"]
+    # balanced_unfiltered: balanced as it would be without synthesize.filter (each slot's first try)
+    data: Literal["real", "balanced", "balanced_noflip", "real_oversampled", "balanced_unfiltered"]
     augment: bool = False  # online flips, brightness/contrast, shifts
     weighted: bool = False  # inverse-frequency class weights in the loss
     shuffle_labels: bool = False  # a guard rail: such a model must score at chance
@@ -241,6 +243,8 @@ def _default_variants() -> dict[str, Variant]:
         "balanced_weighted": Variant(data="balanced", augment=True, weighted=True, study="S2w"),
         # the control: balanced with duplicated real images in place of its synthetic ones
         "real_oversampled": Variant(data="real_oversampled", augment=True),
+        # curation's control: balanced without the filter (every slot's first try)
+        "balanced_unfiltered": Variant(data="balanced_unfiltered", augment=True),
     }
 
 
@@ -281,6 +285,15 @@ class Train(DataParallel):
                     f"train.variants.real_oversampled.{key}",
                     f"must equal {name}'s ({getattr(v, key)}): the matched control differs from the "
                     "variants compared with it only in synthetic images",
+                )
+        head = self.variants[self.headline]
+        for name, v in self.variants.items():
+            for key in ("augment", "weighted") if v.data == "balanced_unfiltered" else ():
+                need(
+                    getattr(v, key) == getattr(head, key),
+                    f"train.variants.{name}.{key}",
+                    f"must equal the headline {self.headline}'s ({getattr(head, key)}): the unfiltered "
+                    "variant differs from it only in the images the filter replaced",
                 )
         return self
 

@@ -16,6 +16,7 @@ COUNTED = DATA / "counted"  # the split and the plan: manifest.csv (paths relati
 PLAN = COUNTED / "plan.json"
 FINGERPRINTS = COUNTED / "fingerprints.csv"  # per real image: decoded-pixel sha256 and perceptual hash
 SYNTHESIZED = DATA / "synthesized"  # generated train images + manifest.csv
+UNFILTERED_MANIFEST = "unfiltered.csv"  # in data/synthesized: every planned slot's first try
 FLIPPED = DATA / "flipped"  # horizontal flips + manifest.csv
 FUSED = DATA / "fused"  # the published dataset: {train,val,test}/<class>/<file> + manifest.csv
 

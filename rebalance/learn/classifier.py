@@ -24,11 +24,16 @@ from rebalance.learn.backbones import SmallCNN
 
 
 def to_input(batch_uint8: torch.Tensor, model: nn.Module | None = None) -> torch.Tensor:
-    """uint8 images as the model's input: [-1, 1] for the small CNN, the backbone's mean/std else."""
+    """uint8 images as the model's input: [-1, 1] for the small CNN, the backbone's mean/std else;
+    channels-last in memory (N x 3 x H x W with the channels innermost), as fit and predict_proba
+    keep the weights: convolutions run faster so on CPUs and GPUs alike, and every path (in memory,
+    streamed, many processes) gives the same layout, so the same float results."""
     if model is None or isinstance(model, SmallCNN):
-        return batch_uint8.float().div_(127.5).sub_(1.0)
-    mean, std = (t.to(batch_uint8.device) for t in backbones.input_stats(model))
-    return (batch_uint8.float().div_(255.0) - mean) / std
+        x = batch_uint8.float().div_(127.5).sub_(1.0)
+    else:
+        mean, std = (t.to(batch_uint8.device) for t in backbones.input_stats(model))
+        x = (batch_uint8.float().div_(255.0) - mean) / std
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -59,7 +64,7 @@ def predict_proba(
 ) -> np.ndarray:
     """Class probabilities (N x C, float32 numpy) of a Dataset or tensor of uint8 images."""
     images = data.as_dataset(images)
-    model.to(runtime.device).eval()
+    model.to(runtime.device, memory_format=torch.channels_last).eval()
     out = []
     for xb in data.loader(images, data.sequential(len(images), batch_size), runtime):
         with runtime.autocast():
@@ -102,7 +107,7 @@ def fit(
     device = runtime.device
     gen = torch.Generator().manual_seed(seed)
     n_classes = model.num_classes
-    model.to(device)
+    model.to(device, memory_format=torch.channels_last)
     net = world.data_parallel(model, device)
     weight = class_weights(y, n_classes).to(device) if weighted else None
     loss_fn = nn.CrossEntropyLoss(weight=weight)
@@ -120,7 +125,7 @@ def fit(
         # uint8 crosses to the device (a quarter of float32's bytes) and is converted there
         xb = to_input(xb.to(device, non_blocking=True), model)
         if augmented:
-            xb = augment(xb, gen)  # random draws on the CPU, from the seed
+            xb = augment(xb, gen).contiguous(memory_format=torch.channels_last)  # draws from the seed
         yb = to_device(y[batches[step - 1]], device)
         with runtime.autocast():
             logits = net(xb)

@@ -127,6 +127,41 @@ def fused_set(
     return image_set(folder, list(rows.path), size, fit, in_memory_mb, spans)
 
 
+FOLDERS = {"fused": paths.FUSED, "synthesized": paths.SYNTHESIZED}  # a training row's `folder`
+
+
+class Mirrored(Dataset):
+    """Another Dataset's images flipped left-right (a flip stage's flip, made when read)."""
+
+    def __init__(self, images: Dataset):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[i].flip(-1)
+
+
+def training_set(rows: pd.DataFrame, size: int, fit: str, in_memory_mb: float) -> Dataset:
+    """The images of a variant's training rows, in order: fused_set of data/fused, or, where rows
+    carry `folder` and `mirror` (variants.unfiltered_rows), of each run of rows from one folder,
+    mirrored where asked. All in memory: one TensorSet."""
+    if "folder" not in rows.columns:
+        return fused_set(rows, size, fit, in_memory_mb)
+    runs = (rows[["folder", "mirror"]] != rows[["folder", "mirror"]].shift()).any(axis=1).cumsum()
+    sets = []
+    for _, run in rows.groupby(runs, sort=False):
+        run = run.dropna(axis=1, how="all")  # shard columns of one folder only
+        images = fused_set(run, size, fit, in_memory_mb, FOLDERS[run.folder.iloc[0]])
+        if run.mirror.iloc[0]:
+            images = TensorSet(images.images.flip(-1)) if isinstance(images, TensorSet) else Mirrored(images)
+        sets.append(images)
+    if all(isinstance(d, TensorSet) for d in sets):
+        return TensorSet(torch.cat([d.images for d in sets]))
+    return torch.utils.data.ConcatDataset(sets)
+
+
 def as_dataset(data: Dataset | torch.Tensor) -> Dataset:
     return TensorSet(data) if isinstance(data, torch.Tensor) else data
 

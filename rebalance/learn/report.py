@@ -49,7 +49,14 @@ BASELINES = {  # the variants every other one is compared with, in the order the
     ),
     "real": "the real images alone: does balancing help at all?",
     "real_weighted": "a class-weighted loss on the real images: does balancing beat reweighting?",
+    "balanced_unfiltered": "the release without the synthesis filter: did curation help?",
 }
+HEADLINE_ONLY = {"balanced_unfiltered"}  # baselines only the headline variant is compared with
+
+
+def compares(variant: str, baseline: str, headline: str) -> bool:
+    """Whether `variant` is compared with `baseline` (one of BASELINES)."""
+    return variant != baseline and (baseline not in HEADLINE_ONLY or variant == headline)
 
 
 def delta_text(d: dict) -> str:

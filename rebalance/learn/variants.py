@@ -1,7 +1,7 @@
 """What each classifier variant learns from (`train.variants`: its `data`, and its `method` for a
 per-generator variant balanced_<method>): rows of the fused train split, oversampled where a
-variant must match `balanced`'s per-class counts, and the best-on-val checkpoint every variant is
-selected by."""
+variant must match `balanced`'s per-class counts (and, for `balanced_unfiltered`, the first tries
+of data/synthesized), and the best-on-val checkpoint every variant is selected by."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 from dvclive import Live
 
 from rebalance.config.schema import TRAIN_DATA
+from rebalance.core import manifest, paths
 from rebalance.core.device import CPU, Runtime
 from rebalance.core.errors import RebalanceError
 from rebalance.learn import classifier as model_mod, metrics
@@ -90,14 +91,38 @@ def matched_control_rows(rows: pd.DataFrame, seed: int = OVERSAMPLE_SEED) -> pd.
     return pd.concat(out).sort_values("path", kind="stable").reset_index(drop=True)
 
 
+def unfiltered_rows(rows: pd.DataFrame, unfiltered: pd.DataFrame, flips: bool) -> pd.DataFrame:
+    """`balanced_unfiltered`, curation's control: `balanced`'s real images and flips of real
+    images, and in place of its synthetic images and their flips, every planned slot's first try
+    (`unfiltered`: data/synthesized/unfiltered.csv; the kept image where it passed at once) and,
+    when train images are flipped (`flips`), each one's mirror, made when read. So it is the
+    release as it would be without `synthesize.filter`. Column `folder` says where an image is
+    read (fused, synthesized), `mirror` whether it is mirrored then; rows in runs of both."""
+    p = parts(rows)
+    base = pd.concat([p["real"], p["real_flips"]]).sort_values("path", kind="stable")
+    first = unfiltered.sort_values("path", kind="stable")
+    out = [base.assign(folder="fused", mirror=False), first.assign(folder="synthesized", mirror=False)]
+    if flips:  # (origin flip, as stage flip's: composition() counts them so)
+        out.append(first.assign(folder="synthesized", mirror=True, origin="flip", source=first.path))
+    return pd.concat(out).reset_index(drop=True)
+
+
 def composition(rows: pd.DataFrame) -> dict[str, dict[str, int]]:
     """{class: {origin: rows}} of a variant's training rows (duplicates counted)."""
     counts = rows.groupby(["label", "origin"]).size()
     return {label: {o: int(n) for o, n in counts[label].items()} for label in sorted(set(rows.label))}
 
 
-def training_rows(fused: pd.DataFrame, data: str, method: str | None = None) -> pd.DataFrame:
-    """The train-split rows a variant learns from (a path appears more than once when oversampled)."""
+def training_rows(
+    fused: pd.DataFrame,
+    data: str,
+    method: str | None = None,
+    unfiltered: pd.DataFrame | None = None,
+    flips: bool = True,
+) -> pd.DataFrame:
+    """The train-split rows a variant learns from (a path appears more than once when oversampled).
+    `balanced_unfiltered` also reads `unfiltered` (data/synthesized/unfiltered.csv) and `flips`
+    (whether train images are flipped: flip.enabled and train in flip.splits)."""
     if data not in TRAIN_DATA:
         raise RebalanceError(
             f"params.yaml: train variant data {data!r} unknown; use one of {', '.join(TRAIN_DATA)}"
@@ -112,7 +137,21 @@ def training_rows(fused: pd.DataFrame, data: str, method: str | None = None) -> 
         return method_rows(rows, method)
     if data == "real_oversampled":  # the control: balanced with duplicated real images for synthetic
         return matched_control_rows(rows)
+    if data == "balanced_unfiltered":  # curation's control: each slot's first try, unjudged
+        if unfiltered is None:
+            raise RebalanceError("variant data balanced_unfiltered: data/synthesized/unfiltered.csv missing; "
+                                 "run `dvc repro synthesize`")  # fmt: skip
+        return unfiltered_rows(rows, unfiltered, flips)
     return rows[keep[data]].reset_index(drop=True)
+
+
+def variant_rows(fused: pd.DataFrame, spec, flip) -> pd.DataFrame:
+    """training_rows of variant `spec` (a train.variants entry) in this repository: the unfiltered
+    first tries from data/synthesized/unfiltered.csv where it needs them; `flip`: params.flip."""
+    first = None
+    if spec.data == "balanced_unfiltered" and (paths.SYNTHESIZED / paths.UNFILTERED_MANIFEST).exists():
+        first = manifest.read(paths.SYNTHESIZED / paths.UNFILTERED_MANIFEST)
+    return training_rows(fused, spec.data, spec.method, first, flip.enabled and "train" in flip.splits)
 
 
 class BestOnVal:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 METRIC = "balanced_accuracy"
 ALPHA = 0.05
-CONTROL, WEIGHTED = "real_oversampled", "real_weighted"
+CONTROL, WEIGHTED, UNFILTERED = "real_oversampled", "real_weighted", "balanced_unfiltered"
 
 
 def reading(d: dict) -> str:
@@ -35,6 +35,7 @@ def questions(summary: dict) -> list[tuple[str, str, str]]:
     asked = [
         ("Did the synthetic images beat the matched control?", head, CONTROL),
         ("Did balancing beat the class-weighted loss?", head, WEIGHTED),
+        ("Did curating the synthetic images beat keeping every first try?", head, UNFILTERED),
     ]
     for method, variant in (summary.get("generators") or {}).items():
         asked.append((f"Did the {method} images beat the matched control?", variant, CONTROL))

@@ -10,17 +10,24 @@ up to `max_tries` times, then left empty. Every kept row's `detail` holds its sc
 `judge` with the tries it took and the filter's fingerprint; a later run reuses the image with
 its scores (never judged again) while the judge and the filter are unchanged.
 Deterministic: the same seeds, judge and params keep the same images.
+
+The unfiltered set: a slot's first try, when the filter rejected it, is kept aside in
+`<out>/unfiltered/<path>` with its scores (`Outcome.first`); with the kept first tries, it is what
+the release would hold without the filter, which the `balanced_unfiltered` variant trains on so
+that the evidence says whether curation helped.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from rebalance.config.synth import Filter
+from rebalance.core.errors import RebalanceError
 from rebalance.core.hashing import sha256_bytes, sha256_text
 from rebalance.core.images import load_array
 from rebalance.learn.data import image_set
@@ -29,6 +36,7 @@ from rebalance.synth.base import Context, Method, output_path
 from rebalance.synth.judge import FILE, Judge
 
 SHEET = 8  # images per row of a contact sheet
+UNFILTERED = "unfiltered"  # <out>/unfiltered/<path>: a slot's rejected first try
 WHY = {"class": "unlike its class", "distance": "far from its class", "near_copy": "copies a train image"}
 
 
@@ -43,6 +51,7 @@ class Outcome:
     reasons: dict[str, int] = field(default_factory=dict)  # rejections (every try) by reason
     kept_images: list[np.ndarray] = field(default_factory=list)  # a few, for the contact sheet
     rejected_images: list[tuple[np.ndarray, str]] = field(default_factory=list)
+    first: dict[str, dict] = field(default_factory=dict)  # path -> row of a rejected first try
 
     def report(self) -> dict:
         return {
@@ -83,14 +92,15 @@ class Curator:
 
     # ---- what a run reuses -------------------------------------------------------------------
 
-    def tries_before(self, old: dict[str, dict]) -> dict[str, int]:
-        """The tries each slot of the last run took, for rows judged under this judge and filter:
-        added to a slot's retries, its stored image's cache key matches again (reused, with its
-        scores). Under another judge or filter every slot starts from its first sub-seed."""
+    def tries_before(self, old: dict[str, dict], old_first: set[str]) -> dict[str, int]:
+        """The tries each slot of the last run took, for rows judged under this judge and filter
+        whose rejected first try was kept (`old_first`): added to a slot's retries, its stored
+        image's cache key matches again (reused, with its scores). Under another judge or filter,
+        or without its first try, a slot starts from its first sub-seed."""
         out = {}
         for path, row in old.items():
             scores = _detail(row).get("judge") or {}
-            if scores.get("filter") == self.fingerprint and scores.get("tries"):
+            if scores.get("filter") == self.fingerprint and scores.get("tries") and path in old_first:
                 out[path] = int(scores["tries"])
         return out
 
@@ -131,9 +141,14 @@ class Curator:
 
     # ---- the loop ----------------------------------------------------------------------------
 
-    def curate(self, method: Method, name: str, label: str, n: int, rows: list[dict], out_dir: Path) -> tuple:
+    def curate(
+        self, method: Method, name: str, label: str, n: int, rows: list[dict], out_dir: Path,
+        restore: Callable[[str, Path], dict | None] = lambda path, dst: None,
+    ) -> tuple:  # fmt: skip
         """`rows` (the slots 0..n-1 of `label` by `method`, files in `out_dir`) judged; rejected slots
-        generated again with the next sub-seed. (kept rows with their scores in `detail`, Outcome)."""
+        generated again with the next sub-seed. (kept rows with their scores in `detail`, Outcome).
+        A rejected first try goes to `out_dir/unfiltered/<path>`; for a reused slot that took more
+        than one try, `restore(path, destination)` puts the last run's there and gives its row."""
         index = {output_path(name, label, i): i for i in range(n)}
         done = {
             r["path"]: r for r in rows if (_detail(r).get("judge") or {}).get("filter") == self.fingerprint
@@ -143,6 +158,8 @@ class Curator:
         for r in done.values():  # reused with its scores: its slot's rejections count as when made
             for why in _detail(r)["judge"].get("rejected", []):
                 outcome.reasons[why] = outcome.reasons.get(why, 0) + 1
+            if _detail(r)["judge"].get("tries"):
+                outcome.first[r["path"]] = restore(r["path"], out_dir / UNFILTERED / r["path"]) or _lost(r)
         tries = {r["path"]: 0 for r in todo}
         history: dict[str, list[str]] = {r["path"]: [] for r in todo}  # each try's reason, in order
         while todo:
@@ -161,7 +178,14 @@ class Curator:
                 outcome.reasons[why] = outcome.reasons.get(why, 0) + 1
                 if len(outcome.rejected_images) < SHEET:
                     outcome.rejected_images.append((self._thumb(out_dir / r["path"]), why))
-                (out_dir / r["path"]).unlink()
+                if tries[r["path"]] == 0:  # the first try: what the release would hold unfiltered
+                    aside = out_dir / UNFILTERED / r["path"]
+                    aside.parent.mkdir(parents=True, exist_ok=True)
+                    (out_dir / r["path"]).replace(aside)
+                    scores = s | {"tries": 0, "rejected": [why], "filter": self.fingerprint}
+                    outcome.first[r["path"]] = _with_scores(r, scores)
+                else:
+                    (out_dir / r["path"]).unlink()
                 if tries[r["path"]] < (self.cfg.max_tries if self.cfg else 0):
                     again.append(r["path"])
                 else:
@@ -181,6 +205,12 @@ class Curator:
 
     def _thumb(self, path: Path) -> np.ndarray:
         return load_array(path, self.sheet_px, self.fit)
+
+
+def _lost(row: dict) -> dict:
+    raise RebalanceError(
+        f"data/synthesized: the first try of {row['path']} is missing; run `dvc repro -f synthesize`"
+    )
 
 
 def _detail(row: dict) -> dict:

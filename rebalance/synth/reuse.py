@@ -15,9 +15,9 @@ from rebalance.dataset import shards
 from rebalance.synth.base import Method, output_path
 
 
-def previous_rows(out_dir: Path) -> dict[str, dict]:
-    """Rows of the last run's manifest by path (empty when there is none or it is unreadable)."""
-    path = out_dir / manifest.FILENAME
+def previous_rows(out_dir: Path, name: str = manifest.FILENAME) -> dict[str, dict]:
+    """Rows of the last run's manifest `name` by path (empty when there is none or it is unreadable)."""
+    path = out_dir / name
     if not path.exists():
         return {}
     try:
