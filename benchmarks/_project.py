@@ -10,7 +10,9 @@ runs one `python -m stages.<name>` in the copy, as its own process, and times it
 from __future__ import annotations
 
 import copy
+import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -28,6 +30,27 @@ SKIPPED = ("data/", "dvclive/", "metrics/")
 # mappings an update replaces whole (as tests/conftest.py): method shares, the variants to train,
 # the generators to train
 REPLACED_WHOLE = {"methods", "variants", "generators"}
+
+
+def machine() -> dict:
+    """What a result was measured on: the CPU's model, cores, OS and Python (a GPU run adds its own)."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    system = platform.platform(terse=True)
+    return {"cpu": model, "cores": cores(), "os": system, "python": platform.python_version()}
+
+
+def write_result(path: Path, result: dict) -> None:
+    """A benchmark's JSON with the UTC date and the machine it was measured on (docs/benchmarks.md
+    shows both beside every figure)."""
+    stamped = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "machine": machine(), **result}
+    Path(path).write_text(json.dumps(stamped, indent=2) + "\n")
 
 
 def cores() -> int:

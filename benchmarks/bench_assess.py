@@ -19,7 +19,6 @@ O((n + m) log(n + m)).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from multiprocessing import Pool
@@ -30,7 +29,7 @@ from PIL import Image
 
 # benchmarks/_project.py, beside this script (on sys.path when run as a script)
 # isort: split
-from _project import RESULTS, cores
+from _project import RESULTS, cores, write_result
 
 from rebalance.synth import quality
 
@@ -91,7 +90,7 @@ def main() -> None:
     print(f"near-copies found: {r['near_copies_found']} ({r['planted_copies']} planted), same by both")
     print(f"chunk index {s['chunk_index']:.2f} s, every pair {s['brute_force']:.2f} s: {r['speedup']}x")
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(r, indent=2) + "\n")
+    write_result(a.out, r)
 
 
 if __name__ == "__main__":

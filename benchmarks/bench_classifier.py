@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import torch
+from _project import write_result
 from torch import nn
 
 from rebalance.core import device as device_mod
@@ -153,7 +154,7 @@ def main() -> None:
         print("note: load average > 0.5 before the run: other processes may have shared the cores")
     print(f"ratio project/bare: {r['ratio']:.3f} (bar: >= {r['bar']})")
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(r, indent=2) + "\n")
+    write_result(a.out, r)
     print(json.dumps(r))
 
 

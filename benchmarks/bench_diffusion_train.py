@@ -22,12 +22,12 @@ runs is kept. Prints project/bare and writes the result as JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from _project import write_result
 from diffusers.training_utils import EMAModel
 
 from rebalance.core import device as device_mod
@@ -130,7 +130,7 @@ def main() -> None:
     print(f"bare diffusers loop:            {r['bare_images_per_second']:.1f} images/s  {sec['bare']} s")
     print(f"ratio project/bare: {r['ratio']:.3f}")
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(r, indent=2) + "\n")
+    write_result(a.out, r)
 
 
 if __name__ == "__main__":

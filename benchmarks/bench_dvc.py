@@ -17,7 +17,6 @@ Prints one line per size and format; writes benchmarks/results/dvc_noop.json.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import time
 from pathlib import Path
 
 # isort: split
-from _project import RESULTS, copy_project, env, make_source, write_params
+from _project import RESULTS, copy_project, env, make_source, write_params, write_result
 
 CLASSES = ["c0", "c1", "c2", "c3"]
 
@@ -95,7 +94,7 @@ def main() -> None:
         finally:
             shutil.rmtree(work, ignore_errors=True)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "dvc_noop.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_result(RESULTS / "dvc_noop.json", results)
 
 
 if __name__ == "__main__":

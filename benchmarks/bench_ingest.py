@@ -46,7 +46,7 @@ from PIL import Image, ImageOps
 
 # benchmarks/_project.py, beside this script (on sys.path when run as a script)
 # isort: split
-from _project import RESULTS, copy_project, cores, make_source, run_stage, write_params
+from _project import RESULTS, copy_project, cores, make_source, run_stage, write_params, write_result
 
 SHARES = [0.4, 0.3, 0.2, 0.1]  # unequal class sizes
 
@@ -162,7 +162,7 @@ def main() -> None:
         f"images/s, {r['with_count_ratio']:.3f} of the ceiling"
     )
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(r, indent=2) + "\n")
+    write_result(a.out, r)
     print(json.dumps(r))
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 
 import yaml
-from _project import RESULTS
+from _project import RESULTS, write_result
 
 
 def synthesize(repo: Path, processes: int) -> tuple[float, dict[str, str]]:
@@ -69,7 +68,7 @@ def main() -> None:
         print(f"speed-up {n} vs {a.processes[0]}: {r['images_per_s'] / first:.2f}x")
     RESULTS.mkdir(exist_ok=True)
     record = {"cores": os.cpu_count(), "results": results}
-    (RESULTS / "launch.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_result(RESULTS / "launch.json", record)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ import yaml
 
 # benchmarks/_project.py, beside this script (on sys.path when run as a script)
 # isort: split
-from _project import RESULTS, copy_project, make_source, run_stage, write_params
+from _project import RESULTS, copy_project, make_source, run_stage, write_params, write_result
 
 SHARES = [0.50, 0.30, 0.15, 0.05]
 TIME = Path("/usr/bin/time")
@@ -178,7 +178,7 @@ def main() -> None:
         print(f"max RSS {k}: {peak[k]:.0f} MiB (stage {top[k]})")
     print(f"ratio max-RSS(large)/max-RSS(small): {result['ratio']:.3f} (bar: <= {result['bar']})")
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(a.out, result)
     print(json.dumps(result))
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -27,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _project import RESULTS, make_source  # noqa: E402
+from _project import RESULTS, make_source, write_result  # noqa: E402
 
 from rebalance.core import manifest  # noqa: E402
 from rebalance.dataset import shards  # noqa: E402
@@ -141,7 +140,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     record = {"n": a.n, "size": a.size, "jobs": a.jobs, "cores": os.cpu_count(), **results,
               "ratio": ratios, "push_pull_ratio": push_pull}  # fmt: skip
-    (RESULTS / f"release_{a.n}.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_result(RESULTS / f"release_{a.n}.json", record)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+from _project import write_result
 from diffusers import DDIMScheduler
 
 from rebalance.core import device as device_mod
@@ -129,4 +130,4 @@ if __name__ == "__main__":
     print(json.dumps(result, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        write_result(args.out, result)

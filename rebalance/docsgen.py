@@ -536,6 +536,13 @@ def _gpu_txt(folder: Path) -> dict[str, str]:
 
 def _machine(data: dict, folder: Path) -> str:
     parts, gpu = [], _gpu_txt(folder)
+    recorded = data.get("machine") or {}  # benchmarks/_project.write_result's
+    if recorded.get("cpu"):
+        parts.append(f"{recorded['cpu']}")
+    if recorded.get("os"):
+        parts.append(f"{recorded['os']}, Python {recorded.get('python', '?')}")
+    if "cores" in recorded and "cores" not in data:
+        parts.append(f"{recorded['cores']} CPU cores")
     if "device_name" in data:
         parts.append(f"{data['device_name']} ({data.get('device', 'cuda')})")
     elif "name" in gpu and not {"cores", "threads"} & set(data):
@@ -553,7 +560,7 @@ def _machine(data: dict, folder: Path) -> str:
     return "Machine: " + ", ".join(parts) if parts else "Machine not recorded"
 
 
-MACHINE_KEYS = {"device_name", "device", "autocast", "threads", "cores", "load_average_1min"}
+MACHINE_KEYS = {"device_name", "device", "autocast", "threads", "cores", "load_average_1min", "machine"}
 
 
 def _result_section(root: Path, path: Path) -> list[str]:
@@ -566,8 +573,9 @@ def _result_section(root: Path, path: Path) -> list[str]:
         lines += [f"{_first_paragraph(script)} (`python benchmarks/{script.name}`)", ""]
     else:
         lines += [next((t for p, t in NOT_A_SCRIPT.items() if stem.startswith(p)), "A recorded result."), ""]
-    date = data.get("date") or data.get("timestamp") or "date not recorded"
-    lines += [f"{_machine(data, path.parent)}. {date[0].upper()}{date[1:]}. File: `{rel}`.", ""]
+    date = data.get("date") or data.get("timestamp")
+    when = f"Measured {date}" if date else "Date not recorded"
+    lines += [f"{_machine(data, path.parent)}. {when}. File: `{rel}`.", ""]
     figures = {k: v for k, v in data.items() if k not in MACHINE_KEYS | {"date", "timestamp"}}
     scalars, matrices = _tables(figures)
     scalars.sort(key=lambda kv: (kv[0] not in FIRST, FIRST.index(kv[0]) if kv[0] in FIRST else 0))
@@ -633,7 +641,13 @@ def contract_page(root: Path) -> str | None:
     if not head.startswith("# "):
         head, rest = "# The outside contract", text
     line = "This page is the outside contract, copied from `CONTRACT.md` by `python -m rebalance.docsgen`."
-    return f"{head}\n\n{NOTE}\n\n{line}\n{rest}\n"
+    return f"{head}\n\n{NOTE}\n\n{line}\n{_without_process(rest)}\n"
+
+
+def _without_process(text: str) -> str:
+    """The contract as users read it: without its notes on how a name may be changed."""
+    text = re.sub(r" ?\(issue-defined\)", "", text)
+    return re.sub(r" ?Change a name here only together with the issue that asks for it\.", "", text)
 
 
 # ---- writing and checking --------------------------------------------------------------------

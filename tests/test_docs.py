@@ -113,8 +113,6 @@ def test_a_broken_link_fails_the_strict_build(tmp_path):
 
 # Words that speak of how the project was developed, not of what it does.
 DEVELOPMENT_WORDS = re.compile(r"\b(sessions?|issues?|seed 00\d*|the bar|the guide)\b", re.IGNORECASE)
-# The outside contract is copied verbatim; it names the requests that may change it.
-VERBATIM = {"reference/contract.md": {"issue"}}
 
 
 def test_no_page_speaks_of_how_the_project_was_built():
@@ -123,9 +121,7 @@ def test_no_page_speaks_of_how_the_project_was_built():
     found = []
     for path in [REPO / "mkdocs.yml", *pages]:
         rel = path.relative_to(REPO / "docs").as_posix() if path.suffix == ".md" else path.name
-        allowed = VERBATIM.get(rel, set())
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             for m in DEVELOPMENT_WORDS.finditer(line):
-                if m.group(0).lower().rstrip("s") not in allowed:
-                    found.append(f"{rel}:{n}: {m.group(0)}")
+                found.append(f"{rel}:{n}: {m.group(0)}")
     assert found == []
