@@ -46,7 +46,7 @@ def main() -> None:
     incremental, out2, _ = run(a.label, more, out, rows)
     print(f"from scratch: {a.n} images of {a.label} in {scratch:.2f} s")
     print(f"incremental: {a.n} -> {more} images in {incremental:.2f} s")
-    print(f"ratio: {incremental / scratch:.3f} (bar: <= 0.15)")
+    print(f"ratio: {incremental / scratch:.3f} (target: <= 0.15)")
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(out2, ignore_errors=True)
 

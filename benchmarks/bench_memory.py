@@ -159,7 +159,7 @@ def main() -> None:
         "max_rss_mib": peak,
         "peak_stage": top,
         "ratio": round(peak["large"] / peak["small"], 3),
-        "bar": 1.5,
+        "target": 1.5,
     }
     every = {**small, **large}  # the same stages unless dvc.yaml changed between the two runs
     w = max(len(stage) for stage in every) + 2
@@ -176,7 +176,7 @@ def main() -> None:
     )
     for k in ("small", "large"):
         print(f"max RSS {k}: {peak[k]:.0f} MiB (stage {top[k]})")
-    print(f"ratio max-RSS(large)/max-RSS(small): {result['ratio']:.3f} (bar: <= {result['bar']})")
+    print(f"ratio max-RSS(large)/max-RSS(small): {result['ratio']:.3f} (target: <= {result['target']})")
     a.out.parent.mkdir(parents=True, exist_ok=True)
     write_result(a.out, result)
     print(json.dumps(result))

@@ -1,12 +1,12 @@
 """Sampling benchmark: our class-conditional sampler against a bare diffusers loop, same model.
 
-Reports images/s and UNet evaluations per image for both, and their ratio (bar: >= 0.9x), in one
+Reports images/s and UNet evaluations per image for both, and their ratio (target: >= 0.9x), in one
 run so machine load affects both alike (the two are interleaved, and the median is kept).
 
     python benchmarks/bench_sampling.py [--model models/generators/diffusion] [--n 64] [--steps 25]
         [--repeats 3] [--device cpu] [--precision auto] [--resolution 32] [--channels 32 64 64]
         [--layers-per-block 1] [--batch 32] [--out FILE]
-    pytest benchmarks/bench_sampling.py       # the same, as a check of the 0.9x bar
+    pytest benchmarks/bench_sampling.py       # the same, as a check of the 0.9x target
 
 Without --model (or when the folder lacks weights) a freshly initialised UNet is used, of the
 default generators.diffusion architecture or the one --resolution/--channels/--layers-per-block give
