@@ -69,10 +69,23 @@ def synthesis(root: Path) -> str:
         for method, per_class in quality["per_method"].items()
         for label, m in per_class.items()
     ]
-    return markdown_table(["images", "class", *keys], rows) + (
+    text = markdown_table(["images", "class", *keys], rows) + (
         "\n\nIntended-class rate: the share a classifier trained on real train images "
         f"(real val accuracy {quality['classifier']['real_val_accuracy']}) assigns to the intended class."
     )
+    found = quality.get("foundation")
+    if found:  # assess.features: the same measures in a foundation model's embedding
+        keys = ["intended_class_rate", "precision", "recall", "density", "coverage", "frechet"]
+        rows = [
+            [method, label, *((m.get("foundation") or {}).get(k) for k in keys)]
+            for method, per_class in quality["per_method"].items()
+            for label, m in per_class.items()
+        ]
+        text += (
+            f"\n\nIn the embedding of `{found['folder']}` ({found['model_type']}; intended-class rate by a "
+            "linear probe on real train embeddings):\n\n" + markdown_table(["images", "class", *keys], rows)
+        )
+    return text
 
 
 def gate(root: Path) -> str:

@@ -6,6 +6,11 @@ metrics/synthesis_quality.json (precision/recall, density/coverage, Fréchet dis
 real-vs-synthetic AUC, near-copies, intended-class rate; real val images as the reference a
 perfect generator would match; the filter's counts) and `dvc plots` images under
 metrics/plots/synthesis/: a t-SNE map of real vs synthetic and one sample grid per class.
+With `assess.features` (a local DINOv2 or CLIP folder, rebalance/synth/foundation.py), precision,
+recall, density, coverage and the Fréchet distance are also computed in that model's embedding,
+under each class's `foundation`, with the intended-class rate of a linear probe trained on the
+real train embeddings: a judge independent of the filter's. The model is described under the
+report's `foundation`.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from rebalance.core.progress import progress
 from rebalance.dataset import duplicates, shards
 from rebalance.learn.data import fused_set
 from rebalance.synth import quality
+from rebalance.synth.foundation import Embedder
 from rebalance.synth.judge import Judge
 from rebalance.synth.quality_plots import grid_plot, tsne_plot
 
@@ -38,6 +44,21 @@ def listed(images, dist, nearest, others, key: str) -> list[dict]:
     images, others = list(images), list(others)
     found = np.flatnonzero(nearest >= 0)
     return [{"image": images[i], key: others[nearest[i]], "bits": int(dist[i])} for i in found]
+
+
+def sample_quality(real_f: np.ndarray, f: np.ndarray, cfg) -> dict:
+    """Precision, recall, density, coverage (k-NN balls, seeded samples of at most max_images) and
+    the Fréchet distance of features `f` against the real train features `real_f` of their class."""
+    s_real, s_fake = (quality.sample(len(x), cfg.max_images, cfg.seed) for x in (real_f, f))
+    precision, recall = quality.precision_recall(real_f[s_real], f[s_fake], cfg.k)
+    density, coverage = quality.density_coverage(real_f[s_real], f[s_fake], cfg.k)
+    return {
+        "precision": r4(precision),
+        "recall": r4(recall),
+        "density": r4(density),
+        "coverage": r4(coverage),
+        "frechet": r4(quality.frechet_distance(real_f, f)),
+    }
 
 
 def main() -> None:
@@ -69,6 +90,12 @@ def main() -> None:
             paths.SYNTHESIZED,
         )
 
+    # with assess.features: real train embeddings, and a linear probe on them (a judge the filter never saw)
+    embedder, e_train, probe = Embedder.load(cfg.features, runtime) if cfg.features else None, None, None
+    if embedder is not None:
+        e_train = embedder.embed(fused_set(train, embedder.image_size, fit, budget, paths.RAW))
+        probe = quality.linear_probe(e_train, train.label.to_numpy(), cfg.seed)
+
     report: dict = {
         "feature_space": "SmallCNN penultimate + colour mean/std, z-scored on real train",
         # the judge the filter kept images by: rates of filtered methods are of the kept images
@@ -88,8 +115,6 @@ def main() -> None:
             f, predicted = space(fused_set(sel, size, fit, budget, folder))
             real_f = f_train[(train.label == label).to_numpy()]
             s_real, s_fake = (quality.sample(len(x), cap, cfg.seed) for x in (real_f, f))
-            precision, recall = quality.precision_recall(real_f[s_real], f[s_fake], cfg.k)
-            density, coverage = quality.density_coverage(real_f[s_real], f[s_fake], cfg.k)
             auc = quality.real_vs_synthetic_auc(real_f[s_real], f[s_fake], cfg.seed)
             own_source = np.array([train_index.get(src, -1) for src in sel.source])  # its own source
             hashes = quality.pack(quality.phash_files(sources, f"phash {name}/{label}", processes))
@@ -103,11 +128,7 @@ def main() -> None:
             per_class[label] = {
                 "n": len(sel),
                 "intended_class_rate": r4((predicted == classes.index(label)).mean()),
-                "precision": r4(precision),
-                "recall": r4(recall),
-                "density": r4(density),
-                "coverage": r4(coverage),
-                "frechet": r4(quality.frechet_distance(real_f, f)),
+                **sample_quality(real_f, f, cfg),
                 "real_vs_synthetic_auc": r4(auc),
                 "phash_min_bits_mean": r4(closest.mean()),
                 "compared": {"real_train": len(s_real), "images": len(s_fake)},  # of each, at most max_images
@@ -116,12 +137,19 @@ def main() -> None:
                 "near_copies_of_val_test": len(held_copies),  # memorised held-out images: must be 0
                 "near_copy_of_val_test_examples": held_copies[:5],
             }
+            if embedder is not None:  # the same measures in the foundation model's embedding
+                e = embedder.embed(fused_set(sel, embedder.image_size, fit, budget, folder))
+                per_class[label]["foundation"] = {
+                    "intended_class_rate": r4((probe.predict(e) == label).mean()),
+                    **sample_quality(e_train[(train.label == label).to_numpy()], e, cfg),
+                }
             if name != "real_val":
                 tsne_feats.append(f)
                 tsne_groups += [f"{name}/{label}"] * len(sel)
                 grid = [load_array(s, GRID_PX, fit) for s in sources[: cfg.grid]]
                 samples.setdefault(label, {})[name] = np.stack(grid)
         report["per_method"][name] = per_class
+    report["foundation"] = embedder.describe if embedder else None
     report["classifier"]["real_val_accuracy"] = report["per_method"]["real_val"] and r4(
         np.average(
             [v["intended_class_rate"] for v in report["per_method"]["real_val"].values()],

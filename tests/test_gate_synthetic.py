@@ -42,3 +42,22 @@ def test_thresholds_move_the_verdict_and_the_auc_is_checked_when_set():
 def test_no_quality_measured_fails_the_gate():
     rows = synthetic_rows(SyntheticGate(), None)
     assert len(rows) == 1 and not rows[0]["ok"]
+
+
+def test_a_foundation_models_probe_judges_the_intended_class_where_assess_gave_one():
+    """The filter's judge says the kept lesion edits are level3 (0.9); a DINOv2 probe the filter
+    never saw says 0.1 of them are: the gate holds the probe's rate to the threshold."""
+    quality = {
+        "per_method": {
+            "real_val": {"level3": {"intended_class_rate": 0.9, "foundation": {"intended_class_rate": 0.8}}},
+            "lesion_edit": {"level3": {"intended_class_rate": 0.9, "near_copies": 0,
+                                       "foundation": {"intended_class_rate": 0.1}}},
+        },
+    }  # fmt: skip
+    rows = synthetic_rows(SyntheticGate(), quality)
+    rate = next(r for r in rows if "intended-class" in r["check"])
+    assert "foundation-model probe" in rate["check"] and "real val's 0.8" in rate["check"]
+    assert rate["value"] == 0.1 and not rate["ok"]
+    del quality["per_method"]["real_val"]["level3"]["foundation"]  # no reference: the judge's rate
+    rate = next(r for r in synthetic_rows(SyntheticGate(), quality) if "intended-class" in r["check"])
+    assert "probe" not in rate["check"] and rate["value"] == 0.9 and rate["ok"]

@@ -246,3 +246,6 @@ class Assess(Group):
     # use a seeded sample of at most this many images (near-copies: every image, always)
     max_images: PositiveInt = 10000
     grid: PositiveInt = 6  # images per row of the sample grids
+    # a local folder of a Hugging Face DINOv2 or CLIP model (never downloaded): precision, recall,
+    # density, coverage and the Fréchet distance in its embedding too (rebalance/synth/foundation.py)
+    features: UserPath | None = None

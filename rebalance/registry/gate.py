@@ -105,7 +105,8 @@ def _reviewed_row(root: Path, params: Params, fused, minimum: float) -> dict[str
 
 def synthetic_rows(cfg, quality: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Per method and class, the kept images against `release.gate.synthetic`: intended-class rate
-    (beside the real val images' reference), slots left empty, near-copies, realism AUC when set."""
+    (beside the real val images' reference; by the foundation model's probe where assess.features
+    gave one, else by the filter's judge), slots left empty, near-copies, realism AUC when set."""
     if not quality:
         return [
             {
@@ -121,11 +122,16 @@ def synthetic_rows(cfg, quality: dict[str, Any] | None) -> list[dict[str, Any]]:
         if method == "real_val":
             continue
         for label, m in per_class.items():
-            ref = (reference.get(label) or {}).get("intended_class_rate")
-            rate, where = m.get("intended_class_rate"), f"{method}/{label}"
+            base, where = reference.get(label) or {}, f"{method}/{label}"
+            # a foundation model's linear probe (assess.features) is a judge the filter never saw:
+            # its rate is the one held to the threshold where both it and its reference exist
+            probe = "intended_class_rate" in (m.get("foundation") or {}) and "foundation" in base
+            judged, base = (m["foundation"], base["foundation"]) if probe else (m, base)
+            ref, rate = base.get("intended_class_rate"), judged.get("intended_class_rate")
             if ref is not None:
                 need = round(cfg.min_intended_ratio * ref, 4)
-                check = f"{where} intended-class rate >= {cfg.min_intended_ratio} x real val's {ref}"
+                by = " (foundation-model probe)" if probe else ""
+                check = f"{where} intended-class rate{by} >= {cfg.min_intended_ratio} x real val's {ref}"
                 rows.append({"check": check, "value": rate, "ok": rate is not None and rate >= need})
             empty = (emptied.get(method) or {}).get(label, {}).get("empty_share", 0.0)
             rows.append({"check": f"{where} slots left empty <= {cfg.max_empty_share:.0%}",
