@@ -207,7 +207,8 @@ def sample_grid(
     rows: list[dict], raw_dir, out_dir, classes: list[str], per_class: int = 4, *, fit: str = "stretch"
 ) -> np.ndarray:
     """Sources beside their edits: per target grade, `per_class` pairs in a row, each image
-    brought to 128 x 128 by `fit` (dataset.fit)."""
+    brought to 128 x 128 by `fit` (dataset.fit), each pair captioned with the source's grade and
+    the edit's ("source level0 | edit level2")."""
     tiles = []
     for label in classes:
         mine = sorted(
@@ -222,13 +223,32 @@ def sample_grid(
             )
             for r in pick
         ]
+        captions = [
+            f"source {json.loads(r['detail'] or '{}').get('source_label', '?')} | edit {label}" for r in pick
+        ]
         pairs += [np.zeros_like(pairs[0])] * (per_class - len(pairs))
-        tiles.append(
-            np.concatenate([np.pad(p, ((2, 2), (2, 2), (0, 0)), constant_values=255) for p in pairs], 1)
-        )
+        captions += [""] * (per_class - len(captions))
+        tiles.append(np.concatenate([_captioned(p, c) for p, c in zip(pairs, captions)], 1))
     if not tiles:
         return _note(f"no {METHOD} images in this run (synthesize.methods gives it no share)")
     return np.concatenate(tiles, 0)
+
+
+def _captioned(pair: np.ndarray, caption: str) -> np.ndarray:
+    """A source|edit pair in a 2-pixel white frame under its caption."""
+    framed = np.pad(pair, ((2, 2), (2, 2), (0, 0)), constant_values=255)
+    return np.concatenate([_caption(caption, framed.shape[1]), framed])
+
+
+def _caption(text: str, width: int) -> np.ndarray:
+    """A white strip `width` pixels wide with `text` centred (Pillow's built-in font)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=12)
+    strip = Image.new("RGB", (width, 18), "white")
+    draw = ImageDraw.Draw(strip)
+    draw.text(((width - draw.textlength(text, font=font)) / 2, 2), text, fill="black", font=font)
+    return np.asarray(strip)
 
 
 def _note(text: str) -> np.ndarray:
