@@ -75,7 +75,8 @@ def test_table_has_every_variant_with_spread_and_intervals(evidence):
 def test_every_variant_has_paired_differences_against_every_baseline(build, request):
     repo = request.getfixturevalue(build)
     summary = json.loads((repo / "metrics/summary.json").read_text())
-    baselines = ["real_oversampled", "real", "real_weighted"]
+    baselines = ["real_oversampled", "real", "real_weighted", "balanced_unfiltered"]
+    baselines = [b for b in baselines if b in summary["variants"]]  # those the build trained
     assert summary["baselines"] == baselines
     test = manifest.read(repo / "data/fused/manifest.csv").query("split == 'test'")
     unmeasured = sorted(set(summary["minority"]) - set(test.label))  # no test image: no recall
@@ -84,7 +85,11 @@ def test_every_variant_has_paired_differences_against_every_baseline(build, requ
     metrics = [*recalls, "balanced_accuracy", "macro_f1"]
     for name, v in summary["variants"].items():
         assert not {f"recall_{c}" for c in unmeasured} & set(v["ci95"])
-        assert list(v["paired"]) == [b for b in baselines if b != name]
+        # balanced_unfiltered, curation's control, is the headline's baseline only
+        mine = [
+            b for b in baselines if b != name and (b != "balanced_unfiltered" or name == summary["headline"])
+        ]
+        assert list(v["paired"]) == mine
         for base, diffs in v["paired"].items():
             for m in metrics:
                 d = diffs[m]
@@ -119,7 +124,10 @@ def test_small_samples_get_honest_intervals_adjusted_p_and_a_detectable_differen
     assert set(summary["minimal_detectable_difference"]) >= {"balanced_accuracy", "macro_f1"}
     asked = [(a["variant"], a["baseline"]) for a in summary["verdict"]]
     assert (summary["headline"], "real_oversampled") == asked[0]
-    assert len(asked) == 2 + len(summary["generators"])  # the control, the weighted loss, each generator
+    curated = int("balanced_unfiltered" in summary["variants"])  # and curation, where its control trained
+    assert len(asked) == 2 + curated + len(
+        summary["generators"]
+    )  # the control, the weighted loss, each generator
     for png in ("evidence.png", "recall_by_variant.png"):
         assert (repo / "metrics/plots" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
