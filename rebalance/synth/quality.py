@@ -115,6 +115,17 @@ def frechet_distance(a: np.ndarray, b: np.ndarray, eps: float = 1e-6) -> float:
     return float(max(0.0, ((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean)))
 
 
+def linear_probe(features: np.ndarray, labels: np.ndarray, seed: int = 0):
+    """A logistic regression of `labels` on standardised `features` (a linear probe); its `predict`
+    gives a label for each row of other features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+    return probe.fit(features, labels)
+
+
 def real_vs_synthetic_auc(real: np.ndarray, fake: np.ndarray, seed: int = 0) -> float:
     """Cross-validated AUC of a logistic regression telling real (0) from synthetic (1)."""
     from sklearn.linear_model import LogisticRegression
