@@ -176,8 +176,6 @@ class Curator:
                     continue
                 history[r["path"]].append(why)
                 outcome.reasons[why] = outcome.reasons.get(why, 0) + 1
-                if len(outcome.rejected_images) < SHEET:
-                    outcome.rejected_images.append((self._thumb(out_dir / r["path"]), why))
                 if tries[r["path"]] == 0:  # the first try: what the release would hold unfiltered
                     aside = out_dir / UNFILTERED / r["path"]
                     aside.parent.mkdir(parents=True, exist_ok=True)
@@ -201,6 +199,10 @@ class Curator:
         outcome.kept = len(kept)
         outcome.regenerated = sum(1 for r in kept if _detail(r)["judge"]["tries"] > 0)
         outcome.kept_images = [self._thumb(out_dir / r["path"]) for r in kept[:SHEET]]
+        outcome.rejected_images = [  # the first rejected first tries by path: the same in a re-run
+            (self._thumb(out_dir / UNFILTERED / p), _detail(outcome.first[p])["judge"]["rejected"][0])
+            for p in sorted(outcome.first)[:SHEET]
+        ]
         return kept, outcome
 
     def _thumb(self, path: Path) -> np.ndarray:
