@@ -73,6 +73,18 @@ MISTAKES = [
         "train.variants.real_oversampled.augment",
         "must equal balanced's (True): the matched control differs",
     ),
+    (  # curation's control trained otherwise than the headline it is compared with
+        {
+            "train": {
+                "variants": {
+                    "balanced": {"data": "balanced", "augment": True},
+                    "balanced_unfiltered": {"data": "balanced_unfiltered", "augment": False},
+                }
+            }
+        },
+        "train.variants.balanced_unfiltered.augment",
+        "must equal the headline balanced's (True): the unfiltered variant differs",
+    ),
     (  # an X-ray folder with the demo's methods: refused before any stage works, not in synthesize
         {"dataset": {"classes": ["a", "b"], "lesion_bins": None}, "raw": {"source": "xrays"}},
         "synthesize.methods.lesion_edit",
