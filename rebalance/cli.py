@@ -86,7 +86,7 @@ def plan_cmd(params_path: str, fmt: str) -> None:
 
 def echo_plan(params: config.Params, fmt: str = "md") -> None:
     """Print the plan of `params` (`rebalance plan`, and `rebalance init` for the params it proposes)."""
-    counts = plan.counts_json(plan.build(params, plan.real_images(params)))
+    counts = plan.counts_json(plan.build(params, plan.real_images(params), plan.measured_speed()))
     if fmt == "json":
         click.echo(json.dumps(counts, indent=2))
         return
@@ -96,8 +96,9 @@ def echo_plan(params: config.Params, fmt: str = "md") -> None:
     )
     click.echo(plan.balance_table(counts))
     click.echo(
-        f"\nTo generate: {est['images']} images, estimated {est['seconds']:.0f} s, ${est['dollars']:.2f}\n"
+        f"\nTo generate: {est['images']} images, estimated {est['seconds']:.0f} s, ${est['dollars']:.2f}"
     )
+    click.echo("\n".join(f"  {line}" for line in plan.estimate_lines(counts)) + "\n")
     for warning in plan.ratio_warnings(counts, params.count.max_synthetic_ratio):
         click.echo(f"warning: {warning}\n")
     click.echo("Real images per split\n")
@@ -256,3 +257,42 @@ def reader_study(host: str, port: int, open_browser: bool) -> None:
     Answers go to metrics/reader_study_answers.csv; per-reader accuracy, the pooled accuracy with
     its 95% interval and Cohen's/Fleiss' kappa to metrics/reader_study.json."""
     _serve("study", host, port, "", open_browser)
+
+
+@main.command()
+@repo_option
+@click.option("--annotator", default="", help="Name recorded with each label (editable on the page).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (keep local).")
+@click.option("--port", default=8767, show_default=True, help="Port (0: any free one).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in the default browser.")
+@click.option("--agreement", is_flag=True, help="Print Cohen's kappa per attribute of two annotators; exit.")
+def annotate(annotator: str, host: str, port: int, open_browser: bool, agreement: bool) -> None:
+    """Web page to label each real train image of the classes that get synthetic images with its
+    attributes (annotate.attributes: lesion colour, size/shape, border, skin tone) for the SD prompts.
+
+    Labels go to annotations/<dataset.name>.csv, one row per image and annotator; name that file in
+    synthesize.diffusion.sd.attributes to make the prompts from them."""
+    from pathlib import Path
+
+    from rebalance.core import paths
+    from rebalance.review import annotate as labelling, server
+
+    params = config.load()
+    if agreement:
+        table = labelling.read(labelling.path_for(params))
+        click.echo(labelling.agreement_table(labelling.agreements(table, list(params.annotate.attributes))))
+        return
+    if not (paths.FUSED / "manifest.csv").is_file():
+        raise RebalanceError(f"{paths.FUSED}/manifest.csv not found; run `dvc repro` (or `dvc pull`) first")
+    token = server.new_token()
+    srv = server.serve(labelling.create_app(Path("."), params, token, annotator), host, port)
+    url = f"http://{host}:{srv.server_port}/?token={token}"
+    click.echo(f"Annotate: {url}  (Ctrl-C stops)")
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(url)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass

@@ -47,7 +47,7 @@ def main() -> None:
     limits = params.count.max_per_class
     for label, n in counts["sampled_out"].items():
         print(f"count.max_per_class: {n} {label} images left out (at most {limits[label]} kept)")
-    for line in plan.drawn_lines(counts) + plan.quota_lines(counts):
+    for line in plan.drawn_lines(counts) + plan.quota_lines(counts) + plan.kept_test_lines(counts):
         print(line)
     for warning in counts["warnings"] + plan.ratio_warnings(counts, params.count.max_synthetic_ratio):
         print(f"warning: {warning}")

@@ -1,6 +1,7 @@
 """Stage fuse: data/fused/{train,val,test}/<class>/ and its manifest, linked, not copied; or,
-with `fuse.format: shards`, data/fused/shards/<split>-NNNNNN.tar and the manifest (the sharded
+with `fuse.format: shards`, data/fused/<split>/<split>-NNNNNN.tar and the manifest (the sharded
 release format of rebalance/dataset/shards.py, for 100k+ images: a few files instead of one per image).
+Stage document then writes the card and Croissant metadata beside them in data/fused.
 
 Before publishing it refuses a manifest that breaks the CONTRACT invariants, and any content
 leak: a file of val or test that is an exact or near-duplicate (perceptual hash within
@@ -95,7 +96,7 @@ def main() -> None:
     prints = fingerprints(fused, files)
     check_leaks(fused, prints, params.count.near_duplicate_bits)
     cfg = params.fuse
-    with atomic.output_dir(paths.FUSED) as out:
+    with atomic.output_entries(paths.FUSED, paths.FUSED_OUTS) as out:
         if cfg.format == "shards":
             fused = shards.write(fused, files, out, cfg.shard_mb)
         else:

@@ -23,6 +23,9 @@ Many processes (`synthesize.processes`, or started by `accelerate launch -m stag
 each generates its share of every class's images (whole batches, rebalance/core/ranks.py) into a
 part folder; the first process links the reused files, waits, then merges the parts into the
 output. An image depends only on its seed and its batch, so the output is the same bytes.
+
+Measured: every method's generate calls are timed (rebalance/synth/speed.py); the first process's
+seconds (and dollars) per image go to metrics/synthesis_speed.json, which `rebalance plan` uses.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from rebalance.synth.base import Context, Method
 from rebalance.synth.curate import UNFILTERED, Curator, contact_sheet
 from rebalance.synth.judge import Judge
 from rebalance.synth.reuse import fill, previous_rows, take_over
+from rebalance.synth.speed import Timed, write as write_speed
 
 
 def main() -> None:
@@ -84,7 +88,7 @@ def main() -> None:
             for name, n in per_method.items():
                 if n > 0:
                     if name not in methods:
-                        methods[name] = synth_methods.prepare(name, ctx)
+                        methods[name] = Timed(synth_methods.prepare(name, ctx))
                     made, reused = fill(methods[name], name, label, n, old, paths.SYNTHESIZED, out, world)
                     rows += made
                     here = len(made) - (reused if world.main else 0)
@@ -97,6 +101,8 @@ def main() -> None:
         world.wait()
         rows += merge_parts(world, out)
         rows, first = curate(curator, methods, quota, rows, out, partial(restore_first, old_first))
+        where = {"device": params.compute.device, "processes": world.size}
+        write_speed(paths.SYNTHESIS_SPEED, methods, where)  # this process's seconds per image
         grid = lesion_edit_grid(rows, out, params.dataset.classes, params.dataset.fit)
         kept = pack(rows, out, "synth")
         manifest.write(kept, out / manifest.FILENAME)

@@ -22,8 +22,8 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 # --no-loadscope-reorder`, pyproject) hands modules out in collection order as workers free up, so
 # putting these first keeps a long module from starting last (longest-first scheduling).
 LONGEST_FIRST = [
-    "test_registry", "test_evidence", "test_real_sources", "test_review", "test_pipeline",
-    "test_shards", "test_lesion_edit", "test_launch",
+    "test_registry", "test_evidence", "test_real_sources", "test_plugins", "test_review", "test_pipeline",
+    "test_open_release", "test_shards", "test_lesion_edit", "test_launch",
 ]  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from conftest import copy_repo
 
 from rebalance.cli import main
 
-READS_THE_REPOSITORY = ["plan", "release", "releases", "compare", "review", "reader-study"]
+READS_THE_REPOSITORY = ["plan", "release", "releases", "compare", "review", "reader-study", "annotate"]
 FORMATTED = ["plan", "releases", "compare"]
 
 

@@ -20,7 +20,7 @@ from rebalance.core.code import closure
 
 ENTRY_POINTS = (
     "scan", "raw", "count", "detect", "train_diffusion", "train_gan", "train_sd_lora", "judge", "synthesize",
-    "assess", "flip", "fuse", "train", "evaluate",
+    "assess", "flip", "fuse", "train", "evaluate", "document",
 )  # fmt: skip
 FOREACH_KEYS = {  # a family's every member (generators: each that params may name)
     "${generators}": list(Generators.model_fields),
@@ -50,11 +50,13 @@ def stage_code_deps(stage: dict) -> set[Path]:
 
 
 def has_code(file: Path) -> bool:
-    """More than a docstring (and `from __future__` imports)."""
+    """More than a docstring (and `from __future__` imports, and a module `__getattr__`: lazy
+    exports, PEP 562, run only when code asks the package for a name it lacks, which no stage does)."""
     body = ast.parse((REPO / file).read_text()).body
     docstring = lambda n: isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)  # noqa: E731
     future = lambda n: isinstance(n, ast.ImportFrom) and n.module == "__future__"  # noqa: E731
-    return any(not (docstring(n) or future(n)) for n in body)
+    lazy = lambda n: isinstance(n, ast.FunctionDef) and n.name == "__getattr__"  # noqa: E731
+    return any(not (docstring(n) or future(n) or lazy(n)) for n in body)
 
 
 def missing_deps(dvc_yaml: dict) -> dict[str, list[str]]:

@@ -39,7 +39,8 @@ def test_contract_invariants_hold(built_repo):
 def test_every_file_is_in_the_manifest_with_its_checksum(built_repo):
     root = built_repo / "data/fused"
     fused = manifest.read(root / "manifest.csv")
-    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} - {"manifest.csv"}
+    beside = {"manifest.csv", "README.md", "croissant.json", ".gitignore"}  # the listing, card, Croissant
+    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} - beside
     assert on_disk == set(fused.path)
     for r in fused.sample(min(40, len(fused)), random_state=0).itertuples():
         assert sha256_file(root / r.path) == r.sha256, r.path
@@ -180,3 +181,25 @@ def test_a_new_plan_retrains_no_generator(built_repo, tmp_path):
     run([sys.executable, "-m", "dvc", "repro", "count"], repo)
     stale = set(json.loads(run([sys.executable, "-m", "dvc", "status", "--json"], repo).stdout))
     assert "synthesize" in stale and not stale & {"detect", "train_generator@diffusion"}, stale
+
+
+def test_the_artifact_carries_its_dataset_card(built_repo):
+    """data/fused/README.md: dataset-card front matter, the sections a consumer needs, and each
+    class's synthetic share as counted here from the manifest."""
+    import yaml
+
+    fused = manifest.read(built_repo / "data/fused/manifest.csv")
+    text = (built_repo / "data/fused/README.md").read_text()
+    assert text.startswith("---\n")
+    front = yaml.safe_load(text.split("---\n")[1])
+    assert front["license"] and front["task_categories"]
+    assert "machine-generated" in front["annotations_creators"]  # the synthetic images' labels
+    n = len(fused)
+    assert front["size_categories"] == ["n<1K" if n < 1000 else "1K<n<10K"]
+    for section in ("## Intended use", "## Out-of-scope use", "## Limitations", "## Licence", "### Verdict",
+                    "## Release gate", "## Generators", "## Use it"):  # fmt: skip
+        assert section in text, section
+    train = fused[fused.split == "train"]
+    for label, part in train.groupby("label"):
+        share = (~part.origin.isin(["real", "flip"])).sum() / len(part)
+        assert f"{label} {share:.0%}" in text

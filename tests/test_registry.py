@@ -31,6 +31,7 @@ TAG1, TAG2 = f"{NAME}@v1.0.0", f"{NAME}@v1.1.0"
 LENIENT = {"release": {"gate": {"min_metrics": {"balanced_accuracy": 0.0}, "max_imbalance": 3.0}}}
 N1 = TINY["count"]["target"]["n"]
 N2 = max(1, N1 - 4)  # lowering the target is always feasible (no class needs images it cannot get)
+GROWN_SCALE = TINY["raw"]["demo"]["scale"] * 1.25  # the demo source with more images (the old ones kept)
 # Made at run time: this source file itself is committed in the registry copies.
 KEY_ID, SECRET = f"local-key-{uuid.uuid4().hex}", f"local-secret-{uuid.uuid4().hex}"
 
@@ -58,13 +59,37 @@ def home_env(tmp: Path) -> dict:
 
 
 def verify_fused(folder: Path) -> pd.DataFrame:
-    """Every file of a copy of data/fused matches its manifest sha256, and nothing else is there."""
+    """Every file of a copy of data/fused matches its manifest sha256, and nothing else is there
+    but the listing, the dataset card and the Croissant metadata (and git's ignore file of DVC's
+    outputs); the card's front matter has the dataset-card metadata."""
     df = pd.read_csv(folder / "manifest.csv", dtype=str, keep_default_na=False)
     for path, sha in zip(df.path, df.sha256):
         assert hashlib.sha256((folder / path).read_bytes()).hexdigest() == sha, path
     files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
-    assert files == set(df.path) | {"manifest.csv"}
+    assert files - {".gitignore"} == set(df.path) | {"manifest.csv", "README.md", "croissant.json"}
+    front = yaml.safe_load((folder / "README.md").read_text().split("---\n")[1])
+    assert front["license"] and front["task_categories"] == ["image-classification"]
+    assert "machine-generated" in front["annotations_creators"]
     return df
+
+
+def croissant_records_are_the_manifest(folder: Path) -> None:
+    """mlcroissant validates the release's croissant.json and loads records whose paths, labels
+    and checksums are the manifest's (read here with pandas)."""
+    mlc = pytest.importorskip("mlcroissant")
+    expected = pd.read_csv(folder / "manifest.csv", dtype=str, keep_default_na=False)
+    dataset = mlc.Dataset(jsonld=folder / "croissant.json")
+
+    def text(v) -> str:
+        return v.decode() if isinstance(v, bytes) else str(v)
+
+    got = {
+        text(r["images/path"]): (text(r["images/label"]), text(r["images/sha256"]))
+        for r in dataset.records("images")
+    }
+    assert got == {p: (label, sha) for p, label, sha in zip(expected.path, expected.label, expected.sha256)}
+    meta = json.loads((folder / "croissant.json").read_text())
+    assert meta["rai:hasSyntheticData"] is True and meta["rai:dataLimitations"]
 
 
 def tags(repo: Path) -> list[str]:
@@ -134,22 +159,35 @@ def test_cli_help_and_one_line_errors(repo: Path, tmp_path: Path, monkeypatch: p
 # --------------------------------------------------------------------------- slow: one build
 
 
+def keep_test_set_of(repo: Path, tag: str) -> None:
+    """releases/test_set.json as `rebalance release` writes it after releasing `tag` (the branches
+    below are built after that release, so a merge brings no change to it)."""
+    from rebalance.core import atomic, paths
+    from rebalance.registry import testset
+
+    atomic.write_json(repo / paths.FROZEN_TEST_SET, testset.frozen_record(repo, tag))
+
+
 @pytest.fixture(scope="module")
 def builds(built_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """main = the shared tiny build (lenient gate: no stage reads `release`), branch `next` = the
-    same with count.target.n lowered, branch `reseed` = another split seed."""
+    """main = the shared tiny build (lenient gate: the stages read only release.gate and .card, and
+    this build's card says so), built after v1.0.0 of main was released: branch `next` = the source
+    grown by GROWN new images and count.target.n lowered, branch `reseed` = a new test set drawn
+    with another split seed."""
     repo = copy_built(built_repo, tmp_path_factory.mktemp("registry") / "repo")
     set_params(repo, LENIENT)
-    run([sys.executable, "-m", "dvc", "repro"], repo)  # nothing to do: the build is up to date
+    run([sys.executable, "-m", "dvc", "repro"], repo)  # only stage document: the gate it reports
     commit_all(repo, "build 1")
     run(["git", "checkout", "-q", "-b", "next"], repo)
-    set_params(repo, {"count": {"target": {"n": N2}}})
+    keep_test_set_of(repo, TAG1)
+    set_params(repo, {"count": {"target": {"n": N2}}, "raw": {"demo": {"scale": GROWN_SCALE}}})
     run([sys.executable, "-m", "dvc", "repro"], repo)
-    commit_all(repo, "build 2: lower count.target.n")
+    commit_all(repo, "build 2: a grown source, a lower count.target.n")
     run(["git", "checkout", "-q", "main"], repo)
     run([sys.executable, "-m", "dvc", "checkout", "-q"], repo)
-    run(["git", "checkout", "-q", "-b", "reseed"], repo)  # another split seed: another test set
-    set_params(repo, {"count": {"seed": 7}})
+    run(["git", "checkout", "-q", "-b", "reseed"], repo)  # a new test set, drawn with another seed
+    keep_test_set_of(repo, TAG1)
+    set_params(repo, {"count": {"seed": 7, "new_test_set": True}})
     run([sys.executable, "-m", "dvc", "repro"], repo)
     commit_all(repo, "build 3: count.seed 7")
     run(["git", "checkout", "-q", "main"], repo)
@@ -166,9 +204,12 @@ def registry_copy(builds: dict, dst: Path) -> Path:
 
 
 def next_build(reg: Path, env: dict) -> None:
-    """What a maintainer does between releases: bring in the rebuilt pipeline."""
+    """What a maintainer does between releases: bring in the pipeline rebuilt on the grown source
+    (stage scan lists the source again on this machine; nothing else re-runs)."""
     run(["git", "merge", "-q", "--no-edit", "next"], reg, env=env)
     dvc(["checkout", "-q"], reg, env)
+    ran = dvc(["repro"], reg, env).stdout
+    assert "Running stage 'scan'" in ran and ran.count("Running stage") == 1, ran
     assert json.loads(dvc(["status", "--json"], reg, env).stdout) == {"scan": ["always changed"]}
 
 
@@ -199,6 +240,7 @@ def test_gate_dry_run_and_tracked_credentials(builds: dict, tmp_path: Path):
     assert not (tmp_path / "home" / ".cache" / "rebalance").exists()  # dry run pushes nothing
 
     set_params(reg, {"release": {"gate": {"min_metrics": {"balanced_accuracy": 1.01}}}})
+    dvc(["repro", "-q"], reg, env)  # stage document only: the artifact's card reports the gate
     commit_all(reg, "impossible gate")
     proc = rebalance(["release", "1.0.0"], reg, env, check=False)
     assert proc.returncode == 1 and "release gate failed: balanced_accuracy >= 1.01" in proc.stderr
@@ -250,9 +292,12 @@ def round_trip(reg: Path, tmp: Path, env: dict, consumer_env: dict | None = None
     assert run(["git", "cat-file", "-t", TAG1], reg).stdout.strip() == "tag"  # annotated
     assert rebalance(["release", "1.0.0"], reg, registry_env, check=False).returncode == 1  # immutable
     next_build(reg, registry_env)
-    rebalance(["release", "v1.1.0"], reg, registry_env)
+    rebalance(["release", "v1.1.0"], reg, registry_env)  # a grown source keeps the released test set
     assert set(tags(reg)) == {TAG1, TAG2}
     assert run(["git", "status", "--porcelain"], reg).stdout == ""
+    notes = (reg / "releases" / f"{TAG2}.md").read_text()
+    assert f"## Changes since {TAG1}" in notes and "real images added" in notes and "count.target.n" in notes
+    assert f"the same test set as {TAG1}" in notes
 
     listed = json.loads(rebalance(["releases", "--format", "json"], reg, env).stdout)
     assert [r["tag"] for r in listed] == [TAG1, TAG2]
@@ -271,6 +316,11 @@ def round_trip(reg: Path, tmp: Path, env: dict, consumer_env: dict | None = None
     dvc(["get", str(origin), "data/fused", "--rev", TAG2, "-o", str(tmp / "got")], tmp, env)  # 2. get
     v2 = verify_fused(tmp / "got")
     assert len(v2) != len(v1)
+    croissant_records_are_the_manifest(tmp / "got")
+    real1, real2 = v1[v1.origin == "real"], v2[v2.origin == "real"]
+    new = real2[~real2.source.isin(set(real1.source))]
+    assert len(new) > 0 and set(new.split) <= {"train", "val"}  # no new image entered the test set
+    assert sorted(real2[real2.split == "test"].sha256) == sorted(real1[real1.split == "test"].sha256)
     dvc(["artifacts", "get", str(origin), NAME, "--rev", "v1.0.0", "-o", str(tmp / "art")], tmp, env)
     assert verify_fused(tmp / "art").sha256.tolist() == v1.sha256.tolist()
 
@@ -286,6 +336,9 @@ def round_trip(reg: Path, tmp: Path, env: dict, consumer_env: dict | None = None
 
     diff = json.loads(dvc(["metrics", "diff", TAG1, TAG2, "--json"], clone, env).stdout)  # 4. diff
     assert any(k.startswith("target.") for k in diff["metrics/counts.json"])
+    plots = json.loads(dvc(["plots", "diff", TAG1, TAG2, "--json", "--split"], clone, env).stdout)["data"]
+    confusion = [p for k, v in plots.items() if k.startswith("metrics/plots/confusion/") for p in v]
+    assert confusion and all(sorted(p["revisions"]) == [TAG1, TAG2] for p in confusion)  # side by side
 
     cmp = json.loads(rebalance(["compare", TAG1, TAG2, "--format", "json"], reg, env).stdout)
     counts = {r["key"]: r for r in cmp["counts"]}
@@ -298,7 +351,7 @@ def round_trip(reg: Path, tmp: Path, env: dict, consumer_env: dict | None = None
     assert any(r["key"].endswith(".recall") for r in cmp["per_class"]) and cmp["variants"]
     assert cmp["test_set"]["same"] and cmp["test_set"]["metric_deltas"]  # count.target.n kept the split
     md = rebalance(["compare", TAG1, TAG2], reg, env).stdout
-    assert "Same test set in both" in md
+    assert "Same test set in both" in md and "## Files (release notes)" in md and "real images added" in md
     assert "| target." in md and "| count.target.n | " in md and "| balanced_accuracy |" in md
 
 

@@ -7,6 +7,7 @@ import gc
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -143,7 +144,10 @@ def test_sharded_release_is_imported_and_read_by_a_consumer(built_repo: Path, tm
     dvc(["repro", "-q"], reg, env)  # fuse, then train and evaluate read the shards
     fused_dir = reg / "data" / "fused"
     stored = {p.relative_to(fused_dir).as_posix() for p in fused_dir.rglob("*") if p.is_file()}
-    assert "manifest.csv" in stored and all(s == "manifest.csv" or s.startswith("shards/") for s in stored)
+    cards = {"manifest.csv", "README.md", "croissant.json", ".gitignore"}  # beside each split's tars
+    assert "manifest.csv" in stored and all(
+        s in cards or re.fullmatch(r"(train|val|test)/\1-\d{6}\.tar", s) for s in stored
+    ), stored
     assert len(stored) > 4  # several shards per split at this shard_mb
     assert json.loads((reg / "metrics" / "eval.json").read_text())["balanced_accuracy"] >= 0
     commit_all(reg, "build (shards)")

@@ -173,3 +173,42 @@ def test_an_official_split_without_val_draws_it_from_train_whole_sets_and_stably
     real.groups = {}
     real.official = {n: "val" if i % 7 == 0 else s for i, (n, s) in enumerate(real.official.items())}
     assert split.make(real, ["a", "b"], FRACTIONS, 42, 4).drawn == {}  # a val of its own: kept as is
+
+
+def test_a_released_test_set_is_kept_while_the_source_grows():
+    """After a release, its test images stay test; a new image never enters test (drawn among
+    train and val); one joined to a released test image (a copy, the same patient) is left out;
+    images gone from the source are counted."""
+    small = real_set({"a": 60, "b": 40})
+    before = split.make(small, ["a", "b"], FRACTIONS, 42, 4, min_test=2).assignment
+    test = sorted(n for n, s in before.items() if s == "test")
+    gone = test[0]
+    released = split.ReleasedTest("demo@v1.0.0", frozenset(test))
+    big = real_set({"a": 60, "b": 40})
+    extra = real_set({"a": 40, "b": 30}, seed=9)
+    big.images += [(f"new_{n}", c) for n, c in extra.images]
+    big.prints += extra.prints
+    names = [n for n, _ in big.images]
+    big.images.append(("copy_of_test.png", dict(big.images)[test[1]]))
+    big.prints.append(big.prints[names.index(test[1])])  # an exact copy of a released test image
+    drop = names.index(gone)
+    del big.images[drop], big.prints[drop]
+
+    unkept = split.make(big, ["a", "b"], FRACTIONS, 42, 4, min_test=2)
+    new = [n for n, _ in big.images if n.startswith("new_")]
+    assert any(unkept.assignment[n] == "test" for n in new)  # without the release, some would be test
+
+    out = split.make(big, ["a", "b"], FRACTIONS, 42, 4, min_test=2, released=released)
+    assert sorted(n for n, s in out.assignment.items() if s == "test") == sorted(set(test) - {gone})
+    assert all(out.assignment[n] in ("train", "val") for n in new)
+    assert out.held_out == {"copy_of_test.png": "a duplicate or group member of a test image of demo@v1.0.0"}
+    assert "copy_of_test.png" not in out.assignment
+    assert out.kept_test == {
+        "release": "demo@v1.0.0",
+        "kept": len(test) - 1,
+        "gone": [gone],
+        "redrawn": sum(unkept.assignment[n] == "test" for n in new),
+    }
+    for n, s in before.items():  # every image that was in train or val stays there
+        if s != "test" and n in out.assignment:
+            assert out.assignment[n] == s, n

@@ -178,6 +178,10 @@ class Count(Group):
     # Gains from synthetic images level off around 10 synthetic per real image (Sagers et al.
     # 2023): `rebalance plan` and the release warn for a class planned above this ratio.
     max_synthetic_ratio: float = Field(10.0, gt=0)
+    # After a release, its real test images stay the test set (releases/test_set.json, written by
+    # `rebalance release`): images new to the source go to train or val, so metrics stay comparable.
+    # true: draw a new test set (the next release then needs `rebalance release --new-test-set`)
+    new_test_set: bool = False
     seconds_per_image: dict[str, Annotated[float, Field(ge=0)]] = {}  # plan estimates, per method
     dollars_per_image: dict[str, Annotated[float, Field(ge=0)]] = {}
 
@@ -334,9 +338,71 @@ class Review(Group):  # `rebalance review` and `rebalance reader-study` (rebalan
     reader_study: ReaderStudy = ReaderStudy()
 
 
+class Annotate(Group):  # `rebalance annotate` (rebalance/review/annotate.py); no stage reads it
+    # attribute -> the values a labeller chooses from; each is a column of annotations/<dataset.name>.csv,
+    # which synthesize.diffusion.sd.attributes can name: the SD prompt builder reads lesion_colour,
+    # size_shape, border and skin_tone (the ISIC 2024 SD+LoRA study's structured labels)
+    attributes: dict[str, list[str]] = {
+        "lesion_colour": ["red", "pink", "brown", "dark brown", "black", "blue-grey", "skin-coloured"],
+        "size_shape": ["small round", "small irregular", "large round", "large irregular"],
+        "border": ["well-defined", "ill-defined", "irregular"],
+        "skin_tone": ["very light", "light", "intermediate", "tan", "brown", "dark"],
+    }
+    classes: list[str] | None = None  # null: the classes that get synthetic images (metrics/counts.json)
+
+    @model_validator(mode="after")
+    def _values(self):
+        need(bool(self.attributes), "annotate.attributes", "must name at least one attribute")
+        for name, values in self.attributes.items():
+            key = f"annotate.attributes.{name}"
+            need(
+                name not in ("path", "annotator", "time") and name.strip() == name and name != "",
+                key, "is a reserved or blank column name (path, annotator, time)",
+            )  # fmt: skip
+            need(len(values) > 0, key, "must list at least one value")
+            need(len(set(values)) == len(values), key, "must list distinct values")
+            need(all(v.strip() for v in values), key, "must not list a blank value")
+        return self
+
+
+class Card(Group):
+    """What the dataset card (data/fused/README.md, releases/<tag>.md) and the Croissant metadata
+    (data/fused/croissant.json) say that the pipeline cannot know (stage document)."""
+
+    pretty_name: str | None = None  # the card's title; null: dataset.name
+    # the source images' licence, a Hugging Face / SPDX id (cc-by-nc-4.0, cc-by-4.0, other, ...): the
+    # synthetic images derive from them and are released under it
+    license: str = "unknown"
+    citation: str | None = None  # how to cite the source dataset (BibTeX), repeated on the card
+    url: str | None = None  # where the registry is published (its git URL): the Croissant `url`
+    # the public datasets the real images come from, in the dataset-card vocabulary: original,
+    # extended|<name> (the card adds extended|<source> for each name given here)
+    source_datasets: list[str] = []
+    # who labelled the real images (machine-generated is added for the synthetic images)
+    annotations_creators: list[
+        Literal["expert-generated", "crowdsourced", "found", "machine-generated", "no-annotation", "other"]
+    ] = ["expert-generated"]
+    task_categories: list[str] = ["image-classification"]
+    # the intended use and what the data must not be used for, as the card states them
+    intended_use: str = (
+        "Training and evaluating image classifiers for research, with the class balance restored by "
+        "synthetic images; the test split (real images only) measures them."
+    )
+    out_of_scope: str = (
+        "Clinical diagnosis or any decision about a patient; estimating prevalence (the class balance "
+        "is made, not observed); training a generator of medical images for release."
+    )
+    # personal or sensitive information in the images, as the source documents it
+    personal_information: str = (
+        "Medical images of people. The real images are the source's, as de-identified as the source "
+        "made them; synthetic images derive from the real train images and may reproduce their features."
+    )
+
+
 class Release(Group):
     remote: str | None = None  # DVC remote to push to; null: the default remote
     gate: Gate = Gate()
+    card: Card = Card()
 
 
 class Compute(Group):
@@ -367,6 +433,7 @@ class Params(Group):
     evaluate: Evaluate
     compute: Compute = Compute()
     review: Review = Review()
+    annotate: Annotate = Annotate()
     release: Release = Release()
 
     @model_validator(mode="after")

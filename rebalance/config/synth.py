@@ -5,20 +5,39 @@ from __future__ import annotations
 
 import difflib
 import math
-from typing import Annotated, ClassVar, Literal
+from importlib import metadata
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from rebalance.config.types import Fraction, Group, PositiveInt, UserPath, need
 
-METHODS = ("lesion_edit", "diffusion", "gan")  # synthesis methods (rebalance/synth/<name>.py)
+METHODS = ("lesion_edit", "diffusion", "gan", "command")  # built-in methods (rebalance/synth/<name>.py)
+# the entry-point group of installed generators (rebalance/synth/plugins.py)
+PLUGIN_GROUP = "rebalance.generators"
+
+
+def plugin_names() -> tuple[str, ...]:
+    """Names of the installed generator plugins (entry points of PLUGIN_GROUP; a built-in's name is
+    the built-in's). Only the names: nothing is imported."""
+    return tuple(sorted({ep.name for ep in metadata.entry_points(group=PLUGIN_GROUP)} - set(METHODS)))
 
 
 def check_method(name: str, key: str) -> None:
-    """A one-line error unless `name` is a synthesis method (the nearest one suggested)."""
-    near = difflib.get_close_matches(name, METHODS, n=1, cutoff=0.6)
+    """A one-line error unless `name` is a built-in method or an installed generator plugin (the
+    nearest name suggested)."""
+    if name in METHODS:
+        return
+    plugins = plugin_names()
+    near = difflib.get_close_matches(name, (*METHODS, *plugins), n=1, cutoff=0.6)
     hint = f"did you mean `{near[0]}`? " if near else ""
-    need(name in METHODS, key, f"is not a method; {hint}methods: {', '.join(METHODS)}")
+    need(
+        name in plugins,
+        key,
+        f"is neither a built-in method nor an installed generator plugin; {hint}built-in: "
+        f"{', '.join(METHODS)}; plugins (entry points {PLUGIN_GROUP}): "
+        f"{', '.join(plugins) or 'none installed'}",
+    )
 
 
 class LesionEdit(Group):
@@ -87,6 +106,21 @@ class Gan(Group):
     output_size: PositiveInt | None = None  # null: dataset.image_size, else median train side (<= 512)
 
 
+class Command(Group):
+    """Method `command`: a user's command run once per batch (an API client, a generator of another
+    framework; rebalance/synth/command.py). No shell: the command is split like a shell line
+    (shlex) and `{class}`, `{seeds_file}` (one seed per line) and `{out_dir}` are replaced in each
+    word; it must write `<out_dir>/<seed>.png` for each seed (a missing one leaves its slot empty)."""
+
+    cmd: str | None = None  # e.g. "python gen.py --label {class} --seeds {seeds_file} --out {out_dir}"
+    timeout_s: float = Field(600, gt=0)  # per batch: past it the command is killed and the run stops
+    dollars_per_image: float = Field(0, ge=0)  # its price (an API's), recorded per image
+    batch: PositiveInt = 16  # consecutive slots per call (an image's batch never depends on the run)
+    # a folder holding the training_set.json record of the model it runs (rebalance/synth/provenance.py);
+    # null: unknown, refused unless synthesize.allow_external_model: true
+    training_set: UserPath | None = None
+
+
 class Filter(Group):
     """Which generated images are kept, judged against the real val images of their class by the
     judge (stage judge, rebalance/synth/judge.py). A rejected image's slot is generated again with
@@ -116,6 +150,9 @@ class Synthesize(Group):
     lesion_edit: LesionEdit = LesionEdit()
     diffusion: Diffusion = Diffusion()
     gan: Gan = Gan()
+    command: Command = Command()
+    # options of installed generator plugins, by name: passed to the plugin, part of its cache keys
+    plugins: dict[str, dict[str, Any]] = {}
     filter: Filter | None = Filter()  # null keeps every generated image
 
     @model_validator(mode="after")
@@ -124,6 +161,11 @@ class Synthesize(Group):
         need(bool(m), "synthesize.methods", "must map method names to shares, e.g. {lesion_edit: 1.0}")
         for name in m:
             check_method(name, f"synthesize.methods.{name}")
+        need(
+            m.get("command", 0) == 0 or self.command.cmd is not None,
+            "synthesize.methods.command",
+            "needs synthesize.command.cmd (the command that writes <out_dir>/<seed>.png per seed)",
+        )
         total = sum(m.values())
         need(
             math.isclose(total, 1.0, abs_tol=1e-6),
@@ -191,6 +233,28 @@ class GanTrain(DataParallel):  # the GAN of method gan (rebalance/synth/gan_core
     ema_decay: float = Field(0.999, ge=0, lt=1)  # the saved generator is this average of its weights
     hflip: bool = True
     processes: PositiveInt = 1  # data-parallel processes (DataParallel)
+    # progressive growing: train at base_resolution first, then at each doubling up to resolution,
+    # the steps split evenly across the phases, each new block faded in over its phase's first half
+    progressive: bool = False
+    base_resolution: int = Field(8, ge=4)  # the first phase's side, a power of two dividing resolution
+
+    @model_validator(mode="after")
+    def _growth(self):
+        if not self.progressive:
+            return self
+        base, ratio = self.base_resolution, self.resolution // self.base_resolution
+        need(
+            base & (base - 1) == 0 and self.resolution % base == 0 and ratio & (ratio - 1) == 0,
+            f"{self.KEY}.base_resolution",
+            f"({base}) must be a power of two dividing resolution ({self.resolution}) by a power of two",
+        )
+        phases = ratio.bit_length()
+        need(
+            self.steps >= 2 * phases,
+            f"{self.KEY}.steps",
+            f"({self.steps}) must give each of the {phases} progressive phases at least 2 steps",
+        )
+        return self
 
 
 class SdLora(DataParallel):

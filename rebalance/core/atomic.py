@@ -90,6 +90,42 @@ def output_dir(final: str | Path) -> Iterator[Path]:
     shutil.rmtree(old, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def output_entries(folder: str | Path, names: tuple[str, ...]) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside `folder`; on success each of `names` written in it
+    replaces the entry of that name in `folder`, and nothing else there is touched (a folder other
+    outputs share: data/fused holds fuse's splits and manifest beside the card stage document writes).
+
+    Each entry is swapped in by one rename; on failure the temporary folder goes and `folder` is
+    left as it was, so an interrupted stage can simply be re-run."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in stale_temp_dirs(folder):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        missing = [n for n in names if not (tmp / n).exists()]
+        if missing:
+            raise FileNotFoundError(f"{folder}: output {missing[0]} was not written")
+        for name in names:
+            final, old = folder / name, folder / f".{name}.old"
+            _remove(old)
+            if final.exists() or final.is_symlink():
+                os.replace(final, old)
+            os.replace(tmp / name, final)
+            _remove(old)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
 def link_or_copy(src: str | Path, dst: str | Path) -> None:
     """Hard-link `src` to `dst` (no byte copy); copy only where a link is impossible."""
     dst = Path(dst)

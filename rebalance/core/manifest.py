@@ -55,7 +55,14 @@ def read(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise RebalanceError(f"{path}: manifest not found; run `dvc repro` to build it")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return parse(path, path)
+
+
+def parse(source, name: str | Path) -> pd.DataFrame:
+    """A manifest from a path or a binary file object (`name` in errors): the CONTRACT columns
+    (and the shard columns where present), every value a string."""
+    df = pd.read_csv(source, dtype=str, keep_default_na=False)
+    path = name
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise RebalanceError(f"{path}: manifest lacks columns {missing}; rebuild it with `dvc repro`")

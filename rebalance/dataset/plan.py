@@ -68,22 +68,25 @@ def from_raw(raw_dir: Path, params: Params) -> RealSet:
     )
 
 
-def build(params: Params, real: RealSet) -> dict[str, Any]:
-    """The whole plan: splits, per-class counts, targets, deficits, per-method quotas, estimates."""
+def build(params: Params, real: RealSet, measured: dict[str, dict] | None = None) -> dict[str, Any]:
+    """The whole plan: splits, per-class counts, targets, deficits, per-method quotas, estimates
+    (`measured`: the last run's seconds and dollars per image by method, `measured_speed`; where
+    it lacks a number, count.seconds_per_image / dollars_per_image)."""
     classes = params.dataset.classes
     count = params.count
     limits = count.max_per_class
     redraw = count.official_val == "redraw"
     fractions = count.split.model_dump()  # {split: fraction}
     bits, min_test = count.near_duplicate_bits, count.min_test_per_class
-    result = split.make(real, classes, fractions, count.seed, bits, limits, redraw, min_test)
+    released = split.released_test(paths.FROZEN_TEST_SET, count.new_test_set)
+    result = split.make(real, classes, fractions, count.seed, bits, limits, redraw, min_test, released)
     per_split = split.counts(real.images, result.assignment, classes)
     train = per_split["train"]
     tgt = targets(train, count.target.strategy, count.target.n)
     shares = params.synthesize.methods
     quota = {c: allocate(tgt[c] - train[c], shares) for c in classes}
-    secs, dollars = count.seconds_per_image, count.dollars_per_image
     n_by_method = {m: sum(q[m] for q in quota.values()) for m in shares}
+    rates = per_image(count, list(shares), measured or {})
     return {
         "assignment": result.assignment,
         "identity": result.identity,
@@ -95,8 +98,10 @@ def build(params: Params, real: RealSet) -> dict[str, Any]:
         "synthetic_ratio": synthetic_ratio(train, quota),
         "estimate": {
             "images": sum(n_by_method.values()),
-            "seconds": round(sum(n * secs.get(m, 0.0) for m, n in n_by_method.items()), 1),
-            "dollars": round(sum(n * dollars.get(m, 0.0) for m, n in n_by_method.items()), 2),
+            "seconds": round(sum(n * rates[m]["seconds_per_image"] for m, n in n_by_method.items()), 1),
+            "dollars": round(sum(n * rates[m]["dollars_per_image"] for m, n in n_by_method.items()), 2),
+            # per method: images, the rates used and where each came from ("measured" or "from params")
+            "per_method": {m: {"images": n, **rates[m]} for m, n in n_by_method.items()},
         },
         # how the split was made: `hash` (of each identity and count.seed) or `official` (the
         # source's); identities from `content` (pixels, groups) or, for the demo before it is
@@ -111,15 +116,63 @@ def build(params: Params, real: RealSet) -> dict[str, Any]:
         "val_merged": sum(s == "val" and n not in result.dropped for n, s in real.official.items()) * redraw,
         # patients (dataset.group_by, group_pattern or a CSV's `group` column), each in one split
         "groups": {"groups": len(set(real.groups.values())), "images": len(real.groups)},
+        # the last release's test set kept (releases/test_set.json; count.new_test_set: false):
+        # {"release", "kept", "gone": its images no longer in the source, "redrawn": new images drawn
+        # among train and val}, and the images left out to keep it (name -> why)
+        "kept_test": result.kept_test,
+        "held_out": result.held_out,
         "warnings": result.warnings,
     }
+
+
+def measured_speed(path: Path = paths.SYNTHESIS_SPEED) -> dict[str, dict]:
+    """The last synthesize run's measured seconds and dollars per image, by method
+    (metrics/synthesis_speed.json, rebalance/synth/speed.py; a number is None where that run
+    generated nothing or knew no price; {} before any run)."""
+    try:
+        per_method = json.loads(Path(path).read_text())["per_method"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    keys = ("seconds_per_image", "dollars_per_image")
+    return {m: {k: v.get(k) for k in keys} for m, v in per_method.items() if isinstance(v, dict)}
+
+
+def per_image(count: Any, methods: list[str], measured: dict[str, dict]) -> dict[str, dict[str, Any]]:
+    """Seconds and dollars per image of each method: measured where the last run measured them,
+    else count.seconds_per_image / dollars_per_image (0 when neither gives one); with where each
+    came from (`seconds_from`, `dollars_from`: "measured" or "from params")."""
+    out = {}
+    for m in methods:
+        given = measured.get(m, {})
+        rate = {}
+        for key, typed in (
+            ("seconds_per_image", count.seconds_per_image),
+            ("dollars_per_image", count.dollars_per_image),
+        ):
+            value = given.get(key)
+            rate[key] = float(value) if value is not None else float(typed.get(m, 0.0))
+            rate[key.split("_")[0] + "_from"] = "measured" if value is not None else "from params"
+        out[m] = rate
+    return out
+
+
+def estimate_lines(counts: dict[str, Any]) -> list[str]:
+    """One line per method: its images, seconds and dollars per image, and which numbers were
+    measured (metrics/synthesis_speed.json) and which typed in (count.*_per_image)."""
+    lines = []
+    for m, e in counts["estimate"].get("per_method", {}).items():
+        lines.append(
+            f"{m}: {e['images']} images x {e['seconds_per_image']:.3g} s ({e['seconds_from']}), "
+            f"${e['dollars_per_image']:.4g} per image ({e['dollars_from']})"
+        )
+    return lines
 
 
 def counts_json(plan: dict[str, Any]) -> dict[str, Any]:
     """The CONTRACT's metrics/counts.json view of a plan (plus how the split was made)."""
     keys = ("raw", "splits", "target", "generated", "synthetic_ratio", "estimate", "split_method")
     keys += ("split_identity", "duplicates", "dropped", "sampled_out", "drawn_from_train", "topped_up")
-    keys += ("val_merged", "groups", "warnings")
+    keys += ("val_merged", "groups", "kept_test", "held_out", "warnings")
     return {k: plan[k] for k in keys}
 
 
@@ -210,7 +263,7 @@ def split_notes(counts: dict[str, Any]) -> str:
     if counts["duplicates"]:
         n = sum(len(g) for g in counts["duplicates"])
         lines.append(f"Duplicates: {n} images in {len(counts['duplicates'])} groups, each kept in one split.")
-    lines += group_lines(counts) + sampled_lines(counts) + quota_lines(counts)
+    lines += group_lines(counts) + sampled_lines(counts) + quota_lines(counts) + kept_test_lines(counts)
     lines += [f"warning: {w}" for w in counts["warnings"]]
     return "\n".join(lines)
 
@@ -246,6 +299,28 @@ def quota_lines(counts: dict[str, Any]) -> list[str]:
         + " (from its train, lowest split hash first)."
         for label, moved in counts.get("topped_up", {}).items()
     ]
+
+
+def kept_test_lines(counts: dict[str, Any]) -> list[str]:
+    """The last release's test set kept (releases/test_set.json): how many of its images, which are
+    gone from the source, what new images were drawn or left out to keep it."""
+    kept = counts.get("kept_test") or {}
+    if not kept:
+        return []
+    held = counts.get("held_out") or {}
+    gone = kept["gone"]
+    lines = [
+        f"Test set kept from {kept['release']}: {kept['kept']} of its images; images new to the source go "
+        f"to train or val ({kept['redrawn']} drawn there, count.new_test_set: false)."
+    ]
+    if gone:
+        release = kept["release"]
+        lines.append(f"{len(gone)} test image(s) of {release} no longer in the source, first: {gone[0]}.")
+    if held:
+        first = next(iter(held))
+        why = held[first]
+        lines.append(f"{len(held)} new image(s) left out to keep the test set, first: {first} ({why}).")
+    return lines
 
 
 def sampled_lines(counts: dict[str, Any]) -> list[str]:

@@ -2,7 +2,7 @@
 
     data/fused/manifest.csv                   one row per sample, as in the per-file tree, plus
                                               shard, key, offset, size (where its bytes are)
-    data/fused/shards/<split>-000000.tar      samples in manifest (path) order:
+    data/fused/<split>/<split>-000000.tar     samples in manifest (path) order:
         <key>.<ext>    the image file's bytes, unchanged (png, jpg, dcm, ...)
         <key>.json     its manifest row (the CONTRACT columns)
 
@@ -14,7 +14,8 @@ the same shard bytes, so DVC stores an unchanged shard of a new release only onc
 Read with `iterate` (sequential, each tar once), by `read_bytes` / `read_sample`
 (random access by the manifest's offset and size: the project's own train and evaluate
 stages), as a torch IterableDataset (rebalance.learn.data.ShardStream),
-or with the `webdataset` library: `webdataset.WebDataset(sorted(glob("shards/train-*.tar")))`.
+or with the `webdataset` library: `webdataset.WebDataset(sorted(glob("train/train-*.tar")))`.
+A stage's own packed output (flips, synthetic images) keeps its tars in `<out>/shards/`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from rebalance.core.errors import RebalanceError
 from rebalance.core.manifest import COLUMNS, SHARD_COLUMNS
 from rebalance.core.progress import progress
 
-FOLDER = "shards"
+FOLDER = "shards"  # a stage's own packed output; a release keeps each split's tars in its split's folder
 SHARD_MB = 256  # a stage's own packed output (flips, synthetic images): tars of at most this size
 SPLITS = ("train", "val", "test")
 TAR_FORMAT = tarfile.USTAR_FORMAT
@@ -66,14 +67,14 @@ def sample_json(row: dict) -> bytes:
 
 class Writer:
     """Samples (a manifest row, its image bytes), in the order added, into tars
-    `<out>/shards/<prefix>-000000.tar`, ...: a new tar once the next sample would take the current
+    `<out>/<folder>/<prefix>-000000.tar`, ...: a new tar once the next sample would take the current
     one past `shard_mb` (a tar is never empty), each streamed to a temporary file and renamed into
     place when it is complete (memory flat in the data size; after an error none is left).
     Deterministic: the same samples in the same order give the same bytes. `rows` holds each row
     with its shard, key, offset and size. Use as a context manager."""
 
-    def __init__(self, out: Path, prefix: str, shard_mb: float):
-        self.out, self.prefix, self.limit = Path(out), prefix, shard_mb * 2**20
+    def __init__(self, out: Path, prefix: str, shard_mb: float, folder: str = FOLDER):
+        self.out, self.prefix, self.folder, self.limit = Path(out), prefix, folder, shard_mb * 2**20
         self.rows: list[dict] = []
         self._shard, self._used = -1, 0
         self._tar: tarfile.TarFile | None = None
@@ -85,7 +86,7 @@ class Writer:
             self._next()
         self._used += need
         key = f"{len(self.rows):08d}"
-        r = {**row, "shard": f"{FOLDER}/{self.prefix}-{self._shard:06d}.tar", "key": key}
+        r = {**row, "shard": self._name(), "key": key}
         info = _member(f"{key}.{extension(r['path'])}", len(data))
         r["offset"], r["size"] = self._tar.offset + len(info.tobuf(TAR_FORMAT)), len(data)
         self._tar.addfile(info, io.BytesIO(data))
@@ -96,10 +97,12 @@ class Writer:
     def _next(self) -> None:
         self._open.close()  # the previous tar complete: renamed into place
         self._shard, self._used = self._shard + 1, 0
-        f = self._open.enter_context(
-            atomic.output_file(self.out / FOLDER / f"{self.prefix}-{self._shard:06d}.tar")
-        )
+        f = self._open.enter_context(atomic.output_file(self.out / self._name()))
         self._tar = self._open.enter_context(tarfile.open(fileobj=f, mode="w", format=TAR_FORMAT))
+
+    def _name(self) -> str:
+        """The current tar's path relative to `out` (the manifest's `shard`)."""
+        return f"{self.folder}/{self.prefix}-{self._shard:06d}.tar"
 
     def __enter__(self) -> Writer:
         return self
@@ -110,15 +113,15 @@ class Writer:
 
 def write(fused: pd.DataFrame, files: dict[str, Path | Packed], out: Path, shard_mb: float) -> pd.DataFrame:
     """Write the shards of `fused` (file of each path in `files`) under `out`: per split, samples by
-    path; the manifest rows (by path) with shard, key, offset and size of each image (its bytes
-    inside the tar)."""
+    path, in `out/<split>/<split>-NNNNNN.tar`; the manifest rows (by path) with shard, key, offset
+    and size of each image (its bytes inside the tar)."""
     ordered = [
         r
         for split in SPLITS
         for r in fused[fused.split == split].sort_values("path", kind="stable").to_dict("records")
     ]
     with contextlib.ExitStack() as stack:
-        writers = {split: stack.enter_context(Writer(out, split, shard_mb)) for split in SPLITS}
+        writers = {split: stack.enter_context(Writer(out, split, shard_mb, folder=split)) for split in SPLITS}
         for r in progress(ordered, "fuse: shards", total=len(ordered)):
             writers[r["split"]].add({c: r[c] for c in COLUMNS}, files[r["path"]].read_bytes())
     return table([r for w in writers.values() for r in w.rows])
@@ -174,9 +177,12 @@ def source(folder: Path, row) -> Path | Packed:
 
 
 def shard_files(folder: Path, split: str | None = None) -> list[Path]:
-    """The shards of a release (of one split), in order."""
-    pattern = f"{split}-*.tar" if split else "*.tar"
-    return sorted((Path(folder) / FOLDER).glob(pattern))
+    """The shards of a release (of one split), in order: `<split>/<split>-NNNNNN.tar`."""
+    return [
+        shard
+        for s in ([split] if split else SPLITS)
+        for shard in sorted((Path(folder) / s).glob(f"{s}-*.tar"))
+    ]
 
 
 def iterate_shard(shard: Path) -> Iterator[tuple[dict, bytes]]:

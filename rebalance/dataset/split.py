@@ -14,11 +14,18 @@ error, and of an exact or near-duplicate pair across its splits the copy in the 
 (val before test) is left out (`Result.dropped`, reported): the official split stays exact for
 every image kept (the quota fills only the splits drawn from its train), and no val/test image
 has a copy in train.
+
+After a release (`releases/test_set.json`, unless `count.new_test_set`) its test set is kept:
+its images stay in test, an image new to the source never enters test (a hash split draws it
+among train and val in their proportions; an official split's new test image, and any image joined
+to a released test image as its duplicate or group member, is left out, `Result.held_out`), and
+the quota fills train and val only.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +66,30 @@ class Result:
     topped_up: dict[str, dict[str, int]] = field(
         default_factory=dict
     )  # class -> {split: images moved there by count.min_test_per_class}
+    kept_test: dict = field(default_factory=dict)  # the released test set kept: release, kept, gone, ...
+    held_out: dict[str, str] = field(default_factory=dict)  # name -> why (new, joined to the released test)
+
+
+@dataclass(frozen=True)
+class ReleasedTest:
+    """The real test images of the last release (releases/test_set.json): names in data/raw."""
+
+    release: str
+    names: frozenset[str]
+
+
+def released_test(path: Path, new_test_set: bool) -> ReleasedTest | None:
+    """The test set to keep, or None: no release yet, or a new test set asked for."""
+    if new_test_set or not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        names = frozenset(i["name"] for i in data.get("images") or [])
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise RebalanceError(
+            f"{path}: not a released test set ({e}); restore it from git (`git checkout -- {path}`)"
+        ) from None
+    return ReleasedTest(data.get("release") or "?", names) if names else None
 
 
 def unit(seed: int, identity: str) -> float:
@@ -85,10 +116,12 @@ def make(
     max_per_class: dict[str, int] | None = None,
     redraw_val: bool = False,
     min_test: int = 0,
+    released: ReleasedTest | None = None,
 ) -> Result:
     """The split (module doc); with `max_per_class`, at most that many images of a class kept;
     with `redraw_val` an official val is merged into train and val drawn anew (count.official_val);
-    with `min_test` every class at least that many val and test images (count.min_test_per_class)."""
+    with `min_test` every class at least that many val and test images (count.min_test_per_class);
+    with `released` that release's test set kept."""
     unknown = sorted(set(max_per_class or {}) - set(classes))
     if unknown:
         raise RebalanceError(f"count.max_per_class: {unknown[0]!r} is not in dataset.classes; fix the key")
@@ -141,8 +174,13 @@ def make(
             f"{len(dropped)} val/test image(s) left out: duplicates of images in an earlier official split, "
             f"first: {next(iter(dropped))} ({next(iter(dropped.values()))})"
         )
+    kept_test, held_out = {}, {}
+    if released is not None:
+        kept_test, held_out = keep_test(assignment, identity, released, fractions, seed, method)
     sampled_out = keep_at_most(assignment, identity, real.images, max_per_class or {}, seed)
     filled = SPLITS if method == "hash" else ("train", *drawn) if drawn else ()
+    if released is not None:
+        filled = tuple(s for s in filled if s != "test")
     topped_up = fill_quota(assignment, identity, real.images, classes, min_test, seed, filled)
     for moved in topped_up.values():  # an official split's missing split: the quota's images are drawn too
         for s, n in moved.items():
@@ -150,7 +188,42 @@ def make(
                 drawn[s] += n
     kept = RealSet([im for im in real.images if im[0] in assignment], real.root)
     warnings += _class_warnings(kept, assignment, classes, method, seed)
-    return Result(assignment, identity, method, dup_groups, warnings, dropped, sampled_out, drawn, topped_up)
+    return Result(
+        assignment, identity, method, dup_groups, warnings, dropped, sampled_out, drawn, topped_up,
+        kept_test, held_out,
+    )  # fmt: skip
+
+
+def keep_test(
+    assignment: dict[str, str],
+    identity: dict[str, str],
+    released: ReleasedTest,
+    fractions: dict[str, float],
+    seed: int,
+    method: str,
+) -> tuple[dict, dict[str, str]]:
+    """Keep a release's test set (module doc). Changes `assignment`; returns what happened
+    ({"release", "kept", "gone", "redrawn"}) and {name: why} of the images left out."""
+    joined = {identity[n] for n in released.names if n in assignment}
+    kept = fractions["train"] + fractions["val"]
+    among = {s: 0.0 if s == "test" else fractions[s] / kept for s in SPLITS}
+    held_out: dict[str, str] = {}
+    redrawn = 0
+    for name in sorted(assignment):
+        if name in released.names:
+            assignment[name] = "test"
+        elif identity[name] in joined:
+            held_out[name] = f"a duplicate or group member of a test image of {released.release}"
+        elif assignment[name] == "test" and method == "hash":
+            assignment[name] = draw(seed, identity[name], among)
+            redrawn += 1
+        elif assignment[name] == "test":
+            held_out[name] = f"new in the source's test split since {released.release}"
+    for name in held_out:
+        del assignment[name]
+    gone = sorted(released.names - set(assignment))
+    kept = len(released.names) - len(gone)
+    return {"release": released.release, "kept": kept, "gone": gone, "redrawn": redrawn}, held_out
 
 
 def draw_missing(

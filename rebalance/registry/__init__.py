@@ -13,6 +13,8 @@ Modules:
 - `publish`: `release`, the order of it all: checks, push and verify, card commit, tag.
 - `listing`: `list_releases` and `releases_table`.
 - `comparison`: `compare` of two revisions and `compare_markdown`.
+- `consume`: `open_release`, a release (any revision) as a torch Dataset, read through DVC's
+  filesystem API (imported on first use: it needs torch).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ __all__ = [
     "compare",
     "compare_markdown",
     "list_releases",
+    "open_release",
     "parse_version",
     "release",
     "releases_table",
@@ -35,3 +38,12 @@ __all__ = [
     "tag_name",
     "tracked_secrets",
 ]
+
+
+def __getattr__(name: str):
+    """`open_release`, imported on first use (torch is loaded only then)."""
+    if name == "open_release":
+        from rebalance.registry.consume import open_release
+
+        return open_release
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

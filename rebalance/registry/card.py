@@ -1,28 +1,120 @@
-"""The release's data card: a Markdown page committed as `releases/<tag>.md` before the tag.
+"""The dataset card, in the Hugging Face dataset-card format: YAML front matter, then Markdown.
 
-`data_card` joins one block per section (each block starts with its blank separator line):
-the release table, class balance, methods, headline metrics, variants, provenance, gate, use.
+Two pages share every section. Stage document writes `dataset_card` into the artifact
+(`data/fused/README.md`), so every consumer of a release receives it; `rebalance release` commits
+`data_card`, the same card under the release's name with what only the release knows (tag,
+commit, remote, the test set against the previous release, what changed since it, the reader
+study), as `releases/<tag>.md` before the tag. Each block starts with its blank separator line.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
 from rebalance.config import SPLITS, Params
 from rebalance.core import manifest, paths
 from rebalance.core.tables import markdown_table
-from rebalance.dataset import plan
+from rebalance.dataset import plan, shards
 from rebalance.learn.metrics import measured
 from rebalance.registry import testset
 from rebalance.registry.remote import safe_url
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1")
 PER_CLASS = ("precision", "recall", "f1", "support")
+SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
+
+
+@dataclass
+class Build:
+    """What a card reports of one build, read from the committed metrics and data/fused."""
+
+    root: Path
+    params: Params
+    counts: dict[str, Any]  # metrics/counts.json
+    evalm: dict[str, Any]  # metrics/eval.json
+    summary: dict[str, Any]  # metrics/summary.json (the verdict)
+    summary_md: str | None  # metrics/summary.md
+    kept: dict[str, Any] | None  # metrics/filter.json
+    test_set: dict[str, Any] | None  # metrics/test_set.json
+    fused: pd.DataFrame  # data/fused/manifest.csv
+    gate_rows: list[dict[str, Any]]
+
+    @classmethod
+    def read(cls, root: Path, params: Params) -> Build:
+        from rebalance.registry.gate import gate
+
+        def load(path: Path) -> Any:
+            return json.loads((root / path).read_text()) if (root / path).is_file() else None
+
+        evalm = load(paths.EVAL) or {}
+        fused = manifest.read(root / paths.FUSED / manifest.FILENAME)
+        md = root / paths.SUMMARY_MD
+        return cls(
+            root=root,
+            params=params,
+            counts=load(paths.COUNTS),
+            evalm=evalm,
+            summary=load(paths.SUMMARY) or {},
+            summary_md=md.read_text() if md.is_file() else None,
+            kept=load(paths.FILTER),
+            test_set=load(paths.TEST_SET),
+            fused=fused,
+            gate_rows=gate(root, params, evalm, fused),
+        )
+
+
+def size_category(n: int) -> str:
+    """The dataset-card size category of n files."""
+    return next((name for limit, name in SIZES if n < limit), "n>1M")
+
+
+def synthetic_share(fused: pd.DataFrame, classes: list[str]) -> dict[str, float]:
+    """Per class, the share of its train files that are synthetic (neither real nor a flip)."""
+    train = fused[fused.split == "train"]
+    out = {}
+    for c in classes:
+        part = train[train.label == c]
+        out[c] = round(float((~part.origin.isin(["real", "flip"])).mean()), 4) if len(part) else 0.0
+    return out
+
+
+def front_matter(build: Build) -> dict[str, Any]:
+    """The Hugging Face dataset-card metadata (YAML), from params and the build."""
+    params, fused = build.params, build.fused
+    card = params.release.card
+    synthetic = bool((~fused.origin.isin(["real", "flip"])).any())
+    made = ["machine-generated"] if synthetic else []
+    creators = list(dict.fromkeys([*card.annotations_creators, *made]))
+    files = "{split}/{split}-*.tar" if shards.is_sharded(fused) else "{split}/**"
+    meta = {
+        "pretty_name": card.pretty_name or params.dataset.name,
+        "license": card.license,
+        "task_categories": card.task_categories,
+        "size_categories": [size_category(len(fused))],
+        "annotations_creators": creators,
+        "source_datasets": card.source_datasets or ["original"],
+        "tags": ["medical", "image-classification", "class-imbalance", "rebalance"]
+        + (["synthetic", "data-augmentation"] if synthetic else []),
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": s, "path": files.format(split=s)} for s in SPLITS],
+            }
+        ],
+    }
+    return meta
+
+
+def _front(meta: dict[str, Any]) -> list[str]:
+    return ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip(), "---", ""]
 
 
 def card_path(tag: str) -> str:
@@ -99,7 +191,7 @@ def _release_table(
 
 def _balance(counts: dict[str, Any], fused, classes: list[str], max_ratio: float) -> list[str]:
     notes = plan.group_lines(counts) + plan.drawn_lines(counts) + plan.sampled_lines(counts)
-    notes += plan.quota_lines(counts)
+    notes += plan.quota_lines(counts) + plan.kept_test_lines(counts)
     return [
         "",
         "## Class balance (train split)",
@@ -221,14 +313,13 @@ def _provenance(fused) -> list[str]:
     ]
 
 
-def _review(params: Params, fused) -> list[str]:
-    """Clinician review (reviews/<name>.csv) per class and method, and the reader study if run."""
-    import json
-
+def _review(params: Params, fused, root: Path, study: bool) -> list[str]:
+    """Clinician review (reviews/<name>.csv) per class and method; with `study` the reader study
+    if one was run (metrics/reader_study.json, written by the web app, no stage)."""
     from rebalance.review import decisions
 
     synthetic = fused[(fused.split == "train") & ~fused.origin.isin(["real", "flip"])]
-    done = decisions.summary(decisions.read(decisions.path_for(params)), synthetic)
+    done = decisions.summary(decisions.read(root / decisions.path_for(params)), synthetic)
     rows = [
         [label, method, c["n"], c["reviewed"], c["accepted"], c["rejected"]]
         for label, per in sorted(done["per_class"].items())
@@ -244,9 +335,9 @@ def _review(params: Params, fused) -> list[str]:
     lines.append("")
     if rows:
         lines.append(markdown_table(["class", "method", "images", "reviewed", "accepted", "rejected"], rows))
-    study = paths.METRICS / "reader_study.json"
-    if study.is_file():
-        s = json.loads(study.read_text())
+    found = root / paths.METRICS / "reader_study.json"
+    if study and found.is_file():
+        s = json.loads(found.read_text())
         lo, hi = s["accuracy_ci95"]
         agree = s.get("agreement")
         items, kappa = s["items"], f"; {agree['measure']} {agree['kappa']}" if agree else ""
@@ -264,60 +355,209 @@ def _gate(gate_rows: list[dict[str, Any]], synthetic_checked: bool) -> list[str]
     return ["", "## Release gate", "", markdown_table(["check", "value", "result"], rows), *off]
 
 
-def _use_it(tag: str) -> list[str]:
+def _generators(build: Build) -> list[str]:
+    """Each trained generator and its model card (models/generators/<name>/README.md)."""
+    trained = [g for g in build.params.generators.model_dump(exclude_none=True)]
+    used = set(build.fused.origin) - {"real", "flip"}
+    if not trained:
+        return []
+    rows = []
+    for name in trained:
+        folder = (paths.GENERATORS / name).as_posix()
+        rows.append([f"`{name}`", f"`{folder}/README.md`", "yes" if _made_by(name, used) else "no"])
+    return [
+        "",
+        "## Generators",
+        "",
+        "Each generator the pipeline trained has a model card (training set, steps, params, samples) in its "
+        "folder; every one trained on real train images only.",
+        "",
+        markdown_table(["generator", "model card", "images in this dataset"], rows),
+    ]
+
+
+def _made_by(generator: str, methods: set[str]) -> bool:
+    """Whether images of these methods come from `generator` (diffusion and sd_lora: method diffusion)."""
+    return bool(methods & ({"diffusion"} if generator in ("diffusion", "sd_lora") else {generator}))
+
+
+def _verdict(summary: dict[str, Any]) -> list[str]:
+    """Each verdict question with its reading and interval, one line each (the Evidence section
+    has the sentences in full)."""
+    lines = []
+    for v in summary.get("verdict") or []:
+        lo, hi = v["ci95"]
+        what = f"{v['metric'].replace('_', ' ')} {v['delta']:+.3f} [95% {lo:+.3f}, {hi:+.3f}]"
+        lines.append(f"- {v['question']} {v['reading'].capitalize()} ({what}).")
+    return lines
+
+
+def _use_and_limits(build: Build) -> list[str]:
+    """Intended use, out-of-scope use, limitations (synthetic share, gate, verdict), licence, citation."""
+    card = build.params.release.card
+    classes = build.params.dataset.classes
+    share = synthetic_share(build.fused, classes)
+    failed = [r for r in build.gate_rows if not r["ok"]]
+    gate_line = (
+        f"The release gate's checks all pass ({len(build.gate_rows)})."
+        if not failed
+        else f"{len(failed)} of {len(build.gate_rows)} release-gate checks fail, first: {failed[0]['check']} "
+        f"(got {failed[0]['value']}); see the release gate below."
+    )
+    verdict = _verdict(build.summary)
+    lines = [
+        "",
+        "## Intended use",
+        "",
+        card.intended_use,
+        "",
+        "## Out-of-scope use",
+        "",
+        card.out_of_scope,
+        "",
+        "## Limitations",
+        "",
+        "- Synthetic share of each class's train files: "
+        + ", ".join(f"{c} {v:.0%}" for c, v in share.items())
+        + ". Val and test hold real images only.",
+        f"- {gate_line}",
+        "- Whether the synthetic images helped, as measured on this test set:",
+        *[f"  {v}" for v in verdict],
+        "- Personal and sensitive information: " + card.personal_information,
+        "",
+        "## Licence",
+        "",
+        f"`{card.license}`: the source images' licence. Synthetic images and flips derive from the real "
+        "train images and are released under the same terms.",
+    ]
+    if not verdict:
+        lines.remove("- Whether the synthetic images helped, as measured on this test set:")
+    if card.citation:
+        lines += ["", "## Citation", "", "Cite the source dataset:", "", "```bibtex", card.citation.strip()]
+        lines += ["```"]
+    return lines
+
+
+def _use_it(tag: str | None) -> list[str]:
     fused = paths.FUSED.as_posix()
+    rev = tag or "<tag>"
     return [
         "",
         "## Use it",
         "",
         "```",
-        f"dvc get <registry-url> {fused} --rev {tag}",
-        f"dvc import <registry-url> {fused} --rev {tag}",
+        f"dvc get <registry-url> {fused} --rev {rev}",
+        f"dvc import <registry-url> {fused} --rev {rev}",
         "```",
         "",
-        "Real images are the source files byte for byte, EXIF tags included; flips and synthetic",
-        "images are stored already oriented. Apply a photo's EXIF orientation when reading it",
-        "(PIL: `ImageOps.exif_transpose`), or an image and its flip will disagree.",
+        "Or in Python, a torch Dataset with each sample's manifest row:",
+        "",
+        "```python",
+        "import rebalance",
+        f'ds = rebalance.open_release("<registry-url>", "{rev}", split="train")',
+        "```",
+        "",
+        f"`{fused}/croissant.json` describes the files and records in Croissant 1.1 with its",
+        "Responsible-AI fields. Real images are the source files byte for byte, EXIF tags included;",
+        "flips and synthetic images are stored already oriented. Apply a photo's EXIF orientation",
+        "when reading it (PIL: `ImageOps.exif_transpose`), or an image and its flip will disagree.",
         "",
     ]
 
 
+def _summary_table(build: Build) -> str:
+    fused = build.fused
+    synthetic = int((~fused.origin.isin(["real", "flip"])).sum())
+    sharded = shards.is_sharded(fused)
+    return markdown_table(
+        ["", ""],
+        [
+            ["dataset", f"`{build.params.dataset.name}`: {', '.join(build.params.dataset.classes)}"],
+            ["files", f"{len(fused)}: {int((fused.origin == 'real').sum())} real, "
+                      f"{int((fused.origin == 'flip').sum())} flips, {synthetic} synthetic"],
+            ["format", "WebDataset tars per split" if sharded else "one file per image, by split and class"],
+            ["listing", f"`{manifest.FILENAME}` beside this card: each file's origin, source, root, sha256"],
+        ],
+    )  # fmt: skip
+
+
+def _test_set_lines(build: Build) -> list[str]:
+    """The test set as the build made it (a release card says how it relates to the last release)."""
+    ts = build.test_set
+    if not ts:
+        return []
+    kept = plan.kept_test_lines(build.counts or {})
+    return [
+        "",
+        "## Test set",
+        "",
+        f"`{ts['sha256'][:16]}`: {ts['n']} real images, listed in `{paths.TEST_SET.as_posix()}`.",
+        *[line for note in kept for line in ("", note)],
+    ]
+
+
+def _body(build: Build, release: bool) -> list[str]:
+    params, classes = build.params, build.params.dataset.classes
+    return [
+        *_evidence(build.summary_md),
+        *_use_and_limits(build),
+        *_balance(build.counts, build.fused, classes, params.count.max_synthetic_ratio),
+        *_kept(build.kept),
+        *_generators(build),
+        *_methods(params),
+        *([] if release else _test_set_lines(build)),
+        *_headline(build.evalm, params, classes),
+        *_provenance(build.fused),
+        *_review(params, build.fused, build.root, study=release),
+        *_gate(build.gate_rows, params.release.gate.synthetic is not None),
+    ]
+
+
+def dataset_card(build: Build) -> str:
+    """The card inside the artifact (data/fused/README.md): what it holds, how it was made, how good."""
+    card = build.params.release.card
+    return "\n".join(
+        [
+            *_front(front_matter(build)),
+            f"# {card.pretty_name or build.params.dataset.name}",
+            "",
+            f"A balanced release of the image dataset `{build.params.dataset.name}`: the real images split "
+            "by content (duplicates and patients never straddle splits), the minority classes filled up with "
+            "synthetic images made from train images only, and the evidence of whether they helped.",
+            "",
+            _summary_table(build),
+            *_body(build, release=False),
+            *_use_it(None),
+        ]
+    )
+
+
 def data_card(
+    build: Build,
     *,
     tag: str,
     message: str | None,
-    params: Params,
-    counts: dict[str, Any],
-    evalm: dict[str, Any],
-    fused,
-    gate_rows: list[dict[str, Any]],
-    summary_md: str | None,
     commit: str,
     remote: str,
     remote_url: str,
     artifacts: dict[str, tuple[str, str]],
     fused_out: dict[str, Any],
     test_set: dict[str, Any] | None = None,
-    kept: dict[str, Any] | None = None,
+    changes: list[str] | None = None,
 ) -> str:
-    """The release's data card (markdown): what is in it, how it was made, how good it is."""
+    """The release's card (releases/<tag>.md): the dataset card under the release's name, with the
+    release table, its test set against the previous release, and what changed since it."""
     name, version = tag.split("@", 1)
-    classes = params.dataset.classes
     lines = [
+        *_front(front_matter(build)),
         f"# {name} {version}",
         "",
         message or f"Release {version} of the balanced dataset `{name}`.",
         "",
-        _release_table(tag, commit, remote, remote_url, artifacts, fused_out, len(fused)),
-        *_evidence(summary_md),
-        *_balance(counts, fused, classes, params.count.max_synthetic_ratio),
-        *_kept(kept),
-        *_methods(params),
+        _release_table(tag, commit, remote, remote_url, artifacts, fused_out, len(build.fused)),
+        *(changes or []),
         *(testset.card_lines(test_set) if test_set else []),
-        *_headline(evalm, params, classes),
-        *_provenance(fused),
-        *_review(params, fused),
-        *_gate(gate_rows, params.release.gate.synthetic is not None),
+        *_body(build, release=True),
         *_use_it(tag),
     ]
     return "\n".join(lines)

@@ -1,7 +1,9 @@
 """Two revisions side by side: counts, params and metrics, with b - a deltas.
 
 `compare` reads both revisions through DVC's metrics and params API (git only, nothing pulled)
-and gives sections of rows `{"key", "a", "b", "delta"}`; `compare_markdown` renders them.
+and gives sections of rows `{"key", "a", "b", "delta"}`, and the published files' changes
+(`changes.diff` of the two manifests, read from the DVC cache or remote); `compare_markdown`
+renders them.
 """
 
 from __future__ import annotations
@@ -15,22 +17,13 @@ from rebalance.core import paths
 from rebalance.core.errors import RebalanceError
 from rebalance.core.tables import cell, markdown_table
 from rebalance.learn.metrics import measured
-from rebalance.registry import git, testset
+from rebalance.registry import changes, git, testset
+from rebalance.registry.changes import flatten
 from rebalance.registry.remote import open_repo
 
 METRIC_FILES = (paths.COUNTS, paths.FUSED_COUNTS, paths.EVAL, paths.SUMMARY)
 
 # --------------------------------------------------------------------------- rows
-
-
-def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    """A nested dict as {"a.b.c": leaf}."""
-    if isinstance(d, dict):
-        out: dict[str, Any] = {}
-        for k, v in d.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: d}
 
 
 def _delta(a: Any, b: Any) -> Any:
@@ -111,7 +104,7 @@ def _overall(m: dict[Path, Any]) -> dict[str, Any]:
 
 
 def _per_class(m: dict[Path, Any]) -> dict[str, Any]:
-    return _flatten(measured(m[paths.EVAL].get("per_class") or {}))
+    return flatten(measured(m[paths.EVAL].get("per_class") or {}))
 
 
 def _variants(m: dict[Path, Any]) -> dict[str, Any]:
@@ -150,7 +143,7 @@ def compare(
     a, b = metrics[rev_a], metrics[rev_b]
     _require_metrics(rev_a, a)
     _require_metrics(rev_b, b)
-    pa, pb = _flatten(params[rev_a]), _flatten(params[rev_b])
+    pa, pb = flatten(params[rev_a]), flatten(params[rev_b])
     tests = testset.overlap(testset.at(root, rev_a), testset.at(root, rev_b))
     comparable = tests["same"] or allow_different_test_sets
     keep = (lambda rows: rows) if comparable else _without_deltas
@@ -164,7 +157,14 @@ def compare(
         "metrics": keep(_rows(_overall(a), _overall(b))),
         "per_class": keep(_rows(_per_class(a), _per_class(b))),
         "variants": keep(_rows(_variants(a), _variants(b))),
+        "files": _files(root, rev_a, rev_b),
     }
+
+
+def _files(root: Path, rev_a: str, rev_b: str) -> dict[str, Any] | None:
+    """The published files' changes from a to b (None where a manifest cannot be read)."""
+    a, b = changes.manifest_at(root, rev_a), changes.manifest_at(root, rev_b)
+    return None if a is None or b is None else changes.diff(a, b)
 
 
 # --------------------------------------------------------------------------- markdown
@@ -222,6 +222,7 @@ def compare_markdown(c: dict[str, Any]) -> str:
     a, b = c["a"]["rev"], c["b"]["rev"]
     lines = [f"# {a} ({c['a']['commit'][:8]}) vs {b} ({c['b']['commit'][:8]})", ""]
     lines += _section("Counts per class and split", c["counts"], "no counts", a, b)
+    lines += ["## Files (release notes)", "", *changes.lines(c.get("files"), a, b), ""]
     lines += _section("Params (changed)", c["params"], "no params changed", a, b)
     lines[-1:] = ["", f"{c['params_unchanged']} params unchanged.", ""]
     lines += _test_set_lines(c["test_set"], a, b)

@@ -3,8 +3,12 @@
 A test set's identity is `metrics/test_set.json` (written by stage fuse: the sha256 over its
 `path:sha256` lines, and the file list), read from git at any revision. Releases of one dataset
 keep one test set, so their metrics stay comparable and a consumer who trained on one release
-never tests on images of another's train split. `rebalance release --new-test-set` starts a new
-one (the data card says so); `rebalance compare` shows the overlap of two revisions' test sets.
+never tests on images of another's train split: a release writes its test images to
+`releases/test_set.json`, and stage count keeps them in test while the source grows (new images
+go to train or val). A test set that only lost images gone from the source is still that test set
+(the card says how many). `count.new_test_set: true` draws a new one, which
+`rebalance release --new-test-set` then records; `rebalance compare` shows the overlap of two
+revisions' test sets.
 """
 
 from __future__ import annotations
@@ -75,14 +79,35 @@ def check_frozen(root: Path, name: str, new_test_set: bool) -> dict[str, Any]:
         return info | {"changed": False}
     info |= {"changed": False, **{k: v for k, v in overlap(at(root, previous), current).items() if k != "b"}}
     info["changed"] = not info.pop("same")
+    if info["changed"] and info.get("only_b") == 0 and info.get("shared"):
+        # only images gone from the source: the same test set less them (the card names how many)
+        info["changed"], info["removed"] = False, info["only_a"]
     if info["changed"] and not new_test_set:
         shared = f", {info['shared']} of {info['n']} images shared" if "shared" in info else ""
         raise RebalanceError(
             f"the test set changed since {previous} ({(info['a'] or '?')[:12]} -> {current['sha256'][:12]}"
-            f"{shared}); metrics would not be comparable: keep the split (count.seed, count.split, the "
-            "source) or pass --new-test-set to start a new test set (the data card records it)"
+            f"{shared}); metrics would not be comparable: keep it (count.new_test_set: false, "
+            f"{paths.FROZEN_TEST_SET.as_posix()} as {previous} wrote it, then `dvc repro`) or pass "
+            "--new-test-set to start a new test set (the data card records it)"
         )
     return info
+
+
+def frozen_record(root: Path, tag: str) -> dict[str, Any]:
+    """What releases/test_set.json holds after release `tag`: its real test images by their name
+    in data/raw (stage count keeps them in test), from metrics/test_set.json."""
+    current = at(root, None)
+    if current is None or "images" not in current:
+        raise RebalanceError(f"{paths.TEST_SET.as_posix()}: no file list; run `dvc repro`")
+    images = [
+        {"name": i["path"].split("/", 1)[1], "label": i["label"], "sha256": i["sha256"]}
+        for i in current["images"]
+    ]
+    about = (
+        "The real test images of the last release (names in data/raw), written by `rebalance release`; "
+        "stage count keeps them as the test set unless count.new_test_set."
+    )
+    return {"about": about, "release": tag, "sha256": current["sha256"], "images": images}
 
 
 def card_lines(info: dict[str, Any]) -> list[str]:
@@ -92,6 +117,11 @@ def card_lines(info: dict[str, Any]) -> list[str]:
     )
     if info["previous"] is None:
         state = "the first release of this dataset: this test set is now frozen for the next ones"
+    elif not info["changed"] and info.get("removed"):
+        state = (
+            f"the test set of {info['previous']} less {info['removed']} image(s) no longer in the source; "
+            "no new image entered it"
+        )
     elif not info["changed"]:
         state = f"the same test set as {info['previous']}: metrics are comparable"
     else:

@@ -53,6 +53,18 @@ def edit_mask(made: np.ndarray, source: Path, fit: str) -> np.ndarray | None:
     return np.where((made != original).any(-1), 255, 0).astype(np.uint8)
 
 
+def guard(app: Flask, token: str) -> Flask:
+    """Refuse (403) every request of `app` without `token` (query `token` or header `X-Token`)."""
+
+    @app.before_request
+    def check_token():
+        given = request.args.get("token") or request.headers.get("X-Token", "")
+        if not secrets.compare_digest(given, token):
+            abort(403)
+
+    return app
+
+
 def create_app(root: Path, params: Params, token: str, mode: str = "review", reviewer: str = "") -> Flask:
     """The app for the built repository at `root` ("review" or "study" mode)."""
     root = Path(root)
@@ -62,13 +74,7 @@ def create_app(root: Path, params: Params, token: str, mode: str = "review", rev
     cfg = params.review.reader_study
     items = study.sequence(fused, cfg.classes, cfg.real, cfg.synthetic, cfg.seed)
     by_path = {r.path: r for r in fused.itertuples()}
-    app = Flask(__name__)
-
-    @app.before_request
-    def check_token():
-        given = request.args.get("token") or request.headers.get("X-Token", "")
-        if not secrets.compare_digest(given, token):
-            abort(403)
+    app = guard(Flask(__name__), token)
 
     def row(i: int) -> pd.Series:
         if not 0 <= i < len(synthetic):

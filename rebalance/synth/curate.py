@@ -6,7 +6,8 @@ the judge's scores (rebalance/synth/judge.py) and its nearest real train image b
 val images mostly beat on the judge's probability, that lies farther from the class than nearly
 all of them, or that copies a real train image. A rejected slot takes the next sub-seed (the same
 mechanism as a reviewer's rejection, rebalance/synth/base.py) and is generated and judged again,
-up to `max_tries` times, then left empty. Every kept row's `detail` holds its scores under
+up to `max_tries` times, then left empty (as is a slot its method made no image for: a command or
+plugin that wrote none). Every kept row's `detail` holds its scores under
 `judge` with the tries it took and the filter's fingerprint; a later run reuses the image with
 its scores (never judged again) while the judge and the filter are unchanged.
 Deterministic: the same seeds, judge and params keep the same images.
@@ -155,6 +156,7 @@ class Curator:
         }
         todo = [r for r in rows if r["path"] not in done]
         outcome = Outcome(planned=n)
+        outcome.empty = n - len({r["path"] for r in rows})  # slots a method made no image for
         for r in done.values():  # reused with its scores: its slot's rejections count as when made
             for why in _detail(r)["judge"].get("rejected", []):
                 outcome.reasons[why] = outcome.reasons.get(why, 0) + 1
@@ -195,6 +197,7 @@ class Curator:
             if again:
                 made = method.generate(label, sorted(index[p] for p in again))
                 todo = [_with_key(r, method.cache_key(label, index[r["path"]])) for r in made]
+                outcome.empty += len(again) - len(todo)  # no image made for the new sub-seed
         kept = [done[p] for p in sorted(done)]
         outcome.kept = len(kept)
         outcome.regenerated = sum(1 for r in kept if _detail(r)["judge"]["tries"] > 0)
