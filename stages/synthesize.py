@@ -101,7 +101,7 @@ def main() -> None:
         world.wait()
         rows += merge_parts(world, out)
         rows, first = curate(curator, methods, quota, rows, out, partial(restore_first, old_first))
-        where = {"device": params.compute.device, "processes": world.size}
+        where = device.runtime(params.compute).describe() | {"processes": world.size}
         write_speed(paths.SYNTHESIS_SPEED, methods, where)  # this process's seconds per image
         grid = lesion_edit_grid(rows, out, params.dataset.classes, params.dataset.fit)
         kept = pack(rows, out, "synth")

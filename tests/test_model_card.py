@@ -183,3 +183,25 @@ def test_a_card_without_a_sheet_says_why(tmp_path):
     assert "No sample sheet was drawn: too slow on this CPU." in card and "![samples]" not in card
     assert "| steps | 2 (phase 1: UNet) |" in card and not (tmp_path / "samples.png").exists()
     assert not list(tmp_path.glob(".*.tmp"))  # written through a temporary file, renamed
+
+
+def test_a_progressive_gan_is_grown_by_its_stage_with_the_same_record_and_card(tmp_path):
+    """`generators.gan.progressive`: stage train_gan grows 4 -> 8 -> 16 px, records the phases, and
+    the saved model keeps the training-set record, the card and a sheet at the final resolution."""
+    make_folder(tmp_path / "src", {"common": 9, "rare": 4})
+    gan = {"resolution": RES, "z_dim": 8, "channels": 8, "steps": 6, "batch_size": 8, "progressive": True,
+           "base_resolution": 4}  # fmt: skip
+    updates = {
+        "generators": {"gan": gan, "diffusion": {}},  # (the methods the params name; only gan is run)
+        "count": {"target": {"strategy": "max"}, "min_test_per_class": 0},
+        "compute": {"device": "cpu", "threads": 1},
+    }
+    work = workdir(tmp_path, tmp_path / "src", CLASSES, updates)
+    for name in ("raw", "count", "train_gan"):
+        stage(work, name)
+    summary = json.loads((work / "metrics/gan_train.json").read_text())
+    assert summary["phases"] == [{"resolution": r, "steps": 2} for r in (4, 8, 16)]
+    folder = work / "models/generators/gan"
+    card = check_record(work, folder, CLASSES)
+    assert "Grown progressively (4 -> 8 -> 16 px" in card
+    check_sheet(folder, CLASSES, model_card.PER_CLASS)  # sampled at the final resolution

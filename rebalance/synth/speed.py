@@ -4,7 +4,8 @@ Stage synthesize times every `generate` call of a method (first tries and the fi
 alike) and counts the images it made; a row's `detail.dollars` (the command method's price, a
 plugin's `dollars_per_image`) gives the price per image where one is known. `rebalance plan`
 estimates with these numbers, falling back to `count.seconds_per_image` / `dollars_per_image`
-for a method that generated nothing in the last run (every image reused) or never ran.
+for a method that never ran. A method that generated nothing in a run (every image reused) keeps
+the numbers of the run that last measured it.
 """
 
 from __future__ import annotations
@@ -50,7 +51,14 @@ class Timed:
 
 
 def write(path: Path, timed: dict[str, Timed], where: dict[str, Any]) -> None:
-    """Each method's report, with what the numbers were measured on (`where`)."""
-    atomic.write_json(
-        path, {"measured_on": where, "per_method": {n: t.report() for n, t in sorted(timed.items())}}
-    )
+    """Each method's report with what it was measured on (`where`: device, processes); a method
+    that made no image this run keeps its entry of the file as it was (the last measurement)."""
+    try:
+        old = json.loads(path.read_text()).get("per_method") or {}
+    except (OSError, ValueError, AttributeError):
+        old = {}
+    per_method = {}
+    for name, t in sorted(timed.items()):
+        fresh = t.report() | {"measured_on": where}
+        per_method[name] = fresh if t.images or name not in old else old[name]
+    atomic.write_json(path, {"per_method": per_method})
