@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import shutil
 import subprocess
 import sys
@@ -264,3 +265,30 @@ def test_a_release_read_from_s3_only(registry: dict, tmp_path: Path, moto_s3: di
     check_files(ds, registry["files"], "train", classes)
     ds = open_release(str(origin), SHARDS_TAG, "val", remote="s3", remote_config=s3)
     check_shards(ds, registry["shards"], "val", classes)
+
+
+@pytest.mark.slow
+def test_a_sharded_release_is_imported_and_read_without_the_loader(registry: dict, tmp_path: Path):
+    """The sharded release's layout (each split's tars in its folder, beside the listing and the
+    cards), and a consumer's `dvc import` of it read with the project's tar reader: every sample
+    once, with the manifest's checksum."""
+    folder, env = registry["shards"], registry["env"]
+    stored = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    beside = {"manifest.csv", "README.md", "croissant.json", ".gitignore"}
+    assert "manifest.csv" in stored and all(
+        s in beside or re.fullmatch(r"(train|val|test)/\1-\d{6}\.tar", s) for s in stored
+    ), stored
+    assert len(stored) > 4  # several shards per split at this shard_mb
+    origin = tmp_path / "registry.git"
+    run(["git", "clone", "-q", "--bare", str(registry["repo"]), str(origin)], tmp_path, env=env)
+    consumer = tmp_path / "consumer"
+    consumer.mkdir()
+    run(["git", "init", "-q"], consumer, env=env)
+    dvc(["init", "-q"], consumer, env)
+    dvc(["import", "-q", str(origin), "data/fused", "--rev", SHARDS_TAG, "-o", "fused"], consumer, env)
+    m = manifest.read(consumer / "fused" / "manifest.csv")
+    seen = {}
+    for meta, data in shards.iterate(consumer / "fused"):
+        assert hashlib.sha256(data).hexdigest() == meta["sha256"]
+        seen[meta["path"]] = meta["sha256"]
+    assert seen == dict(zip(m.path, m.sha256))  # every sample, each once, checksums as the manifest says
