@@ -208,20 +208,17 @@ def compare(rev_a: str, rev_b: str, fmt: str, allow_different_test_sets: bool) -
         click.echo(registry.compare_markdown(result), nl=False)
 
 
-def _serve(mode: str, host: str, port: int, reviewer: str, open_browser: bool) -> None:
-    from pathlib import Path
-
+def _serve_page(title: str, make_app, host: str, port: int, open_browser: bool) -> None:
+    """A local page over the built release: its tokened URL printed, served until Ctrl-C."""
     from rebalance.core import paths
     from rebalance.review import server
 
-    params = config.load()
     if not (paths.FUSED / "manifest.csv").is_file():
         raise RebalanceError(f"{paths.FUSED}/manifest.csv not found; run `dvc repro` (or `dvc pull`) first")
     token = server.new_token()
-    app = server.create_app(Path("."), params, token, mode, reviewer)
-    srv = server.serve(app, host, port)
+    srv = server.serve(make_app(token), host, port)
     url = f"http://{host}:{srv.server_port}/?token={token}"
-    click.echo(f"{'Review' if mode == 'review' else 'Reader study'}: {url}  (Ctrl-C stops)")
+    click.echo(f"{title}: {url}  (Ctrl-C stops)")
     if open_browser:
         import webbrowser
 
@@ -230,6 +227,17 @@ def _serve(mode: str, host: str, port: int, reviewer: str, open_browser: bool) -
         srv.serve_forever()
     except KeyboardInterrupt:
         pass
+
+
+def _serve(mode: str, host: str, port: int, reviewer: str, open_browser: bool) -> None:
+    from pathlib import Path
+
+    from rebalance.review import server
+
+    params = config.load()
+    title = "Review" if mode == "review" else "Reader study"
+    make_app = lambda token: server.create_app(Path("."), params, token, mode, reviewer)  # noqa: E731
+    _serve_page(title, make_app, host, port, open_browser)
 
 
 @main.command()
@@ -274,25 +282,12 @@ def annotate(annotator: str, host: str, port: int, open_browser: bool, agreement
     synthesize.diffusion.sd.attributes to make the prompts from them."""
     from pathlib import Path
 
-    from rebalance.core import paths
-    from rebalance.review import annotate as labelling, server
+    from rebalance.review import annotate as labelling
 
     params = config.load()
     if agreement:
         table = labelling.read(labelling.path_for(params))
         click.echo(labelling.agreement_table(labelling.agreements(table, list(params.annotate.attributes))))
         return
-    if not (paths.FUSED / "manifest.csv").is_file():
-        raise RebalanceError(f"{paths.FUSED}/manifest.csv not found; run `dvc repro` (or `dvc pull`) first")
-    token = server.new_token()
-    srv = server.serve(labelling.create_app(Path("."), params, token, annotator), host, port)
-    url = f"http://{host}:{srv.server_port}/?token={token}"
-    click.echo(f"Annotate: {url}  (Ctrl-C stops)")
-    if open_browser:
-        import webbrowser
-
-        webbrowser.open(url)
-    try:
-        srv.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    make_app = lambda token: labelling.create_app(Path("."), params, token, annotator)  # noqa: E731
+    _serve_page("Annotate", make_app, host, port, open_browser)
