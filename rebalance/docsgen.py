@@ -640,7 +640,10 @@ def contract_page(root: Path) -> str | None:
     head, _, rest = text.partition("\n")
     if not head.startswith("# "):
         head, rest = "# The outside contract", text
-    line = "This page is the outside contract, copied from `CONTRACT.md` by `python -m rebalance.docsgen`."
+    line = (
+        "This page is the outside contract, copied from `CONTRACT.md` by `python -m rebalance.docsgen`."
+        " The names this project adds to it are on [Names added to the contract](contract-extensions.md)."
+    )
     return f"{head}\n\n{NOTE}\n\n{line}\n{_without_process(rest)}\n"
 
 

@@ -1,10 +1,13 @@
-"""The documentation's pictures of the review and reader-study pages, taken on this repository's
-build in headless Chromium (Debian's `chromium` + `chromium-driver`, through selenium).
+"""The documentation's pictures of the review, reader-study and annotate pages, taken on this
+repository's build in headless Chromium (Debian's `chromium` + `chromium-driver`, through selenium).
 
-    python -m rebalance.review.screenshots [OUT]     # default docs/img: review.png, reader_study.png
+    python -m rebalance.review.screenshots [OUT]     # default docs/img: review.png, reader_study.png,
+                                                     # annotate.png
 
-Read-only: the pages are opened and shown, no decision or answer is sent, so reviews/ and
-metrics/ stay as they are. The review page shows the first synthetic image of the smallest class.
+Read-only: the pages are opened and shown, no decision, answer or label is sent, so reviews/,
+metrics/ and annotations/ stay as they are. The review page shows the first synthetic image of the
+smallest class; the annotate page, its first image with values chosen by keyboard (unsaved) and the
+prompt they would make.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 
 from rebalance import config
 from rebalance.core.errors import RebalanceError, run_main
-from rebalance.review import server
+from rebalance.review import annotate, server
 
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 WINDOW = "1200,760"
@@ -48,11 +51,16 @@ def _wait(predicate, timeout: float = 20.0):
 
 def show(driver, mode: str, smallest: str) -> None:
     """Bring `mode`'s page to what the picture shows: the review of `smallest`'s first synthetic
-    image, or a reader's first image, unanswered."""
+    image, a reader's first image, unanswered, or the first image to label with a value of each
+    attribute chosen, unsaved."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    if mode == "review":
+    if mode == "annotate":
+        _wait(lambda: driver.find_element(By.ID, "main").get_attribute("src"))
+        driver.find_element(By.TAG_NAME, "body").send_keys("2", "1", "3", "1")  # no Enter: nothing saved
+        _wait(lambda: driver.find_element(By.ID, "prompt").text)
+    elif mode == "review":
         _wait(lambda: "seed" in driver.find_element(By.ID, "info").text)
         Select(driver.find_element(By.ID, "filter-class")).select_by_visible_text(smallest)
         _wait(lambda: smallest in driver.find_element(By.ID, "info").text)
@@ -73,9 +81,13 @@ def take(root: Path, out: Path) -> list[Path]:
     params = config.load(root / "params.yaml")
     out.mkdir(parents=True, exist_ok=True)
     shots = []
-    for mode, name in (("review", "review.png"), ("study", "reader_study.png")):
+    for mode, name in (("review", "review.png"), ("study", "reader_study.png"), ("annotate", "annotate.png")):
         token = server.new_token()
-        srv = server.serve(server.create_app(root, params, token, mode, "reviewer"), "127.0.0.1", 0)
+        if mode == "annotate":
+            app = annotate.create_app(root, params, token, "annotator 1")
+        else:
+            app = server.create_app(root, params, token, mode, "reviewer")
+        srv = server.serve(app, "127.0.0.1", 0)
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         with tempfile.TemporaryDirectory() as profile:
             driver = _browser(Path(profile))
