@@ -75,6 +75,10 @@ TINY = {
 }
 
 
+# Builds that check something other than the evidence train fewer models: the headline, the
+# baseline `real` and one generator's row.
+FEW_VARIANTS = {k: TINY["train"]["variants"][k] for k in ("real", "balanced", "balanced_diffusion")}
+
 # Mappings that are a choice, not defaults: an update replaces them whole (method shares must
 # sum to 1; a variant list is the set of models to train; generators, the set of generators).
 REPLACED_WHOLE = {"methods", "variants", "generators"}

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import commit_all, copy_built, run, set_params
+from conftest import FEW_VARIANTS, commit_all, copy_built, run, set_params
 from PIL import Image, ImageOps
 from test_registry import LENIENT, NAME, dvc, home_env, moto_s3, rebalance  # noqa: F401 - moto_s3: a fixture
 
@@ -147,7 +147,8 @@ def test_a_hand_made_sharded_release_with_tars_anywhere(tmp_path: Path):
 @pytest.fixture(scope="module")
 def registry(built_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The tiny build released per file (v1.0.0, its data/fused kept aside as `files`), then re-fused
-    as shards and released again (v1.1.0; the workspace's data/fused is then that release)."""
+    as shards (fewer models trained on them) and released again (v1.1.0; the workspace's data/fused
+    is then that release)."""
     tmp = tmp_path_factory.mktemp("open_release")
     reg, env = copy_built(built_repo, tmp / "reg"), home_env(tmp)
     set_params(reg, LENIENT)
@@ -156,7 +157,7 @@ def registry(built_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     rebalance(["release", "1.0.0"], reg, env)
     files = tmp / "files"
     shutil.copytree(reg / "data" / "fused", files)
-    set_params(reg, {"fuse": {"format": "shards", "shard_mb": 0.05}})
+    set_params(reg, {"fuse": {"format": "shards", "shard_mb": 0.05}, "train": {"variants": FEW_VARIANTS}})
     commit_all(reg, "sharded release format")
     dvc(["repro", "-q"], reg, env)
     commit_all(reg, "build (shards)")

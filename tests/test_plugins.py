@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import REPO, TINY, commit_all, copy_repo, make_params, run, set_params
+from conftest import FEW_VARIANTS, REPO, TINY, commit_all, copy_repo, make_params, run, set_params
 
 from rebalance.cli import main
 from rebalance.config import ParamsError
@@ -93,7 +93,7 @@ def built(plugin, tmp_path_factory) -> Path:
     """A tiny build whose images come from the plugin and from method command."""
     repo = copy_repo(tmp_path_factory.mktemp("plugin_build") / "repo")
     cmd = f"{sys.executable} {SCRIPT} write {{class}} {{seeds_file}} {{out_dir}}"
-    variants = {n: v for n, v in TINY["train"]["variants"].items() if "method" not in v}
+    variants = {n: v for n, v in FEW_VARIANTS.items() if "method" not in v}
     variants |= {f"balanced_{m}": {"data": "balanced", "method": m} for m in ("tiny", "command")}
     set_params(repo, TINY)
     set_params(

@@ -22,7 +22,7 @@ VARIANTS = {"real": {"data": "real"}, "balanced": {"data": "balanced"}}
 SMALL = TINY | {
     "train": TINY["train"]
     | {
-        "variants": {**VARIANTS, "balanced_diffusion": {"data": "balanced", "method": "diffusion"}},
+        "variants": VARIANTS,
         "headline": "balanced",
     },
     "evaluate": {"bootstrap": 20},

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import commit_all, copy_built, run, set_params
+from conftest import FEW_VARIANTS, commit_all, copy_built, run, set_params
 
 from rebalance import config
 from rebalance.review import server, study
@@ -31,11 +31,13 @@ SHOTS = os.environ.get("REBALANCE_SCREENSHOTS")  # also save the screenshots the
 
 @pytest.fixture(scope="module")
 def built(built_repo, tmp_path_factory):
-    """A copy of the shared tiny build with a small reader study (no stage reads `review`)."""
+    """A copy of the shared tiny build with a small reader study (no stage reads `review`) that
+    trains fewer models (only the evidence re-runs here; the rebuild after a rejection is shorter)."""
     repo = copy_built(built_repo, tmp_path_factory.mktemp("review") / "repo")
     set_params(repo, {"review": {"reader_study": {"real": 3, "synthetic": 3, "seed": 0}}})
+    set_params(repo, {"train": {"variants": FEW_VARIANTS}})
     commit_all(repo, "tiny")
-    run(["dvc", "repro"], repo)  # nothing to do: the build is up to date
+    run(["dvc", "repro"], repo)
     return repo
 
 
