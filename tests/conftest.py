@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -180,23 +181,32 @@ def repo(tmp_path: Path) -> Path:
     return dst
 
 
-@pytest.fixture(scope="session")
-def built_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One tiny `dvc repro` shared by the read-only end-to-end checks (do not modify it). Under
-    pytest-xdist the workers share one build: the first to get here builds it under a file lock
-    in the run's common temporary folder, the others wait for it and reuse it."""
+def shared_build(factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
+    """A repository made once per test run by `make(dst)` and shared read-only (copy it to change
+    it). Under pytest-xdist the workers share it: the first to ask makes it under a file lock in
+    the run's common temporary folder, the others wait for it and reuse it."""
     from filelock import FileLock
 
-    root = tmp_path_factory.getbasetemp()
+    root = factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent  # common to every worker of this run
-    dst, done = root / "built" / "repo", root / "built" / "done"
-    with FileLock(str(root / "built.lock")):
+    dst, done = root / name / "repo", root / name / "done"
+    with FileLock(str(root / f"{name}.lock")):
         if not done.exists():
             shutil.rmtree(dst.parent, ignore_errors=True)
-            copy_repo(dst)
-            set_params(dst, TINY)
-            commit_all(dst, "tiny copy")
-            run([sys.executable, "-m", "dvc", "repro"], dst)
+            make(dst)
             done.touch()
     return dst
+
+
+def _build_tiny(dst: Path) -> None:
+    copy_repo(dst)
+    set_params(dst, TINY)
+    commit_all(dst, "tiny copy")
+    run([sys.executable, "-m", "dvc", "repro"], dst)
+
+
+@pytest.fixture(scope="session")
+def built_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny `dvc repro` shared by the read-only end-to-end checks (do not modify it)."""
+    return shared_build(tmp_path_factory, "built", _build_tiny)

@@ -1,11 +1,11 @@
 """`rebalance.open_release`: a release as a torch Dataset, read through DVC's filesystem API.
 
 The fast tests need no build (one makes a small registry by hand: `dvc add` of a release folder).
-The slow ones share one module-scoped registry made from the shared tiny build: release v1.0.0 in
-the per-file format, then the same build re-fused as shards and released as v1.1.0. Every item is
-checked against the manifest read with pandas and against the pixels of the file (or the tar
-sample) in the registry's workspace; one test reads both releases from a bare clone whose data is
-only in an S3 remote (moto on 127.0.0.1).
+The slow ones share one module-scoped registry made from the registry tests' builds: release
+v1.0.0 in the per-file format, then a build fused as shards (another split seed) released as
+v1.1.0. Every item is checked against the manifest read with pandas and against the pixels of the
+file (or the tar sample) in the registry's workspace; one test reads both releases from a bare
+clone whose data is only in an S3 remote (moto on 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -23,9 +23,17 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import FEW_VARIANTS, commit_all, copy_built, run, set_params
+from conftest import commit_all, copy_built, run
 from PIL import Image, ImageOps
-from test_registry import LENIENT, NAME, dvc, home_env, moto_s3, rebalance  # noqa: F401 - moto_s3: a fixture
+from test_registry import (  # noqa: F401 - builds, moto_s3: fixtures
+    NAME,
+    builds,
+    dvc,
+    home_env,
+    moto_s3,
+    rebalance,
+    registry_copy,
+)
 
 import rebalance as package
 from rebalance.core import manifest
@@ -145,23 +153,18 @@ def test_a_hand_made_sharded_release_with_tars_anywhere(tmp_path: Path):
 
 
 @pytest.fixture(scope="module")
-def registry(built_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The tiny build released per file (v1.0.0, its data/fused kept aside as `files`), then re-fused
-    as shards (fewer models trained on them) and released again (v1.1.0; the workspace's data/fused
-    is then that release)."""
+def registry(builds: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:  # noqa: F811
+    """The registry tests' builds released: main per file (v1.0.0, its data/fused kept aside as
+    `files`), then branch `reseed` merged, a build fused as shards, released as v1.1.0 with its new
+    test set (the workspace's data/fused is then that release)."""
     tmp = tmp_path_factory.mktemp("open_release")
-    reg, env = copy_built(built_repo, tmp / "reg"), home_env(tmp)
-    set_params(reg, LENIENT)
-    dvc(["repro", "-q"], reg, env)  # whatever reads `release` (the data card) is brought up to date
-    commit_all(reg, "lenient gate")
+    reg, env = registry_copy(builds, tmp / "reg"), home_env(tmp)
     rebalance(["release", "1.0.0"], reg, env)
     files = tmp / "files"
     shutil.copytree(reg / "data" / "fused", files)
-    set_params(reg, {"fuse": {"format": "shards", "shard_mb": 0.05}, "train": {"variants": FEW_VARIANTS}})
-    commit_all(reg, "sharded release format")
-    dvc(["repro", "-q"], reg, env)
-    commit_all(reg, "build (shards)")
-    rebalance(["release", "1.1.0"], reg, env)
+    run(["git", "merge", "-q", "--no-edit", "-X", "theirs", "reseed"], reg, env=env)
+    dvc(["checkout", "-q"], reg, env)
+    rebalance(["release", "1.1.0", "--new-test-set"], reg, env)
     classes = yaml.safe_load((reg / "params.yaml").read_text())["dataset"]["classes"]
     return {"repo": reg, "env": env, "files": files, "shards": reg / "data" / "fused", "classes": classes}
 

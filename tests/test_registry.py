@@ -1,8 +1,9 @@
 """The registry: release gates, data cards, tags, remotes, consumers, comparison.
 
-Fast tests use the unbuilt `repo` fixture. The slow ones share one module-scoped build of two
-commits (main: the tiny params; branch `next`: a changed count.target.n), copied per test, and
-run the whole round trip against the default local-folder remote and against S3 on moto.
+Fast tests use the unbuilt `repo` fixture. The slow ones share one build per run (`builds`: main,
+the tiny params; branch `next`, a grown source and a changed count.target.n; branch `reseed`, a new
+test set), copied per test, and run the whole round trip against the default local-folder remote
+and against S3 on moto.
 Every DVC/git/CLI call runs with HOME set to a temporary folder, so the default remote
 (`~/.cache/rebalance/dvc-remote`) is a fresh, private folder, as on a fresh machine.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import FEW_VARIANTS, TINY, commit_all, copy_built, run, set_params
+from conftest import FEW_VARIANTS, TINY, commit_all, copy_built, run, set_params, shared_build
 
 from rebalance import registry
 from rebalance.core.errors import RebalanceError
@@ -33,7 +34,7 @@ N1 = TINY["count"]["target"]["n"]
 N2 = max(1, N1 - 4)  # lowering the target is always feasible (no class needs images it cannot get)
 GROWN_SCALE = TINY["raw"]["demo"]["scale"] * 1.25  # the demo source with more images (the old ones kept)
 # The later builds train fewer models (FEW_VARIANTS: what the release notes and compare read is all
-# there); `reseed` also makes its images without a trained generator.
+# there) and make their images without a trained generator.
 NO_MODEL = {"synthesize": {"methods": {"lesion_edit": 1.0}}, "generators": {}}
 # Made at run time: this source file itself is committed in the registry copies.
 KEY_ID, SECRET = f"local-key-{uuid.uuid4().hex}", f"local-secret-{uuid.uuid4().hex}"
@@ -171,33 +172,41 @@ def keep_test_set_of(repo: Path, tag: str) -> None:
     atomic.write_json(repo / paths.FROZEN_TEST_SET, testset.frozen_record(repo, tag))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def builds(built_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """main = the shared tiny build (lenient gate: the stages read only release.gate and .card, and
     this build's card says so), built after v1.0.0 of main was released: branch `next` = the source
     grown by GROWN new images and count.target.n lowered, branch `reseed` = a new test set drawn
-    with another split seed."""
-    repo = copy_built(built_repo, tmp_path_factory.mktemp("registry") / "repo")
-    set_params(repo, LENIENT)
-    run([sys.executable, "-m", "dvc", "repro"], repo)  # only stage document: the gate it reports
-    commit_all(repo, "build 1")
-    run(["git", "checkout", "-q", "-b", "next"], repo)
-    keep_test_set_of(repo, TAG1)
-    set_params(repo, {"count": {"target": {"n": N2}}, "raw": {"demo": {"scale": GROWN_SCALE}}})
-    set_params(repo, {"train": {"variants": FEW_VARIANTS}})
-    run([sys.executable, "-m", "dvc", "repro"], repo)
-    commit_all(repo, "build 2: a grown source, a lower count.target.n")
-    run(["git", "checkout", "-q", "main"], repo)
-    run([sys.executable, "-m", "dvc", "checkout", "-q"], repo)
-    run(["git", "checkout", "-q", "-b", "reseed"], repo)  # a new test set, drawn with another seed
-    keep_test_set_of(repo, TAG1)
-    set_params(repo, {"count": {"seed": 7, "new_test_set": True}, **NO_MODEL})
-    set_params(repo, {"train": {"variants": FEW_VARIANTS}})
-    run([sys.executable, "-m", "dvc", "repro"], repo)
-    commit_all(repo, "build 3: count.seed 7")
-    run(["git", "checkout", "-q", "main"], repo)
-    run([sys.executable, "-m", "dvc", "checkout", "-q"], repo)
-    return {"repo": repo}
+    with another split seed, fused as shards. Made once per run (tests/test_open_release.py uses it
+    too); copy it to change it."""
+
+    def make(repo: Path) -> None:
+        copy_built(built_repo, repo)
+        set_params(repo, LENIENT)
+        run([sys.executable, "-m", "dvc", "repro"], repo)  # only stage document: the gate it reports
+        commit_all(repo, "build 1")
+        run(["git", "checkout", "-q", "-b", "next"], repo)
+        keep_test_set_of(repo, TAG1)
+        set_params(
+            repo, {"count": {"target": {"n": N2}}, "raw": {"demo": {"scale": GROWN_SCALE}}, **NO_MODEL}
+        )
+        set_params(repo, {"train": {"variants": FEW_VARIANTS}})
+        run([sys.executable, "-m", "dvc", "repro"], repo)
+        commit_all(repo, "build 2: a grown source, a lower count.target.n")
+        run(["git", "checkout", "-q", "main"], repo)
+        run([sys.executable, "-m", "dvc", "checkout", "-q"], repo)
+        run(["git", "checkout", "-q", "-b", "reseed"], repo)  # a new test set, drawn with another seed
+        keep_test_set_of(repo, TAG1)
+        set_params(repo, {"count": {"seed": 7, "new_test_set": True}, **NO_MODEL})
+        set_params(
+            repo, {"train": {"variants": FEW_VARIANTS}, "fuse": {"format": "shards", "shard_mb": 0.05}}
+        )
+        run([sys.executable, "-m", "dvc", "repro"], repo)
+        commit_all(repo, "build 3: count.seed 7, shards")
+        run(["git", "checkout", "-q", "main"], repo)
+        run([sys.executable, "-m", "dvc", "checkout", "-q"], repo)
+
+    return {"repo": shared_build(tmp_path_factory, "registry", make)}
 
 
 def registry_copy(builds: dict, dst: Path) -> Path:
@@ -342,7 +351,8 @@ def round_trip(reg: Path, tmp: Path, env: dict, consumer_env: dict | None = None
     diff = json.loads(dvc(["metrics", "diff", TAG1, TAG2, "--json"], clone, env).stdout)  # 4. diff
     assert any(k.startswith("target.") for k in diff["metrics/counts.json"])
     plots = json.loads(dvc(["plots", "diff", TAG1, TAG2, "--json", "--split"], clone, env).stdout)["data"]
-    confusion = [p for k, v in plots.items() if k.startswith("metrics/plots/confusion/") for p in v]
+    both = [f"metrics/plots/confusion/{name}.csv" for name in ("real", "balanced")]  # trained by both
+    confusion = [p for k in both for p in plots[k]]
     assert confusion and all(sorted(p["revisions"]) == [TAG1, TAG2] for p in confusion)  # side by side
 
     cmp = json.loads(rebalance(["compare", TAG1, TAG2, "--format", "json"], reg, env).stdout)
