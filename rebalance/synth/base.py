@@ -1,4 +1,5 @@
-"""What every synthesis method shares: the run's Context, the method interface, seeds, output paths."""
+"""What every synthesis method shares: the run's Context, the method interface, seeds, output
+paths and the manifest row of a generated image."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
+
+from rebalance.core import manifest
 
 if TYPE_CHECKING:
     from rebalance.config.schema import Params
@@ -50,6 +53,28 @@ def image_seed(*parts: object) -> int:
 def output_path(method: str, label: str, index: int) -> str:
     """Where generated image `index` of a class lives, relative to data/fused (and data/synthesized)."""
     return f"train/{label}/{method}_{label}_{index:05d}.png"
+
+
+def synthetic_row(
+    path: str,
+    label: str,
+    method: str,
+    seed: int,
+    sha256: str,
+    detail: dict | str,
+    source: object | None = None,
+    cluster: object = "",
+) -> dict[str, str]:
+    """The manifest row of a generated train image at `path`: made from noise (`source` None:
+    empty source and root) or from the real train image `source` (a train_real row: its path, its
+    root and its duplicate cluster)."""
+    if source is not None:
+        cluster = int(source.cluster)
+    return manifest.row(
+        path=path, split="train", label=label, origin=method, seed=seed, sha256=sha256,
+        source="" if source is None else source.path, root="" if source is None else source.root,
+        cluster=cluster, detail=detail,
+    )  # fmt: skip
 
 
 def median_side(files: list[Path]) -> int:

@@ -28,12 +28,11 @@ from typing import Any
 
 import pandas as pd
 
-from rebalance.core import manifest
 from rebalance.core.code import code_hash
 from rebalance.core.errors import RebalanceError
 from rebalance.core.images import save_png
 from rebalance.synth import provenance
-from rebalance.synth.base import Context, output_path
+from rebalance.synth.base import Context, output_path, synthetic_row
 from rebalance.synth.plugins import as_array
 
 METHOD = "command"
@@ -112,19 +111,7 @@ class CommandRunner:
                         f"synthesize.command.cmd {self.cfg.cmd!r} for class {label}: {made.name} is no "
                         f"readable image ({err})"
                     ) from None
-                rows.append(
-                    manifest.row(
-                        path=path,
-                        split="train",
-                        label=label,
-                        origin=METHOD,
-                        seed=seed,
-                        sha256=sha,
-                        source="",
-                        root="",
-                        detail=detail,
-                    )  # fmt: skip
-                )
+                rows.append(synthetic_row(path, label, METHOD, seed, sha, detail))
             return rows
         finally:
             shutil.rmtree(scratch, ignore_errors=True)

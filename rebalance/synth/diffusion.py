@@ -28,13 +28,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rebalance.core import device, manifest
+from rebalance.core import device
 from rebalance.core.code import code_hash, versions
 from rebalance.core.errors import RebalanceError
 from rebalance.core.images import load_array, save_png
 from rebalance.core.progress import progress
 from rebalance.synth import diffusion_core as core, provenance, sources as source_plan
-from rebalance.synth.base import Context, output_path, output_size as size_for
+from rebalance.synth.base import Context, output_path, output_size as size_for, synthetic_row
 from rebalance.synth.inpaint import blob_mask, compose, downsample_mask, resize
 
 if TYPE_CHECKING:
@@ -242,18 +242,6 @@ class DiffusionSampler:
                 sha = save_png(image, ctx.out_dir / path)
                 src = srcs[j] if from_source else None
                 extra = {"mask_fraction": round(float(full_masks[j].mean()), 4)} if local else {}
-                rows.append(
-                    manifest.row(
-                        path=path,
-                        split="train",
-                        label=label,
-                        origin=METHOD,
-                        seed=seed,
-                        sha256=sha,
-                        source=src.path if from_source else "",
-                        root=src.root if from_source else "",
-                        cluster=int(src.cluster) if from_source else "",
-                        detail={**detail, "resolution": res, "size": size, **extra},
-                    )
-                )
+                made = {**detail, "resolution": res, "size": size, **extra}
+                rows.append(synthetic_row(path, label, METHOD, seed, sha, made, src if from_source else None))
         return rows

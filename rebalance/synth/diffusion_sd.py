@@ -28,11 +28,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from rebalance.core import manifest
 from rebalance.core.errors import RebalanceError
 from rebalance.core.images import load_array, save_png
 from rebalance.core.progress import progress
-from rebalance.synth.base import output_path
+from rebalance.synth.base import output_path, synthetic_row
 from rebalance.synth.inpaint import blob_mask, compose, downsample_mask, resize
 from rebalance.synth.prompts import attributes, prompt_for
 
@@ -182,18 +181,8 @@ def generate(sampler, label: str, indices: list[int]) -> list[dict]:
         image = compose(original, generated, mask) if how == "inpaint" else generated
         path = output_path(METHOD, label, index)
         from_source = how != "text2img"
-        rows.append(
-            manifest.row(
-                path=path,
-                split="train",
-                label=label,
-                origin=METHOD,
-                seed=seed,
-                sha256=save_png(image, ctx.out_dir / path),
-                source=src.path if from_source else "",
-                root=src.root if from_source else "",
-                cluster=int(src.cluster),
-                detail={**detail, **extra},
-            )  # fmt: skip
-        )
+        sha = save_png(image, ctx.out_dir / path)
+        # text2img: made from noise, yet counted in its prompt's source image's duplicate cluster
+        made_from, made = (src if from_source else None), {**detail, **extra}
+        rows.append(synthetic_row(path, label, METHOD, seed, sha, made, made_from, int(src.cluster)))
     return rows

@@ -16,13 +16,13 @@ from typing import Any
 
 import pandas as pd
 
-from rebalance.core import device, manifest
+from rebalance.core import device
 from rebalance.core.code import code_hash, versions
 from rebalance.core.errors import RebalanceError
 from rebalance.core.images import save_png
 from rebalance.core.progress import progress
 from rebalance.synth import gan_core as core, provenance
-from rebalance.synth.base import Context, output_path, output_size as size_for
+from rebalance.synth.base import Context, output_path, output_size as size_for, synthetic_row
 from rebalance.synth.inpaint import resize
 
 METHOD = "gan"
@@ -96,17 +96,5 @@ class GanSampler:
             for index, seed, image in zip(batch, seeds, images.numpy()):
                 path = output_path(METHOD, label, index)
                 sha = save_png(resize(image, size), self.ctx.out_dir / path)
-                rows.append(
-                    manifest.row(
-                        path=path,
-                        split="train",
-                        label=label,
-                        origin=METHOD,
-                        seed=seed,
-                        sha256=sha,
-                        source="",
-                        root="",
-                        detail=self.description,
-                    )  # fmt: skip
-                )
+                rows.append(synthetic_row(path, label, METHOD, seed, sha, self.description))
         return rows

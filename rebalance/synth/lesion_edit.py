@@ -30,14 +30,13 @@ import math
 import numpy as np
 import pandas as pd
 
-from rebalance.core import manifest
 from rebalance.core.code import code_hash, versions
 from rebalance.core.errors import RebalanceError
 from rebalance.core.images import load_array, save_png
 from rebalance.core.progress import progress
 from rebalance.dataset.grading import lesion_bins
 from rebalance.synth import bank, detector, sources
-from rebalance.synth.base import Context, output_path
+from rebalance.synth.base import Context, output_path, synthetic_row
 from rebalance.synth.overlay import edit_image, target_range
 
 METHOD = "lesion_edit"
@@ -155,20 +154,8 @@ class LesionEditor:
                 )
             src, out, detail = result
             path = output_path(METHOD, label, index)
-            rows.append(
-                manifest.row(
-                    path=path,
-                    split="train",
-                    label=label,
-                    origin=METHOD,
-                    source=src.path,
-                    root=src.root,
-                    sha256=save_png(out, self.ctx.out_dir / path),
-                    seed=self.ctx.seed(label, METHOD, index),
-                    cluster=int(src.cluster),
-                    detail=detail,
-                )
-            )
+            sha, seed = save_png(out, self.ctx.out_dir / path), self.ctx.seed(label, METHOD, index)
+            rows.append(synthetic_row(path, label, METHOD, seed, sha, detail, src))
         return rows
 
     def _source_order(self, index: int, n: int) -> list[int]:

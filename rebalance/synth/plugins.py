@@ -40,11 +40,10 @@ import numpy as np
 import pandas as pd
 
 from rebalance.config.synth import PLUGIN_GROUP
-from rebalance.core import manifest
 from rebalance.core.code import code_hash
 from rebalance.core.errors import RebalanceError
 from rebalance.core.images import save_png
-from rebalance.synth.base import Context, output_path
+from rebalance.synth.base import Context, output_path, synthetic_row
 
 
 @dataclass(frozen=True)
@@ -181,19 +180,9 @@ class PluginMethod:
                     if image is None:
                         continue  # the slot stays empty (metrics/filter.json reports it)
                     path = output_path(self.name, label, index)
-                    rows.append(
-                        manifest.row(
-                            path=path,
-                            split="train",
-                            label=label,
-                            origin=self.name,
-                            seed=seed,
-                            sha256=save_png(as_array(image), self.ctx.out_dir / path),
-                            source="",
-                            root="",
-                            detail=self.description | {"plugin_detail": result.detail} | price,
-                        )  # fmt: skip
-                    )
+                    sha = save_png(as_array(image), self.ctx.out_dir / path)
+                    detail = self.description | {"plugin_detail": result.detail} | price
+                    rows.append(synthetic_row(path, label, self.name, seed, sha, detail))
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
         return rows
