@@ -31,6 +31,7 @@ which resamples one level and cannot keep class counts fixed or pair two variant
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 
@@ -208,13 +209,15 @@ class Variant:
     def _index(self, name: str) -> int:
         return self.classes.index(name.removeprefix("recall_"))
 
+    @functools.cached_property
     def per_seed(self) -> list[dict[str, float]]:
+        """Each seed's point metrics (computed once, for every baseline this variant is paired with)."""
         return [point_metrics(self.y, p.argmax(1), self.classes) for p in self.probas]
 
     def minus(self, base: Variant, names: list[str]) -> dict[str, dict]:
         """This variant minus `base` on the same resamples, per metric in `names`: the difference on
         the full test set, its 95% interval, p, the minimal detectable difference, each seed's."""
-        mine, theirs = self.per_seed(), base.per_seed()
+        mine, theirs = self.per_seed, base.per_seed
         out = {}
         for name in names:
             d = self.samples[name] - base.samples[name]

@@ -60,8 +60,11 @@ class Judge:
 
     def raw_scores(self, images: Dataset, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probability of the intended class, mean K-NN distance to that class's real train images)."""
-        features, probs = self.space.judge(images)
-        labels = np.asarray(labels)
+        return self._raw_scores(*self.space.judge(images), np.asarray(labels))
+
+    def _raw_scores(
+        self, features: np.ndarray, probs: np.ndarray, labels: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         p = probs[np.arange(len(labels)), labels] if len(labels) else np.zeros(0)
         distance = np.full(len(labels), np.nan)
         for c in np.unique(labels):
@@ -72,8 +75,8 @@ class Judge:
     def calibrate(self, val_images: Dataset, val_labels: np.ndarray) -> dict[str, dict]:
         """Keep the real val images' scores as each class's reference; per class, the val accuracy
         (the reference row) and how many images it rests on."""
-        p, distance = self.raw_scores(val_images, val_labels)
-        _, probs = self.space.judge(val_images)
+        features, probs = self.space.judge(val_images)  # each val image scored once
+        p, distance = self._raw_scores(features, probs, np.asarray(val_labels))
         right = probs.argmax(1) == np.asarray(val_labels)
         report = {}
         for i, c in enumerate(self.classes):
