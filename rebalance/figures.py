@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rebalance.core import atomic
+from rebalance.core import atomic, manifest
 
 IMG = Path("docs/img")
 PER_GROUP = 4  # images per class and origin in samples.png
@@ -75,7 +75,7 @@ def samples(root: Path, size: int = 96, fit: str = "crop") -> Path | None:
         return None
     rows = pd.read_csv(fused_dir / "manifest.csv", dtype=str, keep_default_na=False)
     train = rows[rows.split == "train"]
-    made = train[~train.origin.isin(["real", "flip"])]
+    made = train[manifest.synthetic(train)]
     classes = sorted(set(made.label))
     groups = ["real", *sorted(set(made.origin))]
     if not classes or not all((fused_dir / p).exists() for p in train.path.head(1)):

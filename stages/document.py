@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rebalance import config
-from rebalance.core import atomic, paths
+from rebalance.core import atomic, manifest, paths
 from rebalance.core.errors import run_main
 from rebalance.registry import card, croissant
 
@@ -22,7 +22,7 @@ def rai(build: card.Build) -> croissant.RAI:
     """The Responsible-AI texts of the Croissant metadata, from params and the build."""
     params, fused = build.params, build.fused
     text = params.release.card
-    methods = sorted(set(fused.origin) - {"real", "flip"})
+    methods = sorted(set(fused.origin) - set(manifest.NOT_SYNTHETIC))
     share = card.synthetic_share(fused, params.dataset.classes)
     failed = [r["check"] for r in build.gate_rows if not r["ok"]]
     made = f"synthetic train images made by {', '.join(methods)} from train images only; " if methods else ""

@@ -33,6 +33,14 @@ FILENAME = "manifest.csv"
 SHARD_COLUMNS = ["shard", "key", "offset", "size"]
 
 
+NOT_SYNTHETIC = ("real", "flip")  # the origins that are no synthesis method
+
+
+def synthetic(df: pd.DataFrame) -> pd.Series:
+    """Per row: is it a generated image (its origin a synthesis method, neither real nor a flip)?"""
+    return ~df.origin.isin(NOT_SYNTHETIC)
+
+
 def row(**fields: Any) -> dict[str, str]:
     """A manifest row; unknown keys are an error, missing ones empty, `detail` JSON-encoded."""
     unknown = set(fields) - set(COLUMNS)

@@ -43,7 +43,7 @@ def method_rows(rows: pd.DataFrame, method: str, seed: int = OVERSAMPLE_SEED) ->
     (as real_oversampled), so the counts match whatever the shares.
     (A flip's `source` is a raw path for a real image, the fused path for a synthetic one.)"""
     is_flip = rows.origin == "flip"
-    synthetic = set(rows.path[~rows.origin.isin(["real", "flip"])])
+    synthetic = set(rows.path[manifest.synthetic(rows)])
     mine = set(rows.path[rows.origin == method])
     base = rows[(rows.origin == "real") | (is_flip & ~rows.source.isin(synthetic))]
     own = rows[(rows.origin == method) | (is_flip & rows.source.isin(mine))]
@@ -61,7 +61,7 @@ def parts(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
     images and `synthetic_flips` (a flip's `source` is a raw path for a real image, the fused path
     for a synthetic one)."""
     is_flip = rows.origin == "flip"
-    made = ~rows.origin.isin(["real", "flip"])
+    made = manifest.synthetic(rows)
     of_made = is_flip & rows.source.isin(set(rows.path[made]))
     return {
         "real": rows[rows.origin == "real"],

@@ -82,7 +82,7 @@ def synthetic_share(fused: pd.DataFrame, classes: list[str]) -> dict[str, float]
     out = {}
     for c in classes:
         part = train[train.label == c]
-        out[c] = round(float((~part.origin.isin(["real", "flip"])).mean()), 4) if len(part) else 0.0
+        out[c] = round(float(manifest.synthetic(part).mean()), 4) if len(part) else 0.0
     return out
 
 
@@ -90,7 +90,7 @@ def front_matter(build: Build) -> dict[str, Any]:
     """The Hugging Face dataset-card metadata (YAML), from params and the build."""
     params, fused = build.params, build.fused
     card = params.release.card
-    synthetic = bool((~fused.origin.isin(["real", "flip"])).any())
+    synthetic = bool(manifest.synthetic(fused).any())
     made = ["machine-generated"] if synthetic else []
     creators = list(dict.fromkeys([*card.annotations_creators, *made]))
     files = "{split}/{split}-*.tar" if shards.is_sharded(fused) else "{split}/**"
@@ -318,7 +318,7 @@ def _review(params: Params, fused, root: Path, study: bool) -> list[str]:
     if one was run (metrics/reader_study.json, written by the web app, no stage)."""
     from rebalance.review import decisions
 
-    synthetic = fused[(fused.split == "train") & ~fused.origin.isin(["real", "flip"])]
+    synthetic = fused[(fused.split == "train") & manifest.synthetic(fused)]
     done = decisions.summary(decisions.read(root / decisions.path_for(params)), synthetic)
     rows = [
         [label, method, c["n"], c["reviewed"], c["accepted"], c["rejected"]]
@@ -358,7 +358,7 @@ def _gate(gate_rows: list[dict[str, Any]], synthetic_checked: bool) -> list[str]
 def _generators(build: Build) -> list[str]:
     """Each trained generator and its model card (models/generators/<name>/README.md)."""
     trained = [g for g in build.params.generators.model_dump(exclude_none=True)]
-    used = set(build.fused.origin) - {"real", "flip"}
+    used = set(build.fused.origin) - set(manifest.NOT_SYNTHETIC)
     if not trained:
         return []
     rows = []
@@ -467,7 +467,7 @@ def _use_it(tag: str | None) -> list[str]:
 
 def _summary_table(build: Build) -> str:
     fused = build.fused
-    synthetic = int((~fused.origin.isin(["real", "flip"])).sum())
+    synthetic = int(manifest.synthetic(fused).sum())
     sharded = shards.is_sharded(fused)
     return markdown_table(
         ["", ""],

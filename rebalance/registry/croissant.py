@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from rebalance.core import atomic
+from rebalance.core import atomic, manifest
 from rebalance.core.hashing import sha256_file
 from rebalance.core.manifest import COLUMNS, FILENAME as MANIFEST, SHARD_COLUMNS
 from rebalance.dataset.shards import extension, is_sharded
@@ -98,7 +98,6 @@ MEDIA_TYPES = {
     "dcm": "application/dicom",
 }
 SPLIT_URLS = {"train": "cr:TrainingSplit", "val": "cr:ValidationSplit", "test": "cr:TestSplit"}
-NOT_SYNTHETIC = ("real", "flip")  # the origins that are no synthesis method
 SEMVER = re.compile(r"v?(\d+\.\d+\.\d+\S*)")
 
 
@@ -292,7 +291,7 @@ def record_sets(fused: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]
             _field("offset", "sc:Integer", "The byte offset of the image's bytes in the tar."),
             _field("size", "sc:Integer", "The size of the image in bytes."),
         ]
-    origins = list(NOT_SYNTHETIC) + sorted(set(fused.origin) - set(NOT_SYNTHETIC))
+    origins = list(manifest.NOT_SYNTHETIC) + sorted(set(fused.origin) - set(manifest.NOT_SYNTHETIC))
     return [
         {
             "@type": "cr:RecordSet",
@@ -326,7 +325,9 @@ def record_sets(fused: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]
                 _enum_field("origins", "name", "sc:Text", "real, flip or the name of a synthesis method."),
                 _enum_field("origins", "synthetic", "sc:Boolean", "Whether it is a synthesis method."),
             ],
-            "data": [{"origins/name": o, "origins/synthetic": o not in NOT_SYNTHETIC} for o in origins],
+            "data": [
+                {"origins/name": o, "origins/synthetic": o not in manifest.NOT_SYNTHETIC} for o in origins
+            ],
         },
         {
             "@type": "cr:RecordSet",
@@ -393,7 +394,7 @@ def croissant(
     folder = Path(folder)
     _check(folder, fused, classes)
     counts = fused.origin.value_counts()
-    methods = sorted(set(counts.index) - set(NOT_SYNTHETIC))
+    methods = sorted(set(counts.index) - set(manifest.NOT_SYNTHETIC))
     added = ", ".join(f"{counts[o]} {o}" for o in sorted(counts.index) if o != "real")
     activity = f"Rebalancing: {counts.get('real', 0)} real images" + (f"; added {added}" if added else "")
     if isinstance(date_published, dt.date):

@@ -94,7 +94,7 @@ def _checksums_row(root: Path, fused) -> dict[str, Any]:
 def _reviewed_row(root: Path, params: Params, fused, minimum: float) -> dict[str, Any]:
     from rebalance.review import decisions
 
-    synthetic = fused[(fused.split == "train") & ~fused.origin.isin(["real", "flip"])]
+    synthetic = fused[(fused.split == "train") & manifest.synthetic(fused)]
     done = decisions.summary(decisions.read(root / decisions.path_for(params)), synthetic)
     return {
         "check": f"synthetic train images accepted by a reviewer >= {minimum:.0%}",
@@ -158,7 +158,7 @@ def gate(root: Path, params: Params, evalm: dict[str, Any], fused) -> list[dict[
         rows.append(_checksums_row(root, fused))
     if cfg.min_reviewed > 0:
         rows.append(_reviewed_row(root, params, fused, cfg.min_reviewed))
-    if cfg.synthetic is not None and (~fused.origin.isin(["real", "flip"])).any():
+    if cfg.synthetic is not None and manifest.synthetic(fused).any():
         quality = root / paths.SYNTHESIS_QUALITY
         rows += synthetic_rows(cfg.synthetic, json.loads(quality.read_text()) if quality.is_file() else None)
     return rows

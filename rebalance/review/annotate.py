@@ -62,7 +62,7 @@ def classes_of(root: Path, params: Params, fused: pd.DataFrame) -> list[str]:
     if counts.is_file():
         generated = json.loads(counts.read_text()).get("generated", {})
         return [c for c in known if sum((generated.get(c) or {}).values()) > 0]
-    synthetic = fused[(fused.split == "train") & ~fused.origin.isin(["real", "flip"])]
+    synthetic = fused[(fused.split == "train") & manifest.synthetic(fused)]
     return [c for c in known if c in set(synthetic.label)]
 
 

@@ -69,7 +69,7 @@ def create_app(root: Path, params: Params, token: str, mode: str = "review", rev
     """The app for the built repository at `root` ("review" or "study" mode)."""
     root = Path(root)
     fused = manifest.read(root / paths.FUSED / manifest.FILENAME)
-    synthetic = fused[(fused.split == "train") & ~fused.origin.isin(["real", "flip"])].reset_index(drop=True)
+    synthetic = fused[(fused.split == "train") & manifest.synthetic(fused)].reset_index(drop=True)
     reviews = root / decisions.path_for(params)
     cfg = params.review.reader_study
     items = study.sequence(fused, cfg.classes, cfg.real, cfg.synthetic, cfg.seed)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from rebalance.core import manifest
+
 ANSWERS_COLUMNS = ["reader", "item", "answer", "class_answer", "time"]
 KINDS = ("real", "synthetic")
 
@@ -25,7 +27,7 @@ def sequence(
 ) -> list[dict]:
     """The study's items: [{"item", "kind", "path", "label", "sha256"}], shuffled (seeded)."""
     train = fused[fused.split == "train"]
-    synthetic = train[~train.origin.isin(["real", "flip"])]
+    synthetic = train[manifest.synthetic(train)]
     chosen = classes or sorted(set(synthetic.label))
     rng = np.random.default_rng(seed)
     picks = []
