@@ -9,21 +9,23 @@ from rebalance.learn.data import TensorSet
 from rebalance.synth import gan_core as core
 
 
-def tiny_gan(tmp_path, steps: int = 30):
+def tiny_gan(steps: int = 30, base_resolution: int | None = None):
+    """A GAN trained on 16 tiny images of two classes (class 1 red); grown progressively from
+    `base_resolution` when given (tests/test_pggan.py)."""
     rng = np.random.default_rng(0)
     images = torch.from_numpy(rng.integers(0, 80, (16, 3, 16, 16), dtype=np.uint8))
     images[8:, 0] += 150  # class 1: red
     labels = torch.tensor([0] * 8 + [1] * 8)
     torch.manual_seed(0)
     generator = core.Generator(16, 2, z_dim=8, channels=8)
-    generator, summary = core.train(
-        generator, TensorSet(images), labels, steps=steps, batch_size=8, lr=2e-3, seed=0, channels=8
-    )
-    return generator, summary
+    return core.train(
+        generator, TensorSet(images), labels, steps=steps, batch_size=8, lr=2e-3, seed=0, channels=8,
+        base_resolution=base_resolution,
+    )  # fmt: skip
 
 
 def test_a_trained_gan_saves_loads_and_samples_from_its_seeds(tmp_path):
-    generator, summary = tiny_gan(tmp_path)
+    generator, summary = tiny_gan()
     assert summary["steps"] == 30 and np.isfinite(summary["d_loss"])
     ckpt = core.save(generator, tmp_path / "gan")
     loaded = core.load(tmp_path / "gan")
@@ -37,7 +39,7 @@ def test_a_trained_gan_saves_loads_and_samples_from_its_seeds(tmp_path):
 
 
 def test_gan_training_is_determined_by_its_seed(tmp_path):
-    a, _ = tiny_gan(tmp_path, steps=5)
-    b, _ = tiny_gan(tmp_path, steps=5)
+    a, _ = tiny_gan(steps=5)
+    b, _ = tiny_gan(steps=5)
     for (k, v), w in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(v, w), k

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_gan import tiny_gan
 
 from rebalance.config.synth import GanTrain
 from rebalance.config.types import Rule
-from rebalance.learn.data import TensorSet
 from rebalance.synth import gan_core as core
 
 STEPS = 12  # 4 per phase: 4, 8, 16 px
@@ -30,16 +30,7 @@ def expected_schedule(steps: int, sizes: list[int]) -> list[tuple[int, float]]:
 
 
 def tiny_run(base_resolution: int | None = 4, steps: int = STEPS):
-    rng = np.random.default_rng(0)
-    images = torch.from_numpy(rng.integers(0, 80, (16, 3, 16, 16), dtype=np.uint8))
-    images[8:, 0] += 150  # class 1: red
-    labels = torch.tensor([0] * 8 + [1] * 8)
-    torch.manual_seed(0)
-    generator = core.Generator(16, 2, z_dim=8, channels=8)
-    return core.train(
-        generator, TensorSet(images), labels, steps=steps, batch_size=8, lr=2e-3, seed=0, channels=8,
-        base_resolution=base_resolution,
-    )  # fmt: skip
+    return tiny_gan(steps, base_resolution)
 
 
 def same_plan(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> bool:
